@@ -1,0 +1,47 @@
+SHELL := /bin/bash
+# Every target creates .venv and installs what it needs on first use, so a fresh
+# machine needs nothing but `make demo` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= train,device,dev
+# Debian packages the host side needs (installed only when root and missing).
+APT_PACKAGES ?= libsndfile1
+OUT    ?= build/quickstart
+
+.PHONY: help venv apt test test-slow demo bench clean
+
+help:
+	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
+	@echo "make test       fast test suite (creates .venv on first use)"
+	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
+	@echo "make bench      latency benchmark on this machine"
+
+apt:
+	@sh scripts/apt-deps.sh $(APT_PACKAGES)
+
+$(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
+	@$(MAKE) --no-print-directory apt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing edgeaffect[$(EXTRAS)] into $(VENV) (first run: a few minutes)"
+	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	@set -o pipefail 2>/dev/null; $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" 2>&1 | grep -v "is ignored"; \
+	  $(BIN)/python -c "import edgeaffect" && touch $@
+
+comma := ,
+venv: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+test: venv
+	$(BIN)/python -m pytest -m "not slow and not hardware" -q
+
+test-slow: venv
+	$(BIN)/python -m pytest -m "slow and not hardware" -q
+
+demo: venv
+	$(BIN)/edgeaffect pipeline --out $(OUT)
+
+bench: venv
+	$(BIN)/edgeaffect bench-aver --out build/bench
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""Corpora: loaders for the real on-disk layouts, a synthetic generator, splits."""

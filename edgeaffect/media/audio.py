@@ -1,0 +1,106 @@
+"""Audio decoding to mono float32 in [-1, 1] at the file's own sample rate.
+
+WAV goes through the standard library (as librosa scales PCM: int16 / 32768);
+audio inside a video container (RAVDESS modality 01 mp4) goes through PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect._optional import require
+from edgeaffect.errors import InputError, MediaError
+
+_PCM_SCALE = {1: 128.0, 2: 32768.0, 3: 8388608.0, 4: 2147483648.0}
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"empty file: {path}")
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        with wave.open(str(path), "rb") as w:
+            n_channels, width, sr = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise MediaError(f"cannot decode WAV {path}: {exc} (expected PCM 8/16/24/32-bit)") from None
+    if width == 1:
+        data = np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0
+    elif width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+        data = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16))
+        data = np.where(data >= 1 << 23, data - (1 << 24), data).astype(np.float32)
+    else:
+        data = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float32)
+    data = data.reshape(-1, n_channels) / _PCM_SCALE[width]
+    return data.mean(axis=1).astype(np.float32), sr
+
+
+def _read_container_audio(path: Path) -> tuple[np.ndarray, int]:
+    av = require("av", "train", package="av")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path} has no audio track; give the audio as a separate .wav")
+            stream = container.streams.audio[0]
+            chunks = []
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                # Planar formats are (channels, n); packed ones (1, n * channels).
+                if not frame.format.is_planar:
+                    arr = arr.reshape(-1, len(frame.layout.channels)).T
+                if arr.dtype.kind in "iu":
+                    arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
+                chunks.append(arr.astype(np.float32).mean(axis=0))
+            sr = stream.rate
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode audio in {path}: {exc}") from None
+    if not chunks:
+        raise MediaError(f"no audio samples in {path}")
+    return np.concatenate(chunks), int(sr)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to ``(y, sr)``: y mono float32 [shape=(n,)], sr the file's own rate."""
+    path = Path(path)
+    _check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        y, sr = _read_wav(path)
+    else:
+        y, sr = _read_container_audio(path)
+    if y.size == 0:
+        raise MediaError(f"no audio samples in {path}")
+    if not np.all(np.isfinite(y)):
+        raise MediaError(f"audio in {path} contains NaN or infinite samples")
+    return y, sr
+
+
+def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int) -> None:
+    """Write mono 16-bit PCM atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    pcm = (np.clip(np.asarray(y, dtype=np.float64), -1.0, 32767 / 32768) * 32768).astype("<i2")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
+    os.close(fd)
+    try:
+        with wave.open(tmp, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sr))
+            w.writeframes(pcm.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
