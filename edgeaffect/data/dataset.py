@@ -1,0 +1,143 @@
+"""Corpus -> cached feature arrays for AVER. Unusable clips are skipped and counted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect.data.ravdess import Clip, find_clips
+from edgeaffect.errors import EdgeAffectError
+from edgeaffect.features.aver import AverFeatureConfig, clip_features, split_segments
+from edgeaffect.features.mfcc import mfcc as mfcc_numpy
+from edgeaffect.io import atomic_path
+from edgeaffect.media import read_audio, read_frames_at
+from edgeaffect.progress import Progress
+
+
+@dataclass
+class AverDataset:
+    face: np.ndarray  # (N, 64, 64) uint8
+    mfcc: np.ndarray  # (N, 40) float32
+    labels: np.ndarray  # (N,) int
+    speakers: np.ndarray  # (N,) str
+    clip_ids: np.ndarray  # (N,) int, index into clip_names
+    clip_names: list[str]
+    mfcc_stretched: np.ndarray | None = None  # (N, 40): the audio time-stretched (augmentation)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+
+def _clip_arrays(clip: Clip, config: AverFeatureConfig, stretch_rate: float | None):
+    y, sr = read_audio(clip.audio)
+    frames = read_frames_at(clip.video, config.n_segments, config.frame_position)
+    feats = clip_features(frames, y, sr, config)
+    if stretch_rate:
+        import librosa
+
+        segs = split_segments(y, config.n_segments, config.mfcc.n_fft)
+        feats["mfcc_stretched"] = np.stack([
+            mfcc_numpy(librosa.effects.time_stretch(s, rate=stretch_rate), sr, config.mfcc).mean(axis=1) for s in segs
+        ]).astype(np.float32)
+    return feats
+
+
+def _worker(args):
+    clip, config, stretch_rate = args
+    try:
+        return _clip_arrays(clip, config, stretch_rate), None
+    except EdgeAffectError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a broken file must not stop a corpus; it is counted and logged
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _cache_key(clips: list[Clip], config: AverFeatureConfig, stretch_rate) -> str:
+    h = hashlib.sha1(json.dumps([config.to_dict(), stretch_rate], sort_keys=True).encode())
+    for c in clips:
+        for p in {c.video, c.audio}:
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def build_aver_dataset(root: str | Path, config: AverFeatureConfig = AverFeatureConfig(), *,
+                       stretch_rate: float | None = None, cache_dir: str | Path | None = None,
+                       workers: int | None = None, log=sys.stderr) -> AverDataset:
+    clips = find_clips(root)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"aver-features-{_cache_key(clips, config, stretch_rate)}.npz"
+        if cache.exists():
+            return load_dataset(cache)
+    workers = workers or min(2, os.cpu_count() or 1)
+    progress = Progress("features", len(clips), stream=log)
+    jobs = [(c, config, stretch_rate) for c in clips]
+    results = []
+    if workers > 1 and len(clips) >= 16:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for i, r in enumerate(pool.map(_worker, jobs, chunksize=4)):
+                results.append(r)
+                progress(i + 1)
+    else:
+        for i, job in enumerate(jobs):
+            results.append(_worker(job))
+            progress(i + 1)
+    data = _assemble(clips, results, config.n_segments)
+    if data.skipped:
+        print(f"  skipped {len(data.skipped)} of {len(clips)} clips:", file=log)
+        for name, why in list(data.skipped.items())[:10]:
+            print(f"    {name}: {why}", file=log)
+    if not len(data):
+        raise EdgeAffectError(f"no usable clips under {root}: all {len(clips)} were skipped (see the reasons above)")
+    if cache is not None:
+        save_dataset(cache, data)
+    return data
+
+
+def _assemble(clips: list[Clip], results, n: int) -> AverDataset:
+    face, mfcc, stretched, labels, speakers, clip_ids, names, skipped = [], [], [], [], [], [], [], {}
+    for clip, (feats, error) in zip(clips, results):
+        if feats is None:
+            skipped[clip.video.name] = error
+            continue
+        face.append(feats["face"])
+        mfcc.append(feats["mfcc"])
+        if "mfcc_stretched" in feats:
+            stretched.append(feats["mfcc_stretched"])
+        labels += [clip.label] * n
+        speakers += [clip.speaker] * n
+        clip_ids += [len(names)] * n
+        names.append(clip.video.name)
+    return AverDataset(
+        face=np.concatenate(face) if face else np.zeros((0, 64, 64), np.uint8),
+        mfcc=np.concatenate(mfcc) if mfcc else np.zeros((0, 40), np.float32),
+        labels=np.asarray(labels, dtype=np.int64), speakers=np.asarray(speakers),
+        clip_ids=np.asarray(clip_ids, dtype=np.int64), clip_names=names,
+        mfcc_stretched=np.concatenate(stretched) if stretched else None, skipped=skipped,
+    )
+
+
+def save_dataset(path: Path, d: AverDataset) -> None:
+    extra = {} if d.mfcc_stretched is None else {"mfcc_stretched": d.mfcc_stretched}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, face=d.face, mfcc=d.mfcc, labels=d.labels, speakers=d.speakers, clip_ids=d.clip_ids,
+                     clip_names=np.asarray(d.clip_names), skipped=np.asarray(json.dumps(d.skipped)), **extra)
+
+
+def load_dataset(path: Path) -> AverDataset:
+    z = np.load(path, allow_pickle=False)
+    return AverDataset(face=z["face"], mfcc=z["mfcc"], labels=z["labels"], speakers=z["speakers"],
+                       clip_ids=z["clip_ids"], clip_names=list(z["clip_names"]),
+                       mfcc_stretched=z["mfcc_stretched"] if "mfcc_stretched" in z else None,
+                       skipped=json.loads(str(z["skipped"])))
