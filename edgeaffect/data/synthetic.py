@@ -246,7 +246,7 @@ def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progres
             write_wav(targets[1], audio, cfg.sample_rate)
         written += targets
         if progress:
-            progress(k + 1, len(names))
+            progress(k + 1)
     return written
 
 

@@ -1,0 +1,58 @@
+"""Shared fixtures: one small synthetic corpus, one trained run and one export per
+session, so that the end-to-end tests share the expensive steps."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from edgeaffect.data.synthetic import SyntheticConfig, generate
+
+# 4 actors x 30 utterances (1 statement, 2 repetitions) = 120 clips, 720 samples.
+SMALL = SyntheticConfig(actors=4, statements=1, repetitions=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    generate(root, SMALL)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dataset(corpus, tmp_path_factory):
+    from edgeaffect.data.dataset import build_aver_dataset
+
+    return build_aver_dataset(corpus, stretch_rate=0.8, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset, tmp_path_factory):
+    from edgeaffect.train.trainer import train_aver
+
+    return train_aver("aver-ravdess", dataset, tmp_path_factory.mktemp("run"), split="paper", max_epochs=60)
+
+
+@pytest.fixture(scope="session")
+def export_dir(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+
+    out = tmp_path_factory.mktemp("export") / "aver"
+    export_run(trained_run, dataset, out, qat_epochs=5)
+    return out
+
+
+def speech_like(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
+    """A voiced, formant-shaped, amplitude-modulated signal (seeded)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 1.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = sum(np.sin(h * phase) / h * (1 + 2 * np.exp(-((h * 140 - 700) / 300) ** 2)) for h in range(1, 30))
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.3 * y * env / np.abs(y).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
