@@ -128,7 +128,7 @@ def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or
 
 @app.command("pipeline")
 def pipeline_cmd(out: Annotated[Path, typer.Option(help="Working folder.")] = Path("build/quickstart"),
-                 actors: int = 8, epochs: int = 80, speaker_epochs: int = 40, qat_epochs: int = 10, seed: int = 0):
+                 actors: int = 8, epochs: int = 60, speaker_epochs: int = 30, qat_epochs: int = 10, seed: int = 0):
     """The main job: synthetic corpus -> train AVER -> QAT -> export -> verify -> table."""
     from edgeaffect.pipeline import run_pipeline
 

@@ -28,7 +28,7 @@ def _train_or_load(name, data, folder: Path, split: str, epochs: int, seed: int,
     return train_aver(name, data, folder, split=split, seed=seed, max_epochs=epochs, log=log)
 
 
-def run_pipeline(out: str | Path, *, actors: int = 8, epochs: int = 80, speaker_epochs: int = 40, qat_epochs: int = 10,
+def run_pipeline(out: str | Path, *, actors: int = 8, epochs: int = 60, speaker_epochs: int = 30, qat_epochs: int = 10,
                  seed: int = 0, log=sys.stderr) -> dict:
     from edgeaffect.data.dataset import build_aver_dataset
     from edgeaffect.export.exporter import export_run
