@@ -8,6 +8,8 @@ EXTRAS ?= train,device,dev
 # Debian packages the host side needs (installed only when root and missing).
 APT_PACKAGES ?= libsndfile1
 OUT    ?= build/quickstart
+comma  := ,
+STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: help venv apt test test-slow demo bench clean
 
@@ -20,7 +22,7 @@ help:
 apt:
 	@sh scripts/apt-deps.sh $(APT_PACKAGES)
 
-$(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
+$(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing edgeaffect[$(EXTRAS)] into $(VENV) (first run: a few minutes)"
@@ -28,8 +30,7 @@ $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml
 	@set -o pipefail 2>/dev/null; $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" 2>&1 | grep -v "is ignored"; \
 	  $(BIN)/python -c "import edgeaffect" && touch $@
 
-comma := ,
-venv: $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
+venv: $(STAMP)
 
 test: venv
 	$(BIN)/python -m pytest -m "not slow and not hardware" -q
@@ -41,7 +42,7 @@ demo: venv
 	$(BIN)/edgeaffect pipeline --out $(OUT)
 
 bench: venv
-	$(BIN)/edgeaffect bench-aver --out build/bench
+	$(BIN)/edgeaffect bench-aver --work $(OUT)
 
 clean:
 	rm -rf build .pytest_cache
