@@ -28,13 +28,13 @@ def test_aver_learns_the_synthetic_corpus(trained_run):
     assert np.asarray(report["confusion_matrix"]).sum() == report["n"] == trained_run.info["split"]["test"]
 
 
-def test_every_export_verified_within_its_bounds(export_dir):
+def test_every_export_verified_within_its_bounds(export_dir, trained_run):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {"tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq"}
     for v in manifest["verification"]:
         b = get_format(v["format"]).bounds
         assert v["passed"] and v["max_abs_diff"] <= b.max_abs and v["top1_agreement"] >= b.agreement
-        assert v["n"] == 144
+        assert v["n"] == trained_run.info["split"]["test"]
     sizes = {k: f["bytes"] for k, f in manifest["files"].items()}
     assert sizes["tflite-int8"] < 0.4 * sizes["tflite-fp32"]  # int8 weights: about a quarter
 
