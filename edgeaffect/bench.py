@@ -33,17 +33,16 @@ def bench_export(export_dir: Path, clip: Path | None, keras_model=None, threads:
 
     rows = []
     manifest = json.loads((export_dir / "manifest.json").read_text())
+    # One random batch-1 input for every row, so all rows time the same work.
+    x = {k: np.random.default_rng(0).random((1, *v["shape"][1:]), dtype=np.float32)
+         for k, v in manifest["inputs"].items()}
     for fmt, entry in manifest["files"].items():
         m = ExportedModel(export_dir, fmt, threads=threads)
-        x = {k: np.random.default_rng(0).random((1, *v["shape"][1:]), dtype=np.float32)
-             for k, v in manifest["inputs"].items()}
         t = measure(lambda: m.runner.run(x), budget_s=budget_s)
         rows.append({"what": f"inference {fmt}", "runtime": m.runner.package, "bytes": entry["bytes"], **t.to_dict()})
         print(f"  {rows[-1]['what']:28s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)",
               file=log, flush=True)
     if keras_model is not None:
-        x = {k: np.random.default_rng(0).random((1, *v["shape"][1:]), dtype=np.float32)
-             for k, v in manifest["inputs"].items()}
         t = measure(lambda: keras_model(x, training=False), budget_s=budget_s)
         rows.append({"what": "inference keras (model(x) direct)", "runtime": "tf_keras", "bytes": None, **t.to_dict()})
         print(f"  {rows[-1]['what']:28s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)",
