@@ -55,3 +55,133 @@ def bench_export(export_dir: Path, clip: Path | None, keras_model=None, threads:
         print(f"  {rows[-1]['what']:28s} p50 {t.p50_ms:7.1f} ms  p90 {t.p90_ms:7.1f} ms  ({t.runs} runs)",
               file=log, flush=True)
     return rows
+
+
+# --------------------------------------------------------------------------- `edgeaffect bench`
+
+def _accuracy(runner, data: dict, labels) -> float:
+    n = len(data["labels"])
+    correct = 0
+    for i in range(0, n, 256):
+        probs = runner.run({k: data[k][i:i + 256] for k in runner.inputs})
+        correct += int((probs.argmax(axis=1) == data["labels"][i:i + 256]).sum())
+    return correct / n
+
+
+def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data: Path | None = None,
+                  log=sys.stderr) -> list[dict]:
+    """One row per model x format x runtime of each export folder: status, size, accuracy,
+    latency, memory. A format whose runtime is missing is a row with a skipped status."""
+    from edgeaffect.errors import EdgeAffectError, InputError, MissingDependencyError
+    from edgeaffect.profile import profile
+
+    arrays = None
+    if data is not None:
+        if not Path(data).is_file():
+            raise InputError(f"--data file not found: {data}")
+        with np.load(data) as z:
+            arrays = {k: z[k] for k in z.files}
+        if "labels" not in arrays:
+            raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
+    rows = []
+    for d in map(Path, export_dirs):
+        mpath = d / "manifest.json"
+        if not mpath.is_file():
+            raise InputError(f"not an export folder (no manifest.json): {d}")
+        manifest = json.loads(mpath.read_text())
+        verified = {v["format"]: v for v in manifest.get("verification", [])}
+        for fmt, entry in manifest["files"].items():
+            path = d / entry["file"]
+            row = {"model": manifest["model"], "format": fmt, "runtime": entry["runtime"], "path": str(path),
+                   "bytes": entry["bytes"], "status": "ok"}
+            try:
+                p = profile(path, runtime=entry["runtime"], threads=threads, budget_s=budget_s, op_profile=False)
+            except MissingDependencyError as exc:
+                row["status"] = f"skipped: {exc}"
+                rows.append(row)
+                continue
+            except EdgeAffectError as exc:
+                row["status"] = f"failed: {exc}"
+                rows.append(row)
+                continue
+            row.update({k: p[k] for k in ("package", "p50_ms", "p90_ms", "p99_ms", "runs", "throughput_per_s",
+                                          "init_ms", "model_memory_mib", "peak_rss_mib")})
+            if arrays is not None:
+                from edgeaffect.runtime import load_runner
+
+                row["accuracy"] = _accuracy(load_runner(path, entry["runtime"]), arrays, manifest["labels"])
+                row["accuracy_source"] = f"measured on {Path(data).name} ({len(arrays['labels'])} samples)"
+            elif fmt in verified:
+                row["accuracy"] = verified[fmt]["accuracy"]
+                row["accuracy_source"] = f"export verification, held-out split ({verified[fmt]['n']} samples)"
+            rows.append(row)
+            print(f"  {row['model']} {fmt:12s} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms",
+                  file=log, flush=True)
+    return rows
+
+
+def remeasure(row: dict, threads: int = 1, budget_s: float = 2.0) -> dict:
+    from edgeaffect.profile import profile
+
+    p = profile(row["path"], runtime=row["runtime"], threads=threads, budget_s=budget_s, op_profile=False)
+    return {"p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"]}
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    out = [["model", "format", "runtime", "status", "size KiB", "accuracy", "p50 ms", "p99 ms", "throughput/s",
+            "model mem MiB"]]
+    for r in rows:
+        out.append([r["model"], r["format"], r["runtime"], r["status"] if len(r["status"]) < 40 else r["status"][:37] + "...",
+                    f"{r['bytes'] / 1024:.1f}", _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("p50_ms"), ".3f"),
+                    _fmt(r.get("p99_ms"), ".3f"), _fmt(r.get("throughput_per_s"), ".0f"),
+                    _fmt(r.get("model_memory_mib"), ".1f")])
+    return out
+
+
+def to_text(rows: list[dict]) -> str:
+    t = table_rows(rows)
+    widths = [max(len(r[i]) for r in t) for i in range(len(t[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in t)
+
+
+def to_markdown(rows: list[dict], checks=None, header: str = "") -> str:
+    t = table_rows(rows)
+    lines = [header, ""] if header else []
+    lines += ["| " + " | ".join(t[0]) + " |", "|" + "---|" * len(t[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in t[1:]]
+    sources = sorted({r["accuracy_source"] for r in rows if r.get("accuracy_source")})
+    if sources:
+        lines += ["", "Accuracy: " + "; ".join(sources) + "."]
+    if checks:
+        lines += ["", "| budget | metric | value | limit | kind | result |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c.budget} | {c.metric} | {_fmt(c.value, '.4g')} | {c.limit:g} | {c.kind} | "
+                  f"{'ok' if c.passed else '**EXCEEDED**'} |" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(rows: list[dict], checks=None) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    cases = []
+    for r in rows:
+        name = quoteattr(f"{r['model']}/{r['format']}/{r['runtime']}")
+        t = (r.get("p50_ms") or 0) / 1e3
+        if r["status"].startswith("failed"):
+            body = f"<failure message={quoteattr(r['status'])}/>"
+        elif r["status"].startswith("skipped"):
+            body = f"<skipped message={quoteattr(r['status'])}/>"
+        else:
+            body = ""
+        cases.append(f'  <testcase classname="bench" name={name} time="{t:.6f}">{body}</testcase>')
+    for c in checks or []:
+        body = "" if c.passed else f"<failure message={quoteattr(c.line)}/>"
+        cases.append(f'  <testcase classname="budgets" name={quoteattr(c.budget + " " + c.metric)}>{body}</testcase>')
+    failures = sum("<failure" in c for c in cases)
+    skipped = sum("<skipped" in c for c in cases)
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<testsuite name="edgeaffect-bench" tests="{len(cases)}" failures="{failures}" skipped="{skipped}">\n'
+            + "\n".join(cases) + "\n</testsuite>\n")

@@ -156,6 +156,179 @@ def bench_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made if 
     typer.echo(f"written {work / 'bench.json'}")
 
 
+@app.command("profile")
+def profile_cmd(artifact: Annotated[Path, typer.Argument(help="A .tflite / .onnx / .engine file, an export folder, or a run folder (Keras).")],
+                runtime: Annotated[Optional[str], typer.Option(help="litert | onnxruntime | tensorrt | keras (default: by file type).")] = None,
+                format: Annotated[Optional[str], typer.Option("--format", help="Which file of an export folder.")] = None,
+                threads: int = 1,
+                budget: Annotated[float, typer.Option(help="Seconds of timed runs after warm-up.")] = 2.0,
+                warmup: int = 10,
+                json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None):
+    """Latency percentiles, init and first-inference time, memory, per-operator times."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.profile import format_profile, profile
+
+    if threads < 1 or budget <= 0:
+        raise InputError("--threads must be >= 1 and --budget > 0")
+    r = profile(artifact, runtime=runtime, threads=threads, budget_s=budget, warmup=warmup, fmt=format)
+    typer.echo(format_profile(r))
+    if json_out:
+        atomic_write_text(json_out, json.dumps(r, indent=2))
+
+
+@app.command("cost")
+def cost_cmd(target: Annotated[str, typer.Argument(help="A .tflite / .onnx file, or a registered model name.")],
+             layers: Annotated[bool, typer.Option(help="Print every layer.")] = False,
+             as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Parameters, MACs, FLOPs, bytes moved, arithmetic intensity and peak activation memory."""
+    from edgeaffect.roofline.readers import analyse
+
+    cost = analyse(_model_or_file(target))
+    if as_json:
+        typer.echo(json.dumps(cost.to_dict(layers), indent=2))
+        return
+    typer.echo(f"{cost.name} (from {cost.source}); {cost.convention}")
+    typer.echo(f"params {cost.params:,}   MACs {cost.macs:,}   FLOPs {cost.flops:,}")
+    for p in ("float32", "float16", "int8"):
+        typer.echo(f"{p:8s} bytes moved {cost.bytes[p]:>10,}  intensity {cost.intensity[p]:6.2f} FLOP/B  "
+                   f"weights {cost.weight_bytes[p]:>9,} B  peak activations {cost.peak_activation_bytes[p]:>9,} B")
+    if cost.uncounted:
+        typer.echo(f"not counted (unknown arithmetic): {', '.join(cost.uncounted)}")
+    if layers:
+        typer.echo(f"\n{'layer':34s} {'kind':7s} {'params':>8s} {'FLOPs':>11s} {'bytes fp32':>11s} {'FLOP/B':>7s}")
+        for r in cost.layers:
+            typer.echo(f"{r.name[:34]:34s} {r.kind:7s} {r.params:8,} {r.flops:11,} {r.bytes['float32']:11,} "
+                       f"{r.intensity['float32']:7.2f}")
+
+
+def _model_or_file(target: str):
+    """A path stays a path; a registered model name becomes its Keras model (random weights:
+    the cost does not depend on them)."""
+    from edgeaffect.models import get_model, list_models
+
+    if Path(target).suffix or Path(target).exists():
+        return Path(target)
+    if target not in list_models():
+        get_model(target)  # raises with a close match
+    return get_model(target).build_model()
+
+
+@app.command("roofline")
+def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device", help="Catalog device (repeat); default: all.")] = None,
+                 model: Annotated[Optional[list[str]], typer.Option("--model", help="Registered model (repeat).")] = None,
+                 artifact: Annotated[Optional[list[Path]], typer.Option("--artifact", help="A .tflite / .onnx file (repeat).")] = None,
+                 bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds achieved points on the host.")] = None,
+                 out: Annotated[Path, typer.Option(help="Folder for the plots and bounds.json.")] = Path("build/roofline"),
+                 threads: Annotated[int, typer.Option(help="Threads for the host's measured ceilings.")] = 1,
+                 measure_host: Annotated[bool, typer.Option("--measure-host", help="Re-measure the host (else cached).")] = False):
+    """Roofline plots per device and a lower bound on latency per model per device."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.models import list_models
+    from edgeaffect.roofline.devices import get_device, host_ceilings, load_catalog, precision_of_format, roofline_bound
+    from edgeaffect.roofline.plot import plot_roofline
+    from edgeaffect.roofline.readers import analyse
+
+    keys = device or list(load_catalog())
+    devices = [get_device(k, measure_host=False) for k in keys]  # validates every name first
+    if "host" in keys:
+        host_ceilings(threads, refresh=measure_host)
+        devices = [get_device(d.key, threads=threads) if d.key == "host" else d for d in devices]
+    measured = {}
+    if bench:
+        if not bench.is_file():
+            raise InputError(f"--bench file not found: {bench}")
+        for r in json.loads(bench.read_text()).get("rows", []):
+            if r.get("p50_ms"):
+                measured[Path(r["path"]).name] = r["p50_ms"]
+    points = []
+    for a in artifact or []:
+        points.append({"label": a.stem, "cost": analyse(a), "precision": precision_of_format(a.stem),
+                       "p50_ms": measured.get(a.name)})
+    for m in model or ([] if artifact else list_models()):
+        cost = analyse(_model_or_file(m))
+        points += [{"label": f"{m} {p}", "cost": cost, "precision": p} for p in ("float32", "int8")]
+    bounds, written = [], []
+    for d in devices:
+        pts = [{**p, "achieved_gflops": (p["cost"].flops / (p["p50_ms"] / 1e3) / 1e9
+                                         if d.key == "host" and p.get("p50_ms") else None)} for p in points]
+        written += plot_roofline(d, pts, out)
+        for p in points:
+            b = roofline_bound(p["cost"], d, p["precision"])
+            bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None})
+    atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
+    typer.echo(f"{'model':34s} {'device':24s} {'AI FLOP/B':>9s} {'bound ms':>10s}  limited by   (roofline lower bounds: predictions)")
+    for b in bounds:
+        meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms" if b["measured_p50_ms"] else ""
+        typer.echo(f"{b['model'][:34]:34s} {b['device']:24s} {b['intensity']:9.2f} {b['latency_ms']:10.5f}  "
+                   f"{b['limited_by']:8s}{meas}")
+    typer.echo(f"plots and bounds.json in {out} ({len(written)} files)")
+
+
+@app.command("report")
+def report_cmd(bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
+               out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None):
+    """Our parameters, FLOPs, memory and time beside every figure in the four papers."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.roofline.papers import report
+
+    measured = {}
+    if bench:
+        if not bench.is_file():
+            raise InputError(f"--bench file not found: {bench}")
+        b = json.loads(bench.read_text())
+        for r in b.get("rows", []):
+            if r.get("p50_ms") and r["format"].endswith("fp32") and r["model"] not in measured:
+                measured[r["model"]] = {"p50_ms": r["p50_ms"], "how": f"p50 of {r['format']} on {r['runtime']}, "
+                                        f"batch 1, {b.get('threads', 1)} thread(s), measured on {b.get('machine')}"}
+    text = report(measured)
+    typer.echo(text)
+    if out:
+        atomic_write_text(out, text)
+
+
+@app.command("bench")
+def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export folders (manifest.json).")],
+                      threads: int = 1,
+                      budget: Annotated[float, typer.Option(help="Seconds of timed runs per row.")] = 2.0,
+                      data: Annotated[Optional[Path], typer.Option(help="npz with one array per input and 'labels': measure accuracy.")] = None,
+                      budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded.")] = None,
+                      json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows (and checks) as JSON.")] = None,
+                      markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
+                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None):
+    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets."""
+    from dataclasses import asdict
+    import os
+
+    from edgeaffect.bench import bench_exports, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.budgets import check_budgets, load_budgets
+    from edgeaffect.io import atomic_write_text
+
+    spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
+    rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
+    header = f"machine: {machine()}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
+    typer.echo(header)
+    typer.echo(to_text(rows))
+    checks = check_budgets(spec, rows, lambda r: remeasure(r, threads, budget)) if spec else []
+    for c in checks:
+        typer.echo(c.line)
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows,
+                                                "budgets": [asdict(c) for c in checks]}, indent=2))
+    md = to_markdown(rows, checks, header)
+    if markdown:
+        atomic_write_text(markdown, md)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(md)
+    if junit:
+        atomic_write_text(junit, to_junit(rows, checks))
+    exceeded = [c for c in checks if not c.passed]
+    if exceeded:
+        typer.echo(f"budget exceeded: {'; '.join(f'{c.budget} {c.metric} {c.value:.4g} > {c.limit:g} ({c.kind})' for c in exceeded)}",
+                   err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -47,6 +47,7 @@ class LiteRTRunner:
     name = "litert"
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
         Interpreter, self.package = interpreter_class()
         try:
             self.interp = Interpreter(model_path=str(path), num_threads=threads)

@@ -15,6 +15,7 @@ class OnnxRuntimeRunner:
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        self.path = Path(path)
         ort = require("onnxruntime", "jetson")
         self.package = f"onnxruntime {ort.__version__}"
         opts = ort.SessionOptions()

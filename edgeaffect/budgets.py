@@ -1,0 +1,180 @@
+"""Latency / size / memory budgets per device, model and format, and their check.
+
+A budgets file is TOML::
+
+    [defaults]
+    tolerance = 0.25   # measured latency may exceed its budget by this fraction (noisy shared machines)
+    repeats = 3        # a latency over budget is re-measured this many times; the median decides
+
+    [host.aver-ravdess.tflite-int8]
+    p50_ms = 2.0
+    p99_ms = 6.0
+    size_kib = 100
+    peak_memory_mib = 64
+
+For ``host`` every figure is measured. For any other catalog device the latency and memory
+figures are checked against the roofline lower bound and the analytic memory, and are
+reported as predictions: a bound above the budget proves it cannot be met; a bound below
+it proves nothing about the real device. Size is a property of the file and is checked as
+a fact everywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeaffect.errors import InputError
+
+METRICS = {"p50_ms": "p50 latency (ms)", "p99_ms": "p99 latency (ms)", "size_kib": "file size (KiB)",
+           "peak_memory_mib": "peak memory added by the model (MiB)"}
+DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3}
+
+
+@dataclass
+class Budget:
+    device: str
+    model: str
+    format: str
+    limits: dict[str, float]
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}.{self.model}.{self.format}"
+
+
+@dataclass
+class Budgets:
+    path: str
+    tolerance: float
+    repeats: int
+    entries: list[Budget] = field(default_factory=list)
+
+
+def _unknown(path, what: str, name: str, choices, where: str = "") -> InputError:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(sorted(choices))}"
+    return InputError(f"budgets file {path}: unknown {what} '{name}'{where}{hint}")
+
+
+def load_budgets(path: str | Path) -> Budgets:
+    from edgeaffect.export.formats import list_formats
+    from edgeaffect.models import list_models
+    from edgeaffect.roofline.devices import load_catalog
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"budgets file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"budgets file {path} is not valid TOML ({exc})") from None
+    defaults = data.pop("defaults", {})
+    for k in defaults:
+        if k not in DEFAULT_KEYS:
+            raise _unknown(path, "key", k, DEFAULT_KEYS, " in [defaults]")
+    out = Budgets(str(path), float(defaults.get("tolerance", DEFAULT_KEYS["tolerance"])),
+                  int(defaults.get("repeats", DEFAULT_KEYS["repeats"])))
+    devices, models, formats = load_catalog(), list_models(), list_formats()
+    for dev, per_model in data.items():
+        if dev not in devices:
+            raise _unknown(path, "device", dev, devices)
+        for model, per_format in _table(path, per_model, dev).items():
+            if model not in models:
+                raise _unknown(path, "model", model, models, f" in [{dev}]")
+            for fmt, limits in _table(path, per_format, f"{dev}.{model}").items():
+                if fmt not in formats:
+                    raise _unknown(path, "format", fmt, formats, f" in [{dev}.{model}]")
+                for k, v in _table(path, limits, f"{dev}.{model}.{fmt}").items():
+                    if k not in METRICS:
+                        raise _unknown(path, "key", k, METRICS, f" in [{dev}.{model}.{fmt}]")
+                    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                        raise InputError(f"budgets file {path}: [{dev}.{model}.{fmt}] {k} must be a positive "
+                                         f"number, got {v!r}")
+                out.entries.append(Budget(dev, model, fmt, {k: float(v) for k, v in limits.items()}))
+    return out
+
+
+def _table(path, value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(f"budgets file {path}: [{where}] must be a table, got {value!r}")
+    return value
+
+
+@dataclass
+class Check:
+    budget: str  # device.model.format
+    metric: str
+    limit: float
+    value: float | None
+    kind: str  # "measured" | "prediction (roofline lower bound)" | "prediction (analytic)" | "not checked"
+    passed: bool
+    detail: str = ""
+
+    @property
+    def line(self) -> str:
+        state = "ok" if self.passed else "EXCEEDED"
+        val = "-" if self.value is None else f"{self.value:.4g}"
+        return f"{state:8s} {self.budget} {self.metric}: {val} vs budget {self.limit:g} [{self.kind}] {self.detail}".rstrip()
+
+
+def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
+    """``rows``: bench rows; ``remeasure(row) -> p50/p99 dict`` repeats a host measurement."""
+    from edgeaffect.roofline.devices import get_device, precision_of_format, roofline_bound
+    from edgeaffect.roofline.readers import analyse
+
+    checks: list[Check] = []
+    for b in budgets.entries:
+        row = next((r for r in rows if r["model"] == b.model and r["format"] == b.format and r["status"] == "ok"), None)
+        if row is None:
+            checks += [Check(b.key, m, v, None, "not checked", True, "(no export of it was benchmarked)")
+                       for m, v in b.limits.items()]
+            continue
+        if "size_kib" in b.limits:
+            size = row["bytes"] / 1024
+            checks.append(Check(b.key, "size_kib", b.limits["size_kib"], size, "measured (file size)",
+                                size <= b.limits["size_kib"]))
+        if b.device == "host":
+            checks += _host_latency(b, row, budgets, remeasure)
+            continue
+        device = get_device(b.device)
+        precision = precision_of_format(b.format)
+        cost = analyse(row["path"])
+        bound = roofline_bound(cost, device, precision)
+        for m in ("p50_ms", "p99_ms"):
+            if m in b.limits:
+                checks.append(Check(b.key, m, b.limits[m], bound.latency_ms, "prediction (roofline lower bound)",
+                                    bound.latency_ms <= b.limits[m],
+                                    f"({bound.limited_by}-bound; {bound.note})"))
+        if "peak_memory_mib" in b.limits:
+            mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
+            checks.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
+                                "prediction (analytic: weights + peak activations)", mem <= b.limits["peak_memory_mib"],
+                                "(runtime overhead not included)"))
+    return checks
+
+
+def _host_latency(b: Budget, row: dict, budgets: Budgets, remeasure) -> list[Check]:
+    out = []
+    tol = 1 + budgets.tolerance
+    values = {m: row[m] for m in ("p50_ms", "p99_ms")}
+    detail = "(1 measurement)"
+    over = [m for m in values if m in b.limits and values[m] > b.limits[m] * tol]
+    if over and budgets.repeats > 1:
+        # Noise on a shared machine: measure again and let the median of all runs decide.
+        runs = [values] + [remeasure(row) for _ in range(budgets.repeats - 1)]
+        values = {m: statistics.median(r[m] for r in runs) for m in values}
+        detail = f"(median of {len(runs)} measurements)"
+    for m in ("p50_ms", "p99_ms"):
+        if m in b.limits:
+            out.append(Check(b.key, m, b.limits[m], values[m], "measured", values[m] <= b.limits[m] * tol,
+                             f"{detail}, tolerance {budgets.tolerance:.0%}"))
+    if "peak_memory_mib" in b.limits:
+        mem = row.get("model_memory_mib")
+        out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, "measured",
+                         mem is not None and mem <= b.limits["peak_memory_mib"] * tol,
+                         f"tolerance {budgets.tolerance:.0%}" if mem is not None else "(not measurable on this OS)"))
+    return out

@@ -1,0 +1,1 @@
+"""Cost model, device catalog, roofline bounds and plots, and the papers' own figures."""

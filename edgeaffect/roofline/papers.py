@@ -1,0 +1,116 @@
+"""The papers' own cost and speed figures (``roofline/papers.toml``) beside ours, with the
+ratio, and the places where a paper's figures cannot all hold at once."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+
+from edgeaffect.roofline.devices import catalog_text
+
+# Every weight is read and multiplied at least once per forward pass (no weight sharing
+# across layers in these models), so FLOPs >= 2 * params; and FP32 memory >= 4 B * params.
+MIN_FLOPS_PER_PARAM = 2
+FP32_BYTES = 4
+
+
+def load_figures(text: str | None = None) -> tuple[dict, list[dict]]:
+    data = tomllib.loads(text if text is not None else catalog_text("papers.toml"))
+    return data["papers"], data["figures"]
+
+
+def contradictions(fig: dict) -> list[str]:
+    """What cannot hold at once among one row's figures."""
+    out = []
+    p, g, mem = fig.get("params_m"), fig.get("gflops"), fig.get("memory_mb")
+    if p and g and g * 1e9 < MIN_FLOPS_PER_PARAM * p * 1e6:
+        out.append(f"{p} M parameters need at least {MIN_FLOPS_PER_PARAM * p:.1f} M FLOPs per pass "
+                   f"(each weight used once), but {g * 1e3:g} M FLOPs are stated")
+    if p and mem and fig.get("memory_kind") == "FP32" and mem * 1e6 < FP32_BYTES * p * 1e6 * 0.999:
+        out.append(f"{p} M FP32 parameters alone take {FP32_BYTES * p:.1f} MB, but {mem} MB is stated")
+    return out
+
+
+def implied_gflops(fig: dict) -> float | None:
+    if fig.get("gflops") and fig.get("time_ms"):
+        return fig["gflops"] / (fig["time_ms"] / 1e3)
+    return None
+
+
+@dataclass
+class Ours:
+    params: int
+    flops: int
+    memory_mb: float  # fp32 weights + peak activations, batch 1
+    time_ms: float | None = None
+    time_how: str = ""
+
+
+def our_figures(model: str, measured: dict | None = None) -> Ours | None:
+    """Our counted figures for a registered model; None when it is not built yet."""
+    from edgeaffect.models import list_models
+    from edgeaffect.models.registry import get_model
+
+    if model not in list_models():
+        return None
+    spec = get_model(model)
+    try:
+        from edgeaffect.roofline.readers import analyse
+
+        cost = analyse(spec.build_model())
+        memory = (cost.weight_bytes["float32"] + cost.peak_activation_bytes["float32"]) / 1e6
+    except ImportError:  # no TensorFlow here: weights only
+        memory = spec.params * FP32_BYTES / 1e6
+    ours = Ours(spec.params, spec.flops, memory)
+    if measured and model in measured:
+        ours.time_ms, ours.time_how = measured[model]["p50_ms"], measured[model]["how"]
+    return ours
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def report(measured: dict | None = None) -> str:
+    """Markdown: each paper row, ours beside it, ratios, contradictions."""
+    papers, figures = load_figures()
+    lines = ["# Our figures beside the papers'", "",
+             "Paper figures are as printed (`roofline/papers.toml`). Ours: parameters and FLOPs counted by "
+             "`edgeaffect.roofline` (FLOPs = 2*MACs + bias adds, the audio-visual paper's Eq. 3); memory = FP32 "
+             "weights + peak activations at batch 1; time = our measured p50 where a benchmark is given, on the "
+             "machine it names (never the paper's hardware, so the time ratio compares machines as much as "
+             "models). `not built`: the model is not in edgeaffect yet.", ""]
+    for key, paper in papers.items():
+        rows = [f for f in figures if f["paper"] == key]
+        lines += [f"## {paper['title']}", "", f"Paper's hardware: {paper['hardware']}.", "",
+                  "| method | source | params (M) paper / ours / ratio | FLOPs (G) paper / ours / ratio "
+                  "| memory (MB) paper / ours | time (ms) paper / ours | implied GFLOP/s |",
+                  "|---|---|---|---|---|---|---|"]
+        notes = []
+        for f in rows:
+            ours = our_figures(f["model"], measured) if f.get("model") else None
+            built = f.get("model") and ours is not None
+            tag = "" if f.get("model") else " (compared work)"
+            p, g, m, t = f.get("params_m"), f.get("gflops"), f.get("memory_mb"), f.get("time_ms")
+            fmt = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
+            if built:
+                cols = [f"{fmt(p)} / {ours.params / 1e6:.4f} / {_ratio(ours.params / 1e6, p)}",
+                        f"{fmt(g)} / {ours.flops / 1e9:.5f} / {_ratio(ours.flops / 1e9, g)}",
+                        f"{fmt(m)} / {ours.memory_mb:.3f}",
+                        f"{fmt(t)} / {'-' if ours.time_ms is None else f'{ours.time_ms:.3f}'}"]
+                if ours.time_ms is not None:
+                    notes.append(f"{f['method']}: our time is {ours.time_how}.")
+            elif f.get("model"):
+                cols = [f"{fmt(p)} / not built / -", f"{fmt(g)} / not built / -", f"{fmt(m)} / not built",
+                        f"{fmt(t)} / not built"]
+            else:
+                cols = [fmt(p), fmt(g), fmt(m), fmt(t)]
+            ig = implied_gflops(f)
+            lines.append(f"| {f['method']}{tag} | {f['source']} | " + " | ".join(cols) +
+                         f" | {'-' if ig is None else f'{ig:.3f}'} |")
+            for c in contradictions(f):
+                notes.append(f"**Cannot all hold** ({f['method']}, {f['source']}): {c}.")
+            if f.get("note"):
+                notes.append(f"{f['method']}: {f['note']}.")
+        lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return "\n".join(lines) + "\n"

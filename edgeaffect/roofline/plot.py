@@ -1,0 +1,52 @@
+"""Roofline plots (PNG and SVG) per device: the roofs, each model at its intensity with
+its attainable performance, and its achieved performance where one was measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect._optional import require
+from edgeaffect.io import atomic_path
+from edgeaffect.roofline.devices import Device, roofline_bound
+
+
+def plot_roofline(device: Device, points: list[dict], out_dir: str | Path) -> list[Path]:
+    """``points``: {"label", "cost" (ModelCost), "precision", optional "achieved_gflops"}."""
+    require("matplotlib", "train")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bw = device.bandwidth
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    x = np.logspace(-2, 4, 400)
+    for precision, peak in sorted(device.peaks.items(), key=lambda kv: kv[1].value):
+        ax.loglog(x, np.minimum(peak.value, x * bw.value), lw=1.6,
+                  label=f"{precision} roof: {peak.value:.4g} GFLOP/s ({peak.basis})")
+    for i, p in enumerate(points):
+        b = roofline_bound(p["cost"], device, p["precision"])
+        color = f"C{(i + 3) % 10}"
+        ax.scatter([b.intensity], [b.attainable_gflops], color=color, marker="o", zorder=3,
+                   label=f"{p['label']} attainable (bound {b.latency_ms:.3g} ms)")
+        if p.get("achieved_gflops"):
+            ax.scatter([b.intensity], [p["achieved_gflops"]], color=color, marker="x", s=60, zorder=3,
+                       label=f"{p['label']} achieved (measured)")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
+    ax.set_ylabel("performance (GFLOP/s)")
+    ax.set_title(f"{device.name} ({device.compute[:60]}): bandwidth {bw.value:.4g} GB/s ({bw.basis})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"roofline-{device.key}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120)
+        written.append(path)
+    plt.close(fig)
+    return written

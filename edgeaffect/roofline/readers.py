@@ -1,0 +1,286 @@
+"""Readers: a Keras model, a TFLite file or an ONNX file -> ``Graph`` (see graph.py).
+
+The TFLite reader needs only a LiteRT interpreter (device side); the ONNX reader needs
+the ``onnx`` package; the Keras reader needs tf_keras. Each is imported where used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeaffect._optional import require
+from edgeaffect.errors import InputError
+from edgeaffect.roofline.graph import Graph, ModelCost, Op, model_cost, prod
+
+# --------------------------------------------------------------------------- Keras
+
+_KERAS_VIEWS = {"InputLayer", "Flatten", "Dropout", "Reshape", "Permute", "SpatialDropout1D", "SpatialDropout2D",
+                "GaussianNoise", "QuantizeLayer"}
+_KERAS_ACT = {"Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "PReLU", "LayerNormalization",
+              "BatchNormalization"}
+_KERAS_POOL = {"MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
+               "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"}
+
+
+def _shape_elems(shape) -> int:
+    if isinstance(shape, list):
+        return sum(_shape_elems(s) for s in shape)
+    return prod(shape[1:] if len(shape) > 1 else shape)
+
+
+def _keras_op(layer) -> Op:
+    cls = type(layer).__name__
+    if cls == "QuantizeWrapperV2" or cls == "QuantizeWrapper":
+        inner = _keras_op(layer.layer)
+        inner.name = layer.name
+        return inner
+    out_elems = _shape_elems(layer.output_shape)
+    params = int(layer.count_params())
+    if cls in ("Conv1D", "Conv2D", "Conv3D"):
+        in_ch = int(layer.input_shape[-1])
+        k = prod(layer.kernel_size)
+        return Op(layer.name, "conv", [], [], params, out_elems * k * in_ch // layer.groups,
+                  out_elems if layer.use_bias else 0)
+    if cls in ("DepthwiseConv2D", "DepthwiseConv1D"):
+        return Op(layer.name, "conv", [], [], params, out_elems * prod(layer.kernel_size),
+                  out_elems if layer.use_bias else 0)
+    if cls == "Dense":
+        return Op(layer.name, "dense", [], [], params, out_elems * int(layer.input_shape[-1]),
+                  out_elems if layer.use_bias else 0)
+    if cls == "LSTM":
+        steps = int(layer.input_shape[1])
+        n_in, units = int(layer.input_shape[-1]), layer.units
+        return Op(layer.name, "recurrent", [], [], params, steps * 4 * units * (n_in + units), steps * 4 * units)
+    if cls in ("Add", "Multiply", "Subtract"):
+        return Op(layer.name, "add", [], [], params, 0, out_elems * (len(layer.input) - 1))
+    if cls in _KERAS_VIEWS:
+        return Op(layer.name, "view", [], [], params)
+    if cls in _KERAS_POOL:
+        return Op(layer.name, "pool", [], [], params)
+    if cls in _KERAS_ACT:
+        return Op(layer.name, "act", [], [], params)
+    if cls == "Concatenate":
+        return Op(layer.name, "concat", [], [], params)
+    return Op(layer.name, "other", [], [], params, counted=params == 0)
+
+
+def from_keras(model) -> Graph:
+    ops, sizes = [], {}
+    inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
+    for layer in model.layers:
+        sizes[layer.name] = _shape_elems(layer.output_shape)
+        if type(layer).__name__ == "InputLayer":
+            continue
+        op = _keras_op(layer)
+        inbound = layer._inbound_nodes[0].inbound_layers  # noqa: SLF001 - tf_keras keeps the graph here
+        inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+        op.inputs, op.outputs = [lay.name for lay in inbound], [layer.name]
+        ops.append(op)
+    outputs = [t.name.split("/")[0] for t in model.outputs]
+    return Graph(model.name, "keras", ops, sizes, inputs, outputs)
+
+
+# --------------------------------------------------------------------------- TFLite
+
+_TFLITE_VIEWS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "QUANTIZE", "DEQUANTIZE", "IDENTITY"}
+_TFLITE_ACT = {"RELU", "RELU6", "LOGISTIC", "TANH", "SOFTMAX", "LEAKY_RELU", "HARD_SWISH", "GELU"}
+_TFLITE_POOL = {"MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "REDUCE_MAX"}
+
+
+def from_tflite(path: str | Path) -> Graph:
+    from edgeaffect.runtime.litert import interpreter_class
+
+    Interpreter, _ = interpreter_class()
+    try:
+        # No default delegate: XNNPACK would replace the ops with opaque DELEGATE nodes.
+        from ai_edge_litert.interpreter import OpResolverType
+
+        interp = Interpreter(model_path=str(path),
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except ImportError:
+        interp = Interpreter(model_path=str(path))
+    except (ValueError, RuntimeError) as exc:
+        raise InputError(f"not a valid TFLite model: {path} ({str(exc).splitlines()[0]})") from None
+    interp.allocate_tensors()
+    tensors = {d["index"]: d for d in interp.get_tensor_details()}
+    details = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]  # noqa: SLF001
+    produced = {int(t) for op in details for t in op["outputs"]}
+    model_inputs = {d["index"] for d in interp.get_input_details()}
+    constant = {i for i in tensors if i not in produced and i not in model_inputs}
+    # Ops whose every input is constant (fp16 weights through DEQUANTIZE) fold into constants.
+    ops_left = []
+    for op in details:
+        ins = [int(t) for t in op["inputs"] if t >= 0]
+        if ins and all(t in constant for t in ins):
+            constant.update(int(t) for t in op["outputs"])
+            for t in op["outputs"]:
+                tensors[int(t)]["_folded_from"] = ins
+            continue
+        ops_left.append(op)
+
+    def elems(i: int) -> int:
+        return prod(tensors[i]["shape"])
+
+    def const_elems(i: int) -> int:
+        d = tensors[i]
+        return elems(i) if "_folded_from" not in d else sum(const_elems(j) for j in d["_folded_from"]
+                                                             if len(tensors[j]["shape"]) > 0 and elems(j) > 1) or elems(i)
+
+    ops, sizes = [], {}
+    for op in ops_left:
+        kind_name = op["op_name"]
+        ins = [int(t) for t in op["inputs"] if t >= 0]
+        outs = [int(t) for t in op["outputs"]]
+        acts = [t for t in ins if t not in constant]
+        consts = [t for t in ins if t in constant]
+        out_elems = sum(elems(t) for t in outs)
+        for t in acts + outs:
+            sizes[str(t)] = elems(t)
+        name = tensors[outs[0]]["name"]
+        o = Op(name, "other", [str(t) for t in acts], [str(t) for t in outs])
+        weights = [t for t in consts if tensors[t]["dtype"].__name__ not in ("int32",) or kind_name in
+                   ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+        if kind_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "CONV_3D"):
+            w = ins[1]
+            wshape = tensors[w]["shape"]
+            if kind_name == "CONV_2D":
+                o.kind, o.macs = "conv", out_elems * prod(wshape[1:])
+            elif kind_name == "DEPTHWISE_CONV_2D":
+                o.kind, o.macs = "conv", out_elems * prod(wshape[1:3])
+            elif kind_name == "FULLY_CONNECTED":
+                o.kind, o.macs = "dense", out_elems * int(wshape[-1])
+            else:
+                o.kind, o.macs = "matmul", out_elems * int(tensors[ins[0]]["shape"][-1])
+            has_bias = len(ins) > 2 and kind_name != "BATCH_MATMUL"
+            o.adds = out_elems if has_bias else 0
+            o.params = sum(const_elems(t) for t in weights)
+        elif kind_name in ("ADD", "MUL", "SUB"):
+            o.kind, o.adds = "add", out_elems
+            o.params = sum(const_elems(t) for t in consts)
+        elif kind_name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            shape = tensors[ins[0]]["shape"]
+            steps, n_in = int(shape[1]), int(shape[-1])
+            units = int(tensors[outs[0]]["shape"][-1])
+            o.kind, o.macs, o.adds = "recurrent", steps * 4 * units * (n_in + units), steps * 4 * units
+            o.params = sum(const_elems(t) for t in consts if len(tensors[t]["shape"]) > 0)
+        elif kind_name in _TFLITE_VIEWS:
+            o.kind = "view"
+        elif kind_name in _TFLITE_ACT:
+            o.kind = "act"
+        elif kind_name in _TFLITE_POOL:
+            o.kind = "pool"
+        elif kind_name == "CONCATENATION":
+            o.kind = "concat"
+        ops.append(o)
+    inputs = [str(d["index"]) for d in interp.get_input_details()]
+    outputs = [str(d["index"]) for d in interp.get_output_details()]
+    for t in inputs + outputs:
+        sizes[t] = elems(int(t))
+    return Graph(Path(path).stem, "tflite", ops, sizes, inputs, outputs)
+
+
+# --------------------------------------------------------------------------- ONNX
+
+_ONNX_VIEWS = {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Dropout", "QuantizeLinear",
+               "DequantizeLinear", "Cast"}
+_ONNX_ACT = {"Relu", "Sigmoid", "Tanh", "Softmax", "LeakyRelu", "Gelu", "HardSwish", "Clip",
+             "LayerNormalization", "BatchNormalization"}
+_ONNX_POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"}
+
+
+def from_onnx(path: str | Path) -> Graph:
+    onnx = require("onnx", "train")
+    try:
+        model = onnx.load(str(path))
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:  # onnx raises DecodeError / ValidationError / its own types
+        raise InputError(f"not a valid ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
+    g = model.graph
+    const_elems: dict[str, int] = {}
+    for init in g.initializer:
+        const_elems[init.name] = prod(init.dims) if init.dims else 1
+    shapes: dict[str, list] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
+
+    def elems(name: str) -> int:
+        return prod(shapes.get(name, [1]))
+
+    ops, sizes = [], {}
+    for node in g.node:
+        ins = [t for t in node.input if t]
+        if node.op_type == "Constant" or (ins and all(t in const_elems for t in ins)):
+            for t in node.output:  # folds DequantizeLinear(weights) and friends into a constant
+                const_elems[t] = max((const_elems[i] for i in ins), default=1)
+            continue
+        acts = [t for t in ins if t not in const_elems]
+        consts = [t for t in ins if t in const_elems]
+        out_elems = sum(elems(t) for t in node.output)
+        for t in acts + list(node.output):
+            sizes[t] = elems(t)
+        o = Op(node.name or node.output[0], "other", acts, list(node.output))
+        t = node.op_type
+        if t == "Conv":
+            wshape = next((list(i.dims) for i in g.initializer if i.name == ins[1]), None)
+            if wshape is None:  # weights produced by a folded DequantizeLinear: follow it
+                wshape = _onnx_const_shape(g, ins[1])
+            o.kind, o.macs = "conv", out_elems * prod(wshape[1:])
+            o.adds = out_elems if len(ins) > 2 else 0
+            o.params = sum(const_elems[c] for c in consts)
+        elif t in ("MatMul", "Gemm"):
+            k = shapes.get(acts[0], [1])[-1] if acts else 1
+            o.kind, o.macs = ("dense" if consts else "matmul"), out_elems * int(k)
+            o.adds = out_elems if (t == "Gemm" and len(ins) > 2) else 0
+            o.params = sum(const_elems[c] for c in consts)
+        elif t in ("Add", "Mul", "Sub"):
+            o.kind, o.adds = "add", out_elems
+            o.params = sum(const_elems[c] for c in consts if const_elems[c] > 1)
+        elif t == "LSTM":
+            x = shapes.get(ins[0], [1, 1, 1])
+            units = int(next(a.i for a in node.attribute if a.name == "hidden_size"))
+            o.kind = "recurrent"
+            o.macs = int(x[0]) * 4 * units * (int(x[-1]) + units)
+            o.adds = int(x[0]) * 4 * units
+            o.params = sum(const_elems[c] for c in consts if const_elems[c] > 1)
+        elif t in _ONNX_VIEWS or t == "Transpose":
+            # Transpose: tf2onnx's NHWC<->NCHW layout changes, not part of the model's own arithmetic.
+            o.kind = "view"
+        elif t in _ONNX_ACT:
+            o.kind = "act"
+        elif t in _ONNX_POOL:
+            o.kind = "pool"
+        elif t == "Concat":
+            o.kind = "concat"
+        ops.append(o)
+    inputs = [i.name for i in g.input if i.name not in const_elems]
+    outputs = [o.name for o in g.output]
+    for t in inputs + outputs:
+        sizes[t] = elems(t)
+    return Graph(Path(path).stem, "onnx", ops, sizes, inputs, outputs)
+
+
+def _onnx_const_shape(g, name: str) -> list:
+    by_output = {o: n for n in g.node for o in n.output}
+    inits = {i.name: list(i.dims) for i in g.initializer}
+    while name not in inits:
+        name = by_output[name].input[0]
+    return inits[name]
+
+
+# --------------------------------------------------------------------------- any
+
+READERS = {".tflite": from_tflite, ".onnx": from_onnx}
+
+
+def analyse(artifact) -> ModelCost:
+    """Cost of a Keras model, or of a .tflite / .onnx file."""
+    if not isinstance(artifact, (str, Path)):
+        return model_cost(from_keras(artifact))
+    path = Path(artifact)
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"cannot analyse '{path.name}': expected a {' or '.join(READERS)} file")
+    return model_cost(reader(path))
