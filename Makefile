@@ -11,13 +11,14 @@ OUT    ?= build/quickstart
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow demo bench clean
+.PHONY: help venv apt test test-slow demo bench roofline clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
 	@echo "make test       fast test suite (creates .venv on first use)"
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
-	@echo "make bench      latency benchmark on this machine"
+	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) on this machine"
+	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 
 apt:
 	@sh scripts/apt-deps.sh $(APT_PACKAGES)
@@ -41,8 +42,19 @@ test-slow: venv
 demo: venv
 	$(BIN)/edgeaffect pipeline --out $(OUT)
 
-bench: venv
-	$(BIN)/edgeaffect bench-aver --work $(OUT)
+$(OUT)/export/manifest.json:
+	$(MAKE) --no-print-directory demo
+
+bench: venv $(OUT)/export/manifest.json
+	$(BIN)/edgeaffect bench $(OUT)/export --budget 3 --budgets roofline/budgets.toml \
+	  --json $(OUT)/bench.json --markdown $(OUT)/bench.md --junit $(OUT)/bench.xml
+	$(BIN)/edgeaffect bench-aver --work $(OUT) --budget 3
+
+roofline: venv $(OUT)/export/manifest.json
+	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench
+	$(BIN)/edgeaffect roofline --model aver-ravdess --bench $(OUT)/bench.json --out $(OUT)/roofline \
+	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite
+	$(BIN)/edgeaffect report --bench $(OUT)/bench.json --out $(OUT)/roofline/papers.md
 
 clean:
 	rm -rf build .pytest_cache

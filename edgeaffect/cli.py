@@ -152,8 +152,8 @@ def bench_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made if 
     clip = sorted((work / "corpus").rglob("*.mp4"))[0]
     rows = bench_export(work / "export", clip, keras_model=run.model, threads=threads, budget_s=budget,
                         log=sys.stdout)
-    atomic_write_text(work / "bench.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
-    typer.echo(f"written {work / 'bench.json'}")
+    atomic_write_text(work / "bench-aver.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
+    typer.echo(f"written {work / 'bench-aver.json'}")
 
 
 @app.command("profile")

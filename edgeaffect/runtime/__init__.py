@@ -16,8 +16,9 @@ from edgeaffect.errors import InputError
 RUNTIMES = {
     "litert": ("edgeaffect.runtime.litert", "LiteRTRunner"),
     "onnxruntime": ("edgeaffect.runtime.onnxrt", "OnnxRuntimeRunner"),
+    "tensorrt": ("edgeaffect.runtime.tensorrt", "TensorRTRunner"),
 }
-BY_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime"}
+BY_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
 
 
 def runtime_for(path: str | Path) -> str:
