@@ -91,28 +91,81 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
 
 @app.command("export")
 def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder.")],
-               out: Annotated[Path, typer.Option(help="Export folder to write.")],
-               formats: Annotated[str, typer.Option(help="Comma-separated export formats.")] =
-               "tflite-int8,tflite-fp16,tflite-fp32,onnx-fp32,onnx-qdq",
-               qat_epochs: int = 20):
-    """QAT, export and verify every format against the Keras model; all or nothing."""
+               out: Annotated[Path, typer.Option(help="Export / bundle folder to write.")],
+               target: Annotated[Optional[str], typer.Option(help="rpi4 | rpi5 | jetson-nano | jetson-orin-nano | jetson-orin-nano-super | host: a device bundle.")] = None,
+               formats: Annotated[Optional[str], typer.Option(help="Comma-separated export formats (without --target).")] = None,
+               qat_epochs: int = 20,
+               threads: Annotated[Optional[int], typer.Option(help="Target option: inference threads (Raspberry Pi, host).")] = None,
+               precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
+               workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
+               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None):
+    """QAT, export and verify every format against the Keras model; with --target, a
+    self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
-    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.exporter import DEFAULT_FORMATS, export_run
+    from edgeaffect.export.targets import get_target, resolve_options
     from edgeaffect.train.trainer import load_run, run_dataset
 
-    names = [f.strip() for f in formats.split(",") if f.strip()]
+    given = {"threads": threads, "precision": precision, "workspace_mib": workspace_mib, "max_batch": max_batch}
+    if target is None:
+        if any(v is not None for v in given.values()):
+            raise InputError("--threads, --precision, --workspace-mib and --max-batch are target options: add --target")
+        names = [f.strip() for f in (formats or ",".join(DEFAULT_FORMATS)).split(",") if f.strip()]
+        t, opts = None, {}
+    else:
+        if formats is not None:
+            raise InputError(f"--formats and --target together: target '{target}' decides its formats")
+        t = get_target(target)
+        opts = resolve_options(t, given)
+        names = list(t.formats)
     for name in names:
         get_format(name)  # fail on a typo before any work
     r = load_run(run)
-    export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs)
-    typer.echo(f"exported {', '.join(names)} to {out} (all verified)")
+    export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+    what = f"bundle for {t.key}" if t else "export"
+    typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
+
+
+@app.command("verify")
+def verify_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder.")]):
+    """Check a bundle on the device: manifest version and every file's SHA-256."""
+    from edgeaffect.bundle import read_manifest, verify_checksums
+
+    manifest = read_manifest(bundle)
+    n = verify_checksums(bundle, manifest)
+    target = (manifest.get("target") or {}).get("key", "none")
+    typer.echo(f"{bundle}: {manifest['model']} (edgeaffect {manifest['toolkit_version']}, target {target}): "
+               f"{n} files, all checksums match")
+
+
+@app.command("build-engine")
+def build_engine_cmd(bundle: Annotated[Path, typer.Argument(help="A Jetson bundle.")],
+                     precision: Annotated[Optional[str], typer.Option(help="fp16 | int8 | int8-calibrated (default: the bundle's).")] = None,
+                     workspace_mib: Optional[int] = None, max_batch: Optional[int] = None):
+    """Build the TensorRT engine on this Jetson from the bundle's ONNX (TensorRT from JetPack)."""
+    from edgeaffect.bundle import open_bundle
+    from edgeaffect.export.targets import PRECISIONS
+    from edgeaffect.export.tensorrt import ONNX_FOR_PRECISION, build_engine
+
+    manifest = open_bundle(bundle)
+    engine = (manifest.get("target") or {}).get("engine")
+    if not engine:
+        raise InputError(f"{bundle} is not a Jetson bundle: export it with --target jetson-orin-nano")
+    p = precision or engine["precision"]
+    if p not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, given '{p}'")
+    onnx_file = manifest["files"][ONNX_FOR_PRECISION[p]]["file"]
+    out = build_engine(bundle / onnx_file, bundle / f"model-{p}.engine", p, manifest["inputs"],
+                       workspace_mib=workspace_mib or engine["workspace_mib"], max_batch=max_batch or engine["max_batch"],
+                       calibration=bundle / "calibration.npz", calibration_cache=bundle / "calibration.cache")
+    typer.echo(f"engine built on this device: {out}")
 
 
 @app.command("predict")
 def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or a video with --audio.")],
                 model: Annotated[Path, typer.Option(help="Export folder (manifest.json).")],
                 audio: Annotated[Optional[Path], typer.Option(help="A wav with the clip's audio.")] = None,
-                format: Annotated[str, typer.Option("--format", help="Which export to run.")] = "tflite-int8",
+                format: Annotated[Optional[str], typer.Option("--format", help="Which file to run (default: the bundle's; 'engine' for a built TensorRT engine).")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False):
     """Print the clip's emotion and the class probabilities."""
     from edgeaffect.predict import ExportedModel

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeaffect._optional import lookup
+from edgeaffect.bundle import open_bundle
 from edgeaffect.errors import InputError
 from edgeaffect.features.aver import AverFeatureConfig, clip_features, model_inputs
 from edgeaffect.media import read_audio, read_frames_at
@@ -25,17 +25,23 @@ class Prediction:
 class ExportedModel:
     """An export folder (``manifest.json`` + model files) ready to predict."""
 
-    def __init__(self, folder: str | Path, fmt: str = "tflite-int8", threads: int | None = None):
+    def __init__(self, folder: str | Path, fmt: str | None = None, threads: int | None = None):
         self.folder = Path(folder)
-        path = self.folder / "manifest.json"
-        if not path.is_file():
-            raise InputError(f"not an export folder (no manifest.json): {self.folder}; make one with `edgeaffect export`")
-        try:
-            self.manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"manifest.json in {self.folder} is not valid JSON ({exc})") from None
-        entry = lookup("format in this export", fmt, self.manifest["files"])
-        self.runner = load_runner(self.folder / entry["file"], entry["runtime"], threads=threads)
+        self.manifest = open_bundle(self.folder)  # manifest version and every checksum, before any use
+        target = self.manifest.get("target") or {}
+        if threads is None:
+            threads = target.get("options", {}).get("threads")
+        if fmt == "engine":  # a TensorRT engine built on this device by `edgeaffect build-engine`
+            engine = self.folder / target.get("engine", {}).get("file", "model.engine")
+            if not engine.is_file():
+                raise InputError(f"no TensorRT engine in {self.folder}: build it on this device with "
+                                 f"`edgeaffect build-engine {self.folder}`")
+            self.format = "engine"
+            self.runner = load_runner(engine, "tensorrt")
+        else:
+            self.format = fmt or target.get("default_format") or "tflite-int8"
+            entry = lookup("format in this export", self.format, self.manifest["files"])
+            self.runner = load_runner(self.folder / entry["file"], entry["runtime"], threads=threads)
         pre = self.manifest["preprocessing"]
         self.features = AverFeatureConfig.from_dict(pre["features"])
         self.mean = np.asarray(pre["mfcc_mean"], np.float32)

@@ -7,7 +7,6 @@ failing bound.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect import __version__
+from edgeaffect.bundle import MANIFEST_VERSION, sha256
 from edgeaffect.data.dataset import AverDataset
 from edgeaffect.errors import VerificationError
 from edgeaffect.export.formats import get_format
@@ -25,19 +25,13 @@ from edgeaffect.train.qat import qat_finetune, representative_samples
 from edgeaffect.train.trainer import Run, split_inputs
 
 DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq")
-MANIFEST_VERSION = 1
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
-               log=sys.stderr) -> dict:
+               target=None, options: dict | None = None, log=sys.stderr) -> dict:
+    """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
+    if target is not None:
+        formats = target.formats
     fmts = [get_format(f) for f in formats]
     x_test, y_test = split_inputs(run, data, "test")
     x_train, y_train = split_inputs(run, data, "train")
@@ -70,9 +64,15 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
             raise VerificationError("export verification failed, nothing written: " + "; ".join(
                 f"{v.format}: {', '.join(v.failures)}" for v in failed))
         manifest = build_manifest(run, files, results)
-        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
-        if "qat" in models:  # the folder itself is atomic
+        if target is not None:
+            from edgeaffect.export.bundle import write_target_files
+
+            manifest["target"] = write_target_files(tmp, target, options or {}, files, manifest["inputs"],
+                                                    calibration)
+        elif "qat" in models:  # desktop exports keep the QAT weights; device bundles stay small
             models["qat"].save_weights(str(tmp / "qat-weights.h5"))
+        manifest["checksums"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
+        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
 
 

@@ -1,0 +1,92 @@
+"""What a target bundle adds to an export: the TensorRT op check, calibration data, the
+engine build commands, the int8 quantization parameters, and a README for the device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect import __version__
+from edgeaffect.export.targets import Target
+from edgeaffect.io import atomic_write_text
+
+
+def tflite_quantization(path: Path) -> dict:
+    """Input / output scale and zero point of an int8 TFLite model (what the device needs to
+    feed it and read it)."""
+    from edgeaffect.runtime.litert import LiteRTRunner
+
+    r = LiteRTRunner(path)
+    q = lambda i: {"dtype": i.dtype, "scale": i.scale, "zero_point": i.zero_point}  # noqa: E731
+    return {"inputs": {n: q(i) for n, i in r.inputs.items()}, "output": q(r.output)}
+
+
+def write_target_files(folder: Path, target: Target, options: dict, files: dict, manifest_inputs: dict,
+                       calibration: list[dict]) -> dict:
+    """Write the target's extra files into ``folder`` (a temp folder, renamed by the caller)
+    and return the manifest's ``target`` section."""
+    from edgeaffect.export.tensorrt import ONNX_FOR_PRECISION, check_onnx_for_tensorrt, trtexec_command
+
+    section = {"key": target.key, "name": target.name, "device": target.device, "runtime": target.runtime,
+               "fallback_runtime": target.fallback_runtime, "install": f"pip install 'edgeaffect[{target.extra}]'",
+               "options": options, "default_format": target.formats[0]}
+    for fmt, entry in files.items():
+        if fmt == "tflite-int8":
+            entry["quantization"] = tflite_quantization(folder / entry["file"])
+    if target.is_jetson:
+        section.update({"jetpack": target.jetpack, "tensorrt": target.tensorrt})
+        for fmt in ("onnx-fp32", "onnx-qdq"):
+            check_onnx_for_tensorrt(folder / files[fmt]["file"], target.tensorrt, target.key)
+        section["tensorrt_ops_checked"] = f"every ONNX op is in TensorRT {target.tensorrt}'s parser list"
+        # 100 preprocessed training samples: enough for entropy calibration of a small model.
+        batch = {name: np.concatenate([c[name] for c in calibration[:100]]).astype(np.float32)
+                 for name in calibration[0]}
+        with open(folder / "calibration.npz", "wb") as f:
+            np.savez(f, **batch)
+        precision = options.get("precision", "int8")
+        engine = f"model-{precision}.engine"
+        section["engine"] = {"file": engine, "precision": precision, "onnx": files[ONNX_FOR_PRECISION[precision]]["file"],
+                             "workspace_mib": int(options.get("workspace_mib", 256)),
+                             "max_batch": int(options.get("max_batch", 8)),
+                             "built_here": False, "note": "engines are built on the device (not portable)"}
+        lines = ["#!/bin/sh", "# Build the TensorRT engine on the Jetson itself (engines are not portable).",
+                 "# Same as: edgeaffect build-engine . --precision " + precision, "set -e", 'cd "$(dirname "$0")"']
+        for p in ("fp16", "int8", "int8-calibrated"):
+            cmd = trtexec_command(files[ONNX_FOR_PRECISION[p]]["file"], f"model-{p}.engine", p, manifest_inputs,
+                                  workspace_mib=section["engine"]["workspace_mib"],
+                                  max_batch=section["engine"]["max_batch"], calibration_cache="calibration.cache")
+            lines.append(("" if p == precision else "# ") + cmd)
+        if precision == "int8-calibrated":
+            lines.insert(5, "# trtexec reads calibration.cache: make it first with `edgeaffect build-engine . "
+                            "--precision int8-calibrated` (it runs the calibrator on calibration.npz)")
+        atomic_write_text(folder / "trtexec.sh", "\n".join(lines) + "\n")
+        (folder / "trtexec.sh").chmod(0o755)
+    atomic_write_text(folder / "README.md", bundle_readme(target, section, files))
+    return section
+
+
+def bundle_readme(target: Target, section: dict, files: dict) -> str:
+    rows = "\n".join(f"| `{e['file']}` | {fmt} | {e['runtime']} | {e['bytes'] / 1024:.1f} KiB |" for fmt, e in files.items())
+    text = [f"# edgeaffect bundle for {target.name}", "",
+            f"Made by edgeaffect {__version__}. Every file's SHA-256 is in `manifest.json`; the device runtime "
+            "refuses a bundle with a missing or changed file.", "",
+            "| file | format | runtime | size |", "|---|---|---|---|", rows, "",
+            "## On the device", "", "```sh", section["install"],
+            "edgeaffect verify .                      # checksums, manifest version",
+            "edgeaffect predict CLIP.mp4 --model .    # label and probabilities",
+            "edgeaffect profile . --format " + section["default_format"] + "   # latency on this device",
+            "```"]
+    if target.is_jetson:
+        e = section["engine"]
+        text += ["", f"TensorRT {target.tensorrt} comes with JetPack {target.jetpack}: never `pip install tensorrt` "
+                 "on a Jetson. Build the engine on the device, then run it:", "", "```sh",
+                 f"edgeaffect build-engine . --precision {e['precision']}   # or ./trtexec.sh",
+                 f"edgeaffect predict CLIP.mp4 --model . --format engine", "```", "",
+                 "`int8` uses the QDQ model from quantization-aware training (explicit quantization, the path "
+                 "TensorRT 11 keeps). `int8-calibrated` runs TensorRT's entropy calibrator on `calibration.npz` "
+                 "(deprecated since TensorRT 10.1). Until an engine exists, the bundle runs on ONNX Runtime."]
+    text += ["", "Latency figures for this device made on another machine are roofline predictions; only "
+             "`edgeaffect profile` run on the device measures it."]
+    return "\n".join(text) + "\n"

@@ -1,0 +1,64 @@
+"""Export targets (``targets.toml``): which artifacts, runtime and options each device gets."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+
+from edgeaffect._optional import lookup
+from edgeaffect.errors import InputError
+
+OPTION_FLAGS = {"threads": "--threads", "precision": "--precision", "workspace_mib": "--workspace-mib",
+                "max_batch": "--max-batch"}
+PRECISIONS = ("fp16", "int8", "int8-calibrated")
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    name: str
+    device: str
+    formats: tuple[str, ...]
+    runtime: str
+    extra: str
+    options: tuple[str, ...]
+    defaults: dict = field(default_factory=dict)  # option -> default value
+    fallback_runtime: str | None = None
+    jetpack: str | None = None
+    tensorrt: str | None = None
+
+    @property
+    def is_jetson(self) -> bool:
+        return self.runtime == "tensorrt"
+
+
+def load_targets() -> dict[str, Target]:
+    data = tomllib.loads(resources.files("edgeaffect.export").joinpath("targets.toml").read_text())
+    out = {}
+    for key, t in data.items():
+        out[key] = Target(key, t["name"], t["device"], tuple(t["formats"]), t["runtime"], t["extra"],
+                          tuple(t.get("options", ())), {o: t[o] for o in t.get("options", ()) if o in t},
+                          t.get("fallback_runtime"), t.get("jetpack"), t.get("tensorrt"))
+    return out
+
+
+def get_target(key: str) -> Target:
+    return lookup("target", key, load_targets())
+
+
+def resolve_options(target: Target, given: dict) -> dict:
+    """The target's defaults overridden by ``given`` (None = not given); options the target
+    does not support are refused by name."""
+    refused = [o for o, v in given.items() if v is not None and o not in target.options]
+    if refused:
+        supported = ", ".join(OPTION_FLAGS[o] for o in target.options) or "none"
+        raise InputError(f"target '{target.key}' does not support {', '.join(OPTION_FLAGS[o] for o in refused)} "
+                         f"(it supports: {supported})")
+    opts = {**target.defaults, **{o: v for o, v in given.items() if v is not None}}
+    if "precision" in opts and opts["precision"] not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, given '{opts['precision']}'")
+    for o in ("threads", "workspace_mib", "max_batch"):
+        if o in opts and int(opts[o]) < 1:
+            raise InputError(f"{OPTION_FLAGS[o]} must be >= 1, given {opts[o]}")
+    return opts

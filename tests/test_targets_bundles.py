@@ -1,0 +1,206 @@
+"""Export targets, device bundles, the device runtime's checks, and the TensorRT path up to
+the TensorRT calls (TensorRT cannot be installed here: those tests skip and say so)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeaffect.errors import InputError, MissingDependencyError, UnknownNameError, VerificationError
+from tests.test_cli import assert_one_line_error, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def rpi_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "rpi5"
+    export_run(trained_run, dataset, out, target=get_target("rpi5"), options={"threads": 4}, qat_epochs=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def jetson_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "orin"
+    export_run(trained_run, dataset, out, target=get_target("jetson-orin-nano"), options={"precision": "int8"},
+               qat_epochs=3)
+    return out
+
+
+def test_targets_are_data_with_close_match_and_refused_options():
+    from edgeaffect.export.targets import get_target, load_targets, resolve_options
+
+    assert {"rpi4", "rpi5", "jetson-nano", "jetson-orin-nano", "jetson-orin-nano-super", "host"} <= set(load_targets())
+    with pytest.raises(UnknownNameError, match="Did you mean 'jetson-orin-nano'"):
+        get_target("jetson-orin-nan")
+    with pytest.raises(InputError, match="does not support --precision"):
+        resolve_options(get_target("rpi5"), {"precision": "fp16"})
+    with pytest.raises(InputError, match="does not support --threads"):
+        resolve_options(get_target("jetson-orin-nano"), {"threads": 2})
+    assert resolve_options(get_target("jetson-orin-nano"), {"precision": None})["precision"] == "int8"
+
+
+def test_rpi_bundle_is_self_contained(rpi_bundle):
+    m = json.loads((rpi_bundle / "manifest.json").read_text())
+    assert list(m["files"]) == ["tflite-int8", "tflite-fp32"]
+    assert m["target"]["key"] == "rpi5" and m["target"]["install"] == "pip install 'edgeaffect[rpi]'"
+    assert m["target"]["options"] == {"threads": 4}
+    q = m["files"]["tflite-int8"]["quantization"]
+    assert q["inputs"]["face"]["dtype"] == "int8" and q["inputs"]["face"]["scale"] > 0
+    assert q["output"]["dtype"] == "int8"
+    pre = m["preprocessing"]
+    assert len(pre["mfcc_mean"]) == 40 and pre["features"]["mfcc"]["n_mfcc"] == 40 and pre["features"]["n_segments"] == 6 and pre["face_scale"] == 1 / 255
+    on_disk = {p.name for p in rpi_bundle.iterdir()} - {"manifest.json"}
+    assert set(m["checksums"]) == on_disk and "README.md" in on_disk and "qat-weights.h5" not in on_disk
+    assert "edgeaffect verify" in (rpi_bundle / "README.md").read_text()
+    assert oct((rpi_bundle / "manifest.json").stat().st_mode)[-3:] in ("644", "664")
+
+
+def test_jetson_bundle_checks_ops_and_carries_the_trt_build(jetson_bundle):
+    from edgeaffect.export.tensorrt import calibration_batches, unsupported_ops
+
+    m = json.loads((jetson_bundle / "manifest.json").read_text())
+    assert list(m["files"]) == ["onnx-fp32", "onnx-qdq"]
+    t = m["target"]
+    assert t["tensorrt"] == "10.3" and "parser list" in t["tensorrt_ops_checked"]
+    assert t["engine"]["built_here"] is False and t["engine"]["onnx"].endswith("qdq.onnx")
+    for e in m["files"].values():
+        assert unsupported_ops(jetson_bundle / e["file"], "10.3") == []
+    sh = (jetson_bundle / "trtexec.sh").read_text()
+    active = [line for line in sh.splitlines() if line.startswith("/usr/src/tensorrt/bin/trtexec")]
+    assert len(active) == 1 and "--int8" in active[0] and "onnx-qdq.onnx" in active[0]
+    assert "--maxShapes=face:8x64x64x1,mfcc:8x40x1" in active[0]
+    batches = list(calibration_batches(jetson_bundle / "calibration.npz", 32))
+    assert len(batches) == 3 and batches[0]["face"].shape == (32, 64, 64, 1)  # 100 samples -> 3 full batches
+    assert batches[0]["face"].dtype == np.float32 and 0 <= batches[0]["face"].min() <= batches[0]["face"].max() <= 1
+
+
+def test_an_unsupported_op_fails_the_export_check_by_name(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeaffect.export.tensorrt import check_onnx_for_tensorrt
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Unique", ["r"], ["y"])],
+                          "g", [x], [y])
+    path = tmp_path / "u.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(VerificationError, match=r"does not support: Unique$"):
+        check_onnx_for_tensorrt(path, "10.3", "jetson-orin-nano")
+
+
+def test_device_runtime_matches_the_desktop_within_the_verified_bound(rpi_bundle, trained_run, corpus):
+    from edgeaffect.export.formats import get_format
+    from edgeaffect.features.aver import model_inputs
+    from edgeaffect.predict import ExportedModel
+
+    clip = sorted(corpus.rglob("01-01-05-02-*.mp4"))[0]  # angry
+    for fmt in ("tflite-int8", "tflite-fp32"):
+        m = ExportedModel(rpi_bundle, fmt)
+        feats = m.clip_features(clip)
+        device = m.predict_features(feats).per_segment
+        desktop = trained_run.model.predict(model_inputs(feats, m.mean, m.std), verbose=0)
+        bound = get_format(fmt).bounds.max_abs
+        assert np.abs(device - desktop).max() <= bound, fmt
+    assert ExportedModel(rpi_bundle).format == "tflite-int8"  # the bundle's default
+
+
+def test_tampered_truncated_missing_and_newer_bundles_are_refused(rpi_bundle, tmp_path):
+    def copy(name):
+        d = tmp_path / name
+        shutil.copytree(rpi_bundle, d)
+        return d
+
+    assert cli("verify", rpi_bundle).returncode == 0
+    tampered = copy("tampered")
+    f = tampered / "aver-ravdess-tflite-int8.tflite"
+    blob = bytearray(f.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    f.write_bytes(bytes(blob))
+    assert_one_line_error(cli("verify", tampered), "checksum mismatch for aver-ravdess-tflite-int8.tflite")
+    truncated = copy("truncated")
+    f = truncated / "aver-ravdess-tflite-fp32.tflite"
+    f.write_bytes(f.read_bytes()[:1000])
+    assert_one_line_error(cli("predict", "x.mp4", "--model", truncated), "checksum mismatch")
+    missing = copy("missing")
+    (missing / "README.md").unlink()
+    assert_one_line_error(cli("verify", missing), "missing README.md")
+    newer = copy("newer")
+    m = json.loads((newer / "manifest.json").read_text())
+    m["toolkit_version"] = "99.0.0"
+    (newer / "manifest.json").write_text(json.dumps(m))
+    assert_one_line_error(cli("verify", newer), "made by edgeaffect 99.0.0", "upgrade")
+
+
+def test_export_target_bad_input_is_one_line(trained_run, tmp_path):
+    assert_one_line_error(cli("export", trained_run.folder, "--out", tmp_path / "x", "--target", "rpi6"),
+                          "unknown target 'rpi6'")
+    assert_one_line_error(cli("export", trained_run.folder, "--out", tmp_path / "x", "--target", "rpi5",
+                              "--precision", "fp16"), "does not support --precision")
+    assert not (tmp_path / "x").exists()
+
+
+def test_tensorrt_is_lazy_and_says_where_it_comes_from(jetson_bundle, tmp_path):
+    from edgeaffect.runtime.tensorrt import import_tensorrt
+
+    try:
+        import_tensorrt()
+        pytest.skip("TensorRT is importable here: the engine tests below cover it")
+    except MissingDependencyError as exc:
+        assert "JetPack" in str(exc) and "never pip install tensorrt" in str(exc)
+    assert_one_line_error(cli("build-engine", jetson_bundle), "TensorRT is not importable")
+    assert_one_line_error(cli("predict", "x.mp4", "--model", jetson_bundle, "--format", "engine"),
+                          "no TensorRT engine", "build-engine")
+
+
+def test_engine_build_and_run_on_a_device_with_tensorrt(jetson_bundle, tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT cannot be installed on this machine (no GPU, no JetPack): "
+                        "this test runs on a Jetson")
+    from edgeaffect.export.tensorrt import build_engine
+    from edgeaffect.runtime.tensorrt import TensorRTRunner
+
+    m = json.loads((jetson_bundle / "manifest.json").read_text())
+    engine = build_engine(jetson_bundle / m["files"]["onnx-qdq"]["file"], tmp_path / "m.engine", "int8", m["inputs"])
+    runner = TensorRTRunner(engine)
+    out = runner.run({"face": np.zeros((1, 64, 64, 1), np.float32), "mfcc": np.zeros((1, 40, 1), np.float32)})
+    assert out.shape == (1, 8) and abs(out.sum() - 1) < 0.05
+
+
+def test_fresh_device_only_venv_runs_a_bundle(rpi_bundle, corpus, tmp_path):
+    """pip install '.[rpi]' into an empty venv (no TensorFlow, librosa, tf2onnx), then verify
+    and predict with the bundle; the label matches the desktop's."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}[rpi]"], capture_output=True, text=True,
+                       env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    check = ("import importlib.util as u, sys; bad=[m for m in ('tensorflow','tf_keras','librosa','tf2onnx','onnx') "
+             "if u.find_spec(m)]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([str(py), "-c", check], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, f"device venv has desktop packages: {r.stdout}"
+    edge = venv / "bin" / "edgeaffect"
+    assert subprocess.run([str(edge), "verify", str(rpi_bundle)], capture_output=True, env=env).returncode == 0
+    clip = sorted(corpus.rglob("01-01-03-02-*.mp4"))[0]
+    r = subprocess.run([str(edge), "predict", str(clip), "--model", str(rpi_bundle), "--json"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    device = json.loads(r.stdout)
+    host = json.loads(cli("predict", clip, "--model", rpi_bundle, "--json").stdout)
+    assert device["label"] == host["label"] == "happy"
+    for k in host["probabilities"]:  # same wheel, same kernels: identical int8 outputs
+        assert abs(device["probabilities"][k] - host["probabilities"][k]) < 1e-6
