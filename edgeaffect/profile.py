@@ -126,7 +126,10 @@ def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | 
     runner, kind = open_artifact(path, runtime, threads, fmt)
     init_ms = (time.perf_counter() - t0) * 1e3
     feeds = random_feeds(runner.inputs)
-    t = measure(lambda: runner.run(feeds), warmup=warmup, budget_s=budget_s)
+    from edgeaffect.power import tegrastats_power
+
+    with tegrastats_power() as power:
+        t = measure(lambda: runner.run(feeds), warmup=warmup, budget_s=budget_s)
     peak = _status_kib("VmHWM")
     result = {
         "artifact": str(path), "runtime": runner.name, "package": runner.package, "threads": threads,
@@ -137,7 +140,7 @@ def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | 
         "model_memory_mib": (peak - rss_before) / 1024 if peak and rss_before else None,
         "memory_note": "peak_rss_mib: the whole process; model_memory_mib: peak resident memory added by "
                        "loading and running this model (Linux VmHWM reset before loading)",
-        "op_profile": None, "op_profile_note": "",
+        "op_profile": None, "op_profile_note": "", "power": power,
     }
     model_file = getattr(runner, "path", None) or (path if path.is_file() else None)
     if op_profile and runner.name == "onnxruntime" and model_file:

@@ -128,3 +128,20 @@ def test_roofline_plots_and_bounds_cli(export_dir, tmp_path):
     # 14.42 MFLOPs at the Pi 4's 48 GFLOP/s float32 roof (no int8 figure): 0.300 ms, compute-bound
     assert rpi4["latency_ms"] == pytest.approx(14_423_416 / 48e9 * 1e3, rel=1e-6)
     assert "prediction" in rpi4["note"] and "prediction" in r.stdout
+
+
+def test_tegrastats_lines_parse_to_rails_and_are_absent_here():
+    from edgeaffect.power import parse_tegrastats, summarise, tegrastats_power
+
+    line = ("11-22-2026 10:00:00 RAM 2100/7620MB (lfb 4x4MB) CPU [12%@1510,8%@1510] GR3D_FREQ 45% "
+            "cpu@48.5C VDD_IN 5012mW/4980mW VDD_CPU_GPU_CV 1205mW/1180mW VDD_SOC 1432mW/1430mW")
+    s = parse_tegrastats(line)
+    assert s == {"VDD_IN": 5012, "VDD_CPU_GPU_CV": 1205, "VDD_SOC": 1432}
+    agg = summarise([s, {"VDD_IN": 4000}])
+    assert agg["VDD_IN"] == {"mean_mw": 4506.0, "max_mw": 5012} and agg["VDD_SOC"]["mean_mw"] == 1432
+    import shutil
+
+    if shutil.which("tegrastats") is None:
+        with tegrastats_power() as p:
+            pass
+        assert "not a Jetson" in p["note"]
