@@ -4,9 +4,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= train,device,dev
+EXTRAS ?= train,device,demo,dev
 # Debian packages the host side needs (installed only when root and missing).
-APT_PACKAGES ?= libsndfile1
+# libportaudio2: sounddevice; pulseaudio*: a real input device without a sound card (demo tests);
+# espeak-ng: real speech for tests.
+APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
 OUT    ?= build/quickstart
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -49,6 +51,7 @@ bench: venv $(OUT)/export/manifest.json
 	$(BIN)/edgeaffect bench $(OUT)/export --budget 3 --budgets roofline/budgets.toml \
 	  --json $(OUT)/bench.json --markdown $(OUT)/bench.md --junit $(OUT)/bench.xml
 	$(BIN)/edgeaffect bench-aver --work $(OUT) --budget 3
+	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
 
 roofline: venv $(OUT)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench

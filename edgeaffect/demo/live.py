@@ -1,0 +1,198 @@
+"""The demo loop: take the newest frame and the newest audio, build one sample's features
+as the bundle's manifest says, run the model, smooth, draw, and log one event per result.
+
+Inference never queues work: when it is slower than the camera it processes the newest
+frame and counts the frames it skipped, so latency cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect.errors import InputError
+
+
+@dataclass
+class DemoConfig:
+    segment_s: float = 0.5  # audio per sample: about one sixth of a RAVDESS clip, as in training
+    smooth: int = 5  # predictions averaged for the label on screen
+    silence_rms: float = 1e-4  # below this the microphone is reported silent
+    max_fps: float = 30.0  # cap on inferences per second
+    # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
+    # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
+    detect_width: int = 320
+
+
+def detect_scaled(gray: np.ndarray, face_cfg, width: int):
+    """``detect_face`` on a downscaled copy, the box mapped back to ``gray``'s pixels."""
+    import cv2
+
+    from edgeaffect.features.faces import detect_face
+
+    scale = width / gray.shape[1] if gray.shape[1] > width else 1.0
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    box = detect_face(small, face_cfg)
+    return None if box is None else tuple(int(round(v / scale)) for v in box)
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+class Demo:
+    def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
+                 show: bool = False, events: str | Path | None = None, duration: float | None = None,
+                 config: DemoConfig = DemoConfig(), threads: int | None = None, log=sys.stderr):
+        from edgeaffect.predict import ExportedModel
+
+        self.model = ExportedModel(bundle, threads=threads)
+        self.cfg, self.show, self.duration, self.log = config, show, duration, log
+        self.events_path = Path(events) if events else None
+        self.needs_video = "face" in self.model.runner.inputs
+        self.video = self.audio = None
+        self.notices: list[str] = []
+        self._open_sources(camera, mic)
+
+    # --------------------------------------------------------------- sources
+    def _note(self, text: str) -> None:
+        self.notices.append(text)
+        print(f"demo: {text}", file=self.log, flush=True)
+
+    def _open_sources(self, camera, mic) -> None:
+        from edgeaffect.demo.sources import FileAudioSource, MicSource, VideoSource
+        from edgeaffect.errors import EdgeAffectError
+
+        if self.needs_video:
+            if camera is None:
+                raise InputError("the audio-visual model needs a camera: give --camera (an index, a device or a video)")
+            self.video = VideoSource(str(camera))  # no camera: one clear error, nothing started
+        try:
+            if mic is not None and Path(mic).is_file():
+                self.audio = FileAudioSource(mic)
+            else:
+                self.audio = MicSource(mic)
+        except EdgeAffectError as exc:
+            if not self.needs_video:
+                raise
+            self._note(f"{exc}; continuing video-only (audio features are silence)")
+            self.audio = None
+
+    # --------------------------------------------------------------- one step
+    def _features(self, frame):
+        from edgeaffect.features import faces as F
+        from edgeaffect.features.mfcc import mfcc
+
+        fcfg = self.model.features
+        t0 = time.perf_counter()
+        face = None
+        if frame is not None:
+            gray = F.to_gray(frame)
+            box = detect_scaled(gray, fcfg.face, self.cfg.detect_width)
+            if box is not None:
+                face = F.crop_face(gray, box, fcfg.face.size)
+        t1 = time.perf_counter()
+        sr = self.audio.ring.sample_rate if self.audio else 16000
+        n = max(int(sr * self.cfg.segment_s), fcfg.mfcc.n_fft)
+        y = self.audio.ring.latest(n) if self.audio else np.zeros(n, np.float32)
+        rms = float(np.sqrt(np.mean(y ** 2)))
+        coeffs = mfcc(y + 1e-9 * (rms == 0), sr, fcfg.mfcc).mean(axis=1)
+        t2 = time.perf_counter()
+        return face, coeffs.astype(np.float32), rms, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def run(self) -> dict:
+        from edgeaffect.features.aver import model_inputs
+
+        recent = deque(maxlen=self.cfg.smooth)
+        stats = {"events": 0, "labels": 0, "no_face": 0, "dropped_frames": 0, "latency_ms": [], "stage_ms": {
+            "capture": [], "face": [], "features": [], "inference": []}}
+        sources = [s for s in (self.video, self.audio) if s is not None]
+        for s in sources:
+            s.start()
+        out = open(self.events_path, "w") if self.events_path else None
+        t_start, last_seq, min_gap = time.monotonic(), 0, 1.0 / self.cfg.max_fps
+        silent_reported = False
+        try:
+            while True:
+                now = time.monotonic()
+                if self.duration is not None and now - t_start >= self.duration:
+                    break
+                for s in sources:
+                    if s.message and s.message not in self.notices:
+                        self._note(s.message)
+                if self.video is not None and self.video.ended.is_set():
+                    break  # the audio-visual model cannot go on without frames
+                frame, t_cap, seq = self.video.latest() if self.video else (None, now, last_seq + 1)
+                if seq == last_seq:
+                    time.sleep(0.002)
+                    continue
+                stats["dropped_frames"] += max(0, seq - last_seq - 1)
+                last_seq = seq
+                t_pick = time.monotonic()
+                face, coeffs, rms, face_ms, feat_ms = self._features(frame)
+                if rms < self.cfg.silence_rms and not silent_reported and self.audio is not None:
+                    self._note("the microphone is silent: check its level or mute switch")
+                    silent_reported = True
+                event = {"time": round(t_pick - t_start, 4), "frame": seq, "dropped_frames": stats["dropped_frames"],
+                         "audio_rms": rms}
+                if face is None and self.needs_video:
+                    stats["no_face"] += 1
+                    event.update({"status": "no face", "label": None, "probabilities": None})
+                    inf_ms = 0.0
+                else:
+                    t3 = time.perf_counter()
+                    x = model_inputs({"face": face[None], "mfcc": coeffs[None]}, self.model.mean, self.model.std)
+                    probs = self.model.runner.run(x)[0]
+                    inf_ms = (time.perf_counter() - t3) * 1e3
+                    recent.append(probs)
+                    smooth = np.mean(recent, axis=0)
+                    label = self.model.labels[int(smooth.argmax())]
+                    stats["labels"] += 1
+                    event.update({"status": "ok", "label": label,
+                                  "probabilities": {k: round(float(p), 4) for k, p in zip(self.model.labels, smooth)}})
+                total_ms = (time.monotonic() - t_cap) * 1e3
+                stage = {"capture": (t_pick - t_cap) * 1e3, "face": face_ms, "features": feat_ms, "inference": inf_ms}
+                event["latency_ms"] = {**{k: round(v, 3) for k, v in stage.items()}, "total": round(total_ms, 3)}
+                stats["events"] += 1
+                stats["latency_ms"].append(total_ms)
+                for k, v in stage.items():
+                    stats["stage_ms"][k].append(v)
+                if out:
+                    out.write(json.dumps(event) + "\n")
+                    out.flush()
+                if self.show and frame is not None:
+                    from edgeaffect.demo.overlay import draw
+
+                    if draw(frame, event, stats, self.model.labels) == ord("q"):
+                        break
+                time.sleep(max(0.0, min_gap - (time.monotonic() - t_pick)))
+        finally:
+            for s in sources:
+                s.stop()
+            for s in sources:
+                s.join(timeout=1.0)
+            if out:
+                out.close()
+            if self.show:
+                import cv2
+
+                cv2.destroyAllWindows()
+        return self.summary(stats, time.monotonic() - t_start)
+
+    def summary(self, stats: dict, elapsed: float) -> dict:
+        lat = stats["latency_ms"]
+        stage_means = {k: float(np.mean(v)) if v else 0.0 for k, v in stats["stage_ms"].items()}
+        total = sum(stage_means.values()) or 1.0
+        return {"seconds": elapsed, "events": stats["events"], "labels": stats["labels"], "no_face": stats["no_face"],
+                "dropped_frames": stats["dropped_frames"],
+                "captured_frames": self.video.seq if self.video else None,
+                "processed_per_s": stats["events"] / elapsed if elapsed else 0.0,
+                "latency_p50_ms": percentile(lat, 50), "latency_p95_ms": percentile(lat, 95),
+                "stage_mean_ms": stage_means, "stage_share": {k: v / total for k, v in stage_means.items()},
+                "notices": self.notices}
