@@ -13,12 +13,13 @@ OUT    ?= build/quickstart
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow demo bench roofline clean
+.PHONY: help venv apt test test-slow test-rpi demo bench roofline clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
 	@echo "make test       fast test suite (creates .venv on first use)"
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
+	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) on this machine"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 
@@ -40,6 +41,11 @@ test: venv
 
 test-slow: venv
 	$(BIN)/python -m pytest -m "slow and not hardware" -q
+
+# Same answers on a Raspberry Pi 4 / 5 (emulated: says nothing about speed). Skips with a
+# one-line reason when the machine cannot (not root, no binfmt, no network to the mirror).
+test-rpi: venv
+	$(BIN)/python -m pytest -q -rs -s tests/test_rpi_emulated.py
 
 demo: venv
 	$(BIN)/edgeaffect pipeline --out $(OUT)

@@ -1,0 +1,100 @@
+"""A Raspberry Pi without a Pi: the device install and the rpi bundles on an emulated
+bookworm arm64 user-land (qemu-user), as a Pi 4 (Cortex-A72) and a Pi 5 (Cortex-A76).
+Time under emulation is printed as such: it says nothing about speed on a real Pi."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.rpi_emulation import ROOT, VENV, elf_load_alignments, run, userland
+
+PAGE_16K = 16384
+
+
+def test_not_root_is_a_clean_one_line_skip():
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root (to drop to nobody) and setpriv")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh",
+                        str(ROOT / "scripts" / "rpi-userland.sh")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 77 and r.stderr.strip() == "skip: not root (debootstrap, binfmt_misc and chroot need root)"
+
+
+@pytest.fixture(scope="module")
+def rootfs():
+    path, why = userland()
+    if path is None:
+        pytest.skip(why)
+    return path
+
+
+@pytest.mark.slow
+def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run, dataset, corpus, tmp_path):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+    from edgeaffect.train.trainer import split_inputs
+
+    work_rel = f"work/edgeaffect-{os.getpid()}"
+    work = rootfs / work_rel
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work), str(ROOT)],
+                       check=True, capture_output=True, timeout=600)
+        wheel = next(work.glob("edgeaffect-*.whl")).name
+        for dev in ("rpi4", "rpi5"):
+            export_run(trained_run, dataset, work / dev, target=get_target(dev), qat_epochs=3)
+        x, _ = split_inputs(trained_run, dataset, "test")
+        np.savez(work / "inputs.npz", **{k: v[:24] for k, v in x.items()})
+        clip = sorted(corpus.rglob("01-01-03-02-*.mp4"))[0]
+        shutil.copy(clip, work / "clip.mp4")
+        shutil.copy(ROOT / "tests" / "rpi_probe.py", work / "probe.py")
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs / "etc/ssl/certs/host-ca.crt")
+
+        # The same install a user types on a Pi: pip install 'edgeaffect[rpi]' (here from this checkout's wheel).
+        if not (rootfs / VENV.lstrip("/") / "bin" / "python").exists():
+            r = run(rootfs, "rpi4", ["/usr/bin/python3", "-m", "venv", VENV])
+            assert r.returncode == 0, r.stderr[-2000:]
+        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", f"/{work_rel}/{wheel}[rpi]"], timeout=1800)
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", "--force-reinstall", "--no-deps",
+                                 f"/{work_rel}/{wheel}"])
+        assert r.returncode == 0, r.stderr[-2000:]
+
+        for dev in ("rpi4", "rpi5"):
+            args = [f"/{work_rel}/{dev}", f"/{work_rel}/inputs.npz", f"/{work_rel}/clip.mp4"]
+            pi = run(rootfs, dev, [f"{VENV}/bin/python", f"/{work_rel}/probe.py", *args])
+            assert pi.returncode == 0, pi.stderr[-3000:]
+            host = subprocess.run([sys.executable, str(work / "probe.py"), *[str(rootfs) + a for a in args]],
+                                  capture_output=True, text=True, timeout=600)
+            assert host.returncode == 0, host.stderr[-3000:]
+            p, h = json.loads(pi.stdout), json.loads(host.stdout)
+            assert "XNNPACK delegate" in pi.stderr, f"{dev}: XNNPACK was not used under emulation: {pi.stderr[-500:]}"
+            assert p["desktop_modules_loaded"] == []
+            for fmt in ("tflite-int8", "tflite-fp32"):
+                a, b = np.asarray(p[fmt]["raw"]), np.asarray(h[fmt]["raw"])
+                # int8: XNNPACK on both sides, same kernels -> identical; allow one output step for
+                # kernel-selection differences between x86 and the emulated Arm core. fp32: 1e-5.
+                tol = p[fmt]["output_scale"] * 1.0001 if fmt == "tflite-int8" else 1e-5
+                assert np.abs(a - b).max() <= tol, f"{dev} {fmt}: max |diff| {np.abs(a - b).max()}"
+                assert p[fmt]["label"] == h[fmt]["label"] == "happy"
+                for k, v in h[fmt]["probabilities"].items():
+                    assert abs(p[fmt]["probabilities"][k] - v) <= max(tol, 1e-5) + 1e-6
+                print(f"{dev} {fmt}: same answers as the host (max |diff| {np.abs(a - b).max():.2e}); "
+                      f"time UNDER QEMU EMULATION (not a Pi's speed): inference {p[fmt]['inference_s']:.3f} s, "
+                      f"clip {p[fmt]['clip_s']:.2f} s")
+
+        site = next((rootfs / VENV.lstrip("/") / "lib").glob("python3*/site-packages"))
+        sos = sorted(site.rglob("*.so*"))
+        misaligned = {str(s.relative_to(site)): min(al) for s in sos if (al := elf_load_alignments(s)) and min(al) < PAGE_16K}
+        litert = [s for s in misaligned if s.startswith("ai_edge_litert")]
+        print(f"16 KiB page alignment (Pi 5 kernel): {len(sos) - len(misaligned)} of {len(sos)} .so files aligned; "
+              f"not aligned: {sorted(misaligned)[:10]}")
+        assert not litert, f"LiteRT libraries would not load on a 16 KiB-page Pi 5 kernel: {litert}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
