@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgeaffect.data.synthetic import SyntheticConfig, generate
+from edgeaffect.demo.bench import speech_like  # noqa: F401  (tests import it from here)
 
 # 4 actors x 30 utterances (1 statement, 2 repetitions) = 120 clips, 720 samples.
 SMALL = SyntheticConfig(actors=4, statements=1, repetitions=2, seed=0)
@@ -45,14 +46,3 @@ def export_dir(trained_run, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "aver"
     export_run(trained_run, dataset, out, qat_epochs=5)
     return out
-
-
-def speech_like(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
-    """A voiced, formant-shaped, amplitude-modulated signal (seeded)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(sr * seconds)) / sr
-    f0 = 140 + 30 * np.sin(2 * np.pi * 1.5 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    y = sum(np.sin(h * phase) / h * (1 + 2 * np.exp(-((h * 140 - 700) / 300) ** 2)) for h in range(1, 30))
-    env = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
-    return (0.3 * y * env / np.abs(y).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
