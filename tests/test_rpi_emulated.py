@@ -19,6 +19,8 @@ PAGE_16K = 16384
 # resize), whose arm64 and x86 builds take different SIMD paths: the features differ
 # slightly. Measured here: 3.8e-4 on a probability. Labels must agree exactly.
 CLIP_TOL = 0.02
+NO_NETWORK = ("NewConnectionError", "Temporary failure in name resolution", "Could not fetch URL",
+              "ConnectTimeoutError", "Network is unreachable")
 
 
 def test_not_root_is_a_clean_one_line_skip():
@@ -64,7 +66,9 @@ def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run
         if not (rootfs / VENV.lstrip("/") / "bin" / "python").exists():
             r = run(rootfs, "rpi4", ["/usr/bin/python3", "-m", "venv", VENV])
             assert r.returncode == 0, r.stderr[-2000:]
-        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", f"/{work_rel}/{wheel}[rpi]"], timeout=1800)
+        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", f"/{work_rel}/{wheel}[rpi]"], timeout=900)
+        if r.returncode != 0 and any(m in r.stderr for m in NO_NETWORK):
+            pytest.skip("no network to the package index from the emulated Pi: cannot pip install edgeaffect[rpi]")
         assert r.returncode == 0, r.stderr[-2000:]
         r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", "--force-reinstall", "--no-deps",
                                  f"/{work_rel}/{wheel}"])
