@@ -145,3 +145,17 @@ def test_tegrastats_lines_parse_to_rails_and_are_absent_here():
         with tegrastats_power() as p:
             pass
         assert "not a Jetson" in p["note"]
+
+
+def test_lstm_cost_by_hand_from_keras():
+    from edgeaffect.keras_backend import keras
+    from edgeaffect.roofline.readers import analyse
+
+    k = keras()
+    x = k.Input((10, 8), name="frames")
+    model = k.Model(x, k.layers.Dense(2)(k.layers.LSTM(4)(x)))
+    c = analyse(model)
+    # LSTM: 10 steps x 4 gates x 4 units x (8 inputs + 4 recurrent) MACs, 10 x 16 bias adds; Dense 4 -> 2.
+    assert c.macs == 10 * 4 * 4 * (8 + 4) + 4 * 2
+    assert c.flops == 2 * c.macs + 10 * 16 + 2
+    assert c.params == model.count_params() == 4 * 4 * (8 + 4 + 1) + 4 * 2 + 2

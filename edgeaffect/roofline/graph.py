@@ -176,6 +176,12 @@ def model_cost(graph: Graph) -> ModelCost:
     )
 
 
+def lstm_cost(steps: int, n_in: int, units: int) -> tuple[int, int]:
+    """(MACs, bias adds) of an LSTM over ``steps``: four gates, each a (n_in + units) x units
+    matrix product per step."""
+    return steps * 4 * units * (n_in + units), steps * 4 * units
+
+
 def prod(shape) -> int:
     n = 1
     for d in shape:

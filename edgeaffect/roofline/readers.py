@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgeaffect._optional import require
 from edgeaffect.errors import InputError
-from edgeaffect.roofline.graph import Graph, ModelCost, Op, model_cost, prod
+from edgeaffect.roofline.graph import Graph, ModelCost, Op, lstm_cost, model_cost, prod
 
 # --------------------------------------------------------------------------- Keras
 
@@ -49,8 +49,7 @@ def _keras_op(layer) -> Op:
                   out_elems if layer.use_bias else 0)
     if cls == "LSTM":
         steps = int(layer.input_shape[1])
-        n_in, units = int(layer.input_shape[-1]), layer.units
-        return Op(layer.name, "recurrent", [], [], params, steps * 4 * units * (n_in + units), steps * 4 * units)
+        return Op(layer.name, "recurrent", [], [], params, *lstm_cost(steps, int(layer.input_shape[-1]), layer.units))
     if cls in ("Add", "Multiply", "Subtract"):
         return Op(layer.name, "add", [], [], params, 0, out_elems * (len(layer.input) - 1))
     if cls in _KERAS_VIEWS:
@@ -85,6 +84,8 @@ def from_keras(model) -> Graph:
 _TFLITE_VIEWS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "QUANTIZE", "DEQUANTIZE", "IDENTITY"}
 _TFLITE_ACT = {"RELU", "RELU6", "LOGISTIC", "TANH", "SOFTMAX", "LEAKY_RELU", "HARD_SWISH", "GELU"}
 _TFLITE_POOL = {"MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "REDUCE_MAX"}
+_TFLITE_KINDS = {**dict.fromkeys(_TFLITE_VIEWS, "view"), **dict.fromkeys(_TFLITE_ACT, "act"),
+                 **dict.fromkeys(_TFLITE_POOL, "pool"), "CONCATENATION": "concat"}
 
 
 def from_tflite(path: str | Path) -> Graph:
@@ -161,16 +162,11 @@ def from_tflite(path: str | Path) -> Graph:
             shape = tensors[ins[0]]["shape"]
             steps, n_in = int(shape[1]), int(shape[-1])
             units = int(tensors[outs[0]]["shape"][-1])
-            o.kind, o.macs, o.adds = "recurrent", steps * 4 * units * (n_in + units), steps * 4 * units
+            o.kind = "recurrent"
+            o.macs, o.adds = lstm_cost(steps, n_in, units)
             o.params = sum(const_elems(t) for t in consts if len(tensors[t]["shape"]) > 0)
-        elif kind_name in _TFLITE_VIEWS:
-            o.kind = "view"
-        elif kind_name in _TFLITE_ACT:
-            o.kind = "act"
-        elif kind_name in _TFLITE_POOL:
-            o.kind = "pool"
-        elif kind_name == "CONCATENATION":
-            o.kind = "concat"
+        else:
+            o.kind = _TFLITE_KINDS.get(kind_name, "other")
         ops.append(o)
     inputs = [str(d["index"]) for d in interp.get_input_details()]
     outputs = [str(d["index"]) for d in interp.get_output_details()]
@@ -186,6 +182,9 @@ _ONNX_VIEWS = {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Dropou
 _ONNX_ACT = {"Relu", "Sigmoid", "Tanh", "Softmax", "LeakyRelu", "Gelu", "HardSwish", "Clip",
              "LayerNormalization", "BatchNormalization"}
 _ONNX_POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"}
+# Transpose counts as a view: tf2onnx's NHWC<->NCHW layout changes, not the model's own arithmetic.
+_ONNX_KINDS = {**dict.fromkeys(_ONNX_VIEWS | {"Transpose"}, "view"), **dict.fromkeys(_ONNX_ACT, "act"),
+               **dict.fromkeys(_ONNX_POOL, "pool"), "Concat": "concat"}
 
 
 def from_onnx(path: str | Path) -> Graph:
@@ -240,18 +239,10 @@ def from_onnx(path: str | Path) -> Graph:
             x = shapes.get(ins[0], [1, 1, 1])
             units = int(next(a.i for a in node.attribute if a.name == "hidden_size"))
             o.kind = "recurrent"
-            o.macs = int(x[0]) * 4 * units * (int(x[-1]) + units)
-            o.adds = int(x[0]) * 4 * units
+            o.macs, o.adds = lstm_cost(int(x[0]), int(x[-1]), units)
             o.params = sum(const_elems[c] for c in consts if const_elems[c] > 1)
-        elif t in _ONNX_VIEWS or t == "Transpose":
-            # Transpose: tf2onnx's NHWC<->NCHW layout changes, not part of the model's own arithmetic.
-            o.kind = "view"
-        elif t in _ONNX_ACT:
-            o.kind = "act"
-        elif t in _ONNX_POOL:
-            o.kind = "pool"
-        elif t == "Concat":
-            o.kind = "concat"
+        else:
+            o.kind = _ONNX_KINDS.get(t, "other")
         ops.append(o)
     inputs = [i.name for i in g.input if i.name not in const_elems]
     outputs = [o.name for o in g.output]
