@@ -435,6 +435,44 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
         atomic_write_text(json_out, json.dumps(s, indent=2))
 
 
+@app.command("reproducibility")
+def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered classifier, e.g. aver-ravdess.")],
+                        data: Annotated[Path, typer.Option(help="Corpus folder (RAVDESS layout).")],
+                        out: Annotated[Path, typer.Option(help="Folder for the runs and reproducibility.json.")],
+                        runs: Annotated[int, typer.Option(help="Training runs (seeds 0..R-1), same split.")] = 5,
+                        split: str = "paper", epochs: Optional[int] = None,
+                        deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False):
+    """GLR, FLR, PLR, CLR, FCLR, PCLR over R training runs (SpeechNet paper, Eqs. 1-6)."""
+    import numpy as np
+
+    from edgeaffect.data.dataset import build_aver_dataset
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.models import get_model
+    from edgeaffect.train.reproducibility import reproducibility
+    from edgeaffect.train.trainer import split_inputs, train_aver
+
+    spec = get_model(model)
+    if runs < 2:
+        raise InputError("--runs must be at least 2")
+    stretch = spec.config.time_stretch_rate if spec.config.augment else None
+    dataset = build_aver_dataset(data, stretch_rate=stretch, cache_dir=out / "cache")
+    preds, y_test = [], None
+    for r in range(runs):
+        run = train_aver(model, dataset, out / f"run-{r}", split=split, seed=r, split_seed=0, max_epochs=epochs,
+                         deterministic=deterministic)
+        x_test, y_test = split_inputs(run, dataset, "test")
+        preds.append(run.model.predict(x_test, batch_size=512, verbose=0).argmax(axis=1))
+    rep = reproducibility(np.stack(preds), y_test)
+    atomic_write_text(out / "reproducibility.json", json.dumps({"model": model, "split": split,
+                                                                "deterministic": deterministic, **rep.to_dict()}, indent=2))
+    typer.echo(f"{model}: {runs} runs (seeds 0..{runs - 1}, one {split} split), {rep.samples} test samples"
+               f"{', deterministic ops' if deterministic else ''}")
+    typer.echo("   GLR    FLR    PLR    CLR   FCLR   PCLR   mean acc  (%)")
+    typer.echo(" ".join(f"{100 * v:6.2f}" for v in (rep.glr, rep.flr, rep.plr, rep.clr, rep.fclr, rep.pclr))
+               + f"   {100 * rep.mean_accuracy:6.2f}")
+    typer.echo("FLR read as R/2 <= C_i < R (Eq. 2 as printed equals GLR); see edgeaffect/train/reproducibility.py")
+
+
 def main() -> None:
     try:
         app()

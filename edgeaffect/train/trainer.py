@@ -68,7 +68,10 @@ def _augment(x: dict, y: np.ndarray, data: AverDataset, idx: np.ndarray, spec: M
 
 def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split: str = "paper", seed: int = 0,
                max_epochs: int | None = None, feature_config: AverFeatureConfig = AverFeatureConfig(),
-               log=sys.stderr) -> Run:
+               split_seed: int | None = None, deterministic: bool = False, log=sys.stderr) -> Run:
+    """``seed`` drives initialisation, shuffling and augmentation; ``split_seed`` (default:
+    ``seed``) the data split, so repeated runs can share one test set. ``deterministic``
+    turns on TensorFlow's op determinism (slower; same seed, same weights)."""
     from edgeaffect.keras_backend import keras, tf
 
     spec = get_model(model_name)
@@ -79,7 +82,10 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     k, run_dir = keras(), Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     k.utils.set_random_seed(seed)
-    sp: Split = make_split(split, data.labels, data.clip_ids, data.speakers, seed=seed)
+    if deterministic:
+        tf().config.experimental.enable_op_determinism()
+    sp: Split = make_split(split, data.labels, data.clip_ids, data.speakers,
+                           seed=seed if split_seed is None else split_seed)
     mean = data.mfcc[sp.train].mean(axis=0)
     std = data.mfcc[sp.train].std(axis=0) + 1e-6
     onehot = np.eye(spec.config.n_classes, dtype=np.float32)
