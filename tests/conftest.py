@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
 import pytest
 
 from edgeaffect.data.synthetic import SyntheticConfig, generate

@@ -2,7 +2,6 @@
 papers' figures, plots."""
 
 import json
-import os
 import tomllib
 from pathlib import Path
 

@@ -3,7 +3,6 @@ engine build commands, the int8 quantization parameters, and a README for the de
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,7 @@ def bundle_readme(target: Target, section: dict, files: dict) -> str:
         text += ["", f"TensorRT {target.tensorrt} comes with JetPack {target.jetpack}: never `pip install tensorrt` "
                  "on a Jetson. Build the engine on the device, then run it:", "", "```sh",
                  f"edgeaffect build-engine . --precision {e['precision']}   # or ./trtexec.sh",
-                 f"edgeaffect predict CLIP.mp4 --model . --format engine", "```", "",
+                 "edgeaffect predict CLIP.mp4 --model . --format engine", "```", "",
                  "`int8` uses the QDQ model from quantization-aware training (explicit quantization, the path "
                  "TensorRT 11 keeps). `int8-calibrated` runs TensorRT's entropy calibrator on `calibration.npz` "
                  "(deprecated since TensorRT 10.1). Until an engine exists, the bundle runs on ONNX Runtime."]
