@@ -84,11 +84,10 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
         if "labels" not in arrays:
             raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
     rows = []
+    from edgeaffect.bundle import open_bundle
+
     for d in map(Path, export_dirs):
-        mpath = d / "manifest.json"
-        if not mpath.is_file():
-            raise InputError(f"not an export folder (no manifest.json): {d}")
-        manifest = json.loads(mpath.read_text())
+        manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
         verified = {v["format"]: v for v in manifest.get("verification", [])}
         for fmt, entry in manifest["files"].items():
             path = d / entry["file"]

@@ -74,9 +74,10 @@ def open_artifact(path: Path, runtime: str | None, threads: int | None, fmt: str
                 raise InputError(f"{path} is a training run: only --runtime keras applies")
             return KerasRunner(path, threads), "keras"
         if (path / "manifest.json").is_file():
-            manifest = json.loads((path / "manifest.json").read_text())
             from edgeaffect._optional import lookup
+            from edgeaffect.bundle import open_bundle
 
+            manifest = open_bundle(path)  # version and checksums, as every other reader of a bundle
             entry = lookup("format in this export", fmt or next(iter(manifest["files"])), manifest["files"])
             path = path / entry["file"]
         else:

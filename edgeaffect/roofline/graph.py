@@ -123,10 +123,9 @@ def _layer_row(op: Op, sizes: dict[str, int], fused: bool = False) -> LayerRow:
                     {p: (op.flops / v if v else 0.0) for p, v in by.items()})
 
 
-def _buffer_of(graph: Graph) -> dict[str, str]:
-    """View outputs share the buffer of their (first) input."""
+def _buffer_of(graph: Graph, fused: set[int]) -> dict[str, str]:
+    """View and fused-epilogue outputs share the buffer of their (first) input."""
     root: dict[str, str] = {}
-    fused = fused_epilogues(graph)
     for i, op in enumerate(graph.ops):
         if (op.kind in VIEW_KINDS or i in fused) and op.inputs:
             src = root.get(op.inputs[0], op.inputs[0])
@@ -135,8 +134,8 @@ def _buffer_of(graph: Graph) -> dict[str, str]:
     return root
 
 
-def peak_activation_elements(graph: Graph) -> int:
-    root = _buffer_of(graph)
+def peak_activation_elements(graph: Graph, fused: set[int] | None = None) -> int:
+    root = _buffer_of(graph, fused_epilogues(graph) if fused is None else fused)
     buf = lambda t: root.get(t, t)  # noqa: E731
     last_use: dict[str, int] = {}
     for i, op in enumerate(graph.ops):
@@ -165,7 +164,7 @@ def model_cost(graph: Graph) -> ModelCost:
     macs = sum(op.macs for op in graph.ops)
     flops = sum(op.flops for op in graph.ops)
     by = {p: sum(r.bytes[p] for r in rows) for p in BYTES_PER_ELEMENT}
-    peak = peak_activation_elements(graph)
+    peak = peak_activation_elements(graph, fused)
     return ModelCost(
         name=graph.name, source=graph.source, params=params, macs=macs, flops=flops, bytes=by,
         intensity={p: (flops / v if v else 0.0) for p, v in by.items()},
