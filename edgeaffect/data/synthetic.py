@@ -109,8 +109,9 @@ def _syllable_envelope(n: int, sr: int, rate: float, rng) -> tuple[np.ndarray, n
     return env, vowel
 
 
-def synth_speech(emotion: str, intensity: int, actor: _Actor, cfg: SyntheticConfig, rng) -> np.ndarray:
-    f0_factor, semitones, rate, loud, tilt, jitter, rising = _emotion_params(_VOICE, emotion, intensity)
+def synth_speech(emotion: str, intensity: int, actor: _Actor, cfg: SyntheticConfig, rng, voices: dict = _VOICE
+                 ) -> np.ndarray:
+    f0_factor, semitones, rate, loud, tilt, jitter, rising = _emotion_params(voices, emotion, intensity)
     sr, n = cfg.sample_rate, int(cfg.duration_s * cfg.sample_rate)
     t = np.arange(n) / sr
     env, vowel = _syllable_envelope(n, sr, rate, rng)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +33,18 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
     if target is not None:
         formats = target.formats
-    fmts = [get_format(f) for f in formats]
+    fmts = [replace(f, bounds=run.spec.export_bounds.get(f.name, f.bounds)) for f in map(get_format, formats)]
     x_test, y_test = split_inputs(run, data, "test")
     x_train, y_train = split_inputs(run, data, "train")
     x_val, y_val = split_inputs(run, data, "val")
+    qat_options = {"loss": run.loss(), "custom_objects": run.custom_objects()} if hasattr(run, "loss") else {}
     onehot = np.eye(run.spec.config.n_classes, dtype=np.float32)
     calibration = representative_samples(x_train)
     models = {"float": run.model}
     if any(f.source == "qat" for f in fmts):
         print(f"QAT fine-tune of {run.spec.name}", file=log, flush=True)
         models["qat"] = qat_finetune(run.model, x_train, onehot[y_train], x_val, onehot[y_val], epochs=qat_epochs,
-                                     learning_rate=run.spec.config.learning_rate / 10, log=log)
+                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **qat_options)
     ref = {k: m.predict(x_test, batch_size=512, verbose=0) for k, m in models.items()}
     results, files = [], {}
     with atomic_dir(out_dir) as tmp:
@@ -78,6 +80,16 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
 
 def build_manifest(run: Run, files: dict, results) -> dict:
     """Everything the device needs to rebuild the inputs exactly and to trust the files."""
+    if hasattr(run, "preprocessing"):
+        preprocessing = run.preprocessing()
+    else:
+        preprocessing = {
+            "features": run.feature_config.to_dict(),
+            "face_scale": 1.0 / 255.0,
+            "mfcc_mean": run.mfcc_mean.tolist(),
+            "mfcc_std": run.mfcc_std.tolist(),
+            "clip_prediction": "mean of the per-segment probabilities",
+        }
     return {
         "manifest_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
@@ -86,14 +98,9 @@ def build_manifest(run: Run, files: dict, results) -> dict:
         "task": run.spec.task,
         "labels": list(run.spec.labels),
         "inputs": {name: {"shape": [None, *shape], "dtype": "float32"} for name, shape in run.spec.inputs.items()},
-        "output": {"name": "probabilities", "shape": [None, len(run.spec.labels)]},
-        "preprocessing": {
-            "features": run.feature_config.to_dict(),
-            "face_scale": 1.0 / 255.0,
-            "mfcc_mean": run.mfcc_mean.tolist(),
-            "mfcc_std": run.mfcc_std.tolist(),
-            "clip_prediction": "mean of the per-segment probabilities",
-        },
+        "output": {"name": "scores" if run.spec.family == "speechnet" else "probabilities",
+                   "shape": [None, len(run.spec.labels)]},
+        "preprocessing": preprocessing,
         "files": files,
         "verification": [v.to_dict() for v in results],
         "trained": {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info},

@@ -15,11 +15,21 @@ def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
     return fn.get_concrete_function()
 
 
+def fixed_batch(model) -> int | None:
+    """1 for models with a recurrent layer: with a free batch the converter cannot fuse the
+    LSTM (it fails on TensorListReserve); with batch 1 it emits UNIDIRECTIONAL_SEQUENCE_LSTM."""
+    from edgeaffect.keras_backend import keras
+
+    rnn = keras().layers.RNN
+    return 1 if any(isinstance(m, rnn) for m in model.submodules) else None
+
+
 def _convert(model, input_specs, path, configure) -> None:
     from edgeaffect.keras_backend import tf
 
     t = tf()
-    converter = t.lite.TFLiteConverter.from_concrete_functions([_concrete(model, input_specs, None)], model)
+    converter = t.lite.TFLiteConverter.from_concrete_functions(
+        [_concrete(model, input_specs, fixed_batch(model))], model)
     configure(t, converter)
     blob = converter.convert()
     with atomic_path(path) as tmp:

@@ -44,9 +44,12 @@ def verify(fmt: ExportFormat, path, reference_probs: np.ndarray, float_probs: np
         failures.append(f"max |diff| {max_abs:.3g} > {b.max_abs:g}")
     if agree < b.agreement:
         failures.append(f"top-1 agreement {agree:.4f} < {b.agreement}")
-    if float_acc - acc > b.max_accuracy_drop:
+    # A test set of n samples cannot resolve a drop below one sample (1/n): on small sets
+    # the bound is one sample, so a single flipped near-tie is not called a regression.
+    allowed = max(b.max_accuracy_drop, 1.0 / n)
+    if float_acc - acc > allowed + 1e-9:
         failures.append(f"accuracy {acc:.4f} is {float_acc - acc:.4f} below float {float_acc:.4f} "
-                        f"(bound {b.max_accuracy_drop})")
+                        f"(bound {allowed:.4f}: {b.max_accuracy_drop}, or one of {n} samples)")
     ref_acc = float((reference_probs.argmax(1) == labels).mean())
     return Verification(fmt.name, runner.package if hasattr(runner, "package") else fmt.runtime, n, max_abs, agree,
                         acc, ref_acc, float_acc, failures)

@@ -81,8 +81,12 @@ def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
 
 def mfcc(y: np.ndarray, sr: int, config: MfccConfig = MfccConfig()) -> np.ndarray:
     """MFCCs of a mono signal [shape=(n_mfcc, t)], as librosa.feature.mfcc(y=y, sr=sr, n_mfcc=...)."""
+    return mfcc_from_power(power_spectrogram(y, config.n_fft, config.hop_length), sr, config)
+
+
+def mfcc_from_power(power: np.ndarray, sr: int, config: MfccConfig = MfccConfig()) -> np.ndarray:
+    """MFCCs from a power spectrogram [shape=(1 + n_fft // 2, t)] already computed."""
     fmax = config.fmax if config.fmax is not None else sr / 2.0
-    power = power_spectrogram(y, config.n_fft, config.hop_length)
     mel = mel_filterbank(int(sr), config.n_fft, config.n_mels, float(config.fmin), float(fmax)) @ power
     log_mel = 10.0 * np.log10(np.maximum(1e-10, mel))
     if config.top_db is not None:

@@ -68,10 +68,22 @@ class LiteRTRunner:
         self.interp.allocate_tensors()
         self._batch = batch
 
+    @property
+    def fixed_batch(self) -> bool:
+        """Converted with batch 1 fixed (fused LSTM): larger batches run one sample at a time."""
+        return any(info.shape[0] == 1 for info in self.inputs.values())
+
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         match_inputs(feeds, self.inputs)
-        self._resize(len(next(iter(feeds.values()))))
+        n = len(next(iter(feeds.values())))
+        if self.fixed_batch and n != 1:
+            return np.concatenate([self.run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)])
+        self._resize(n)
         for name, (index, info) in self._in.items():
             self.interp.set_tensor(index, quantize(np.asarray(feeds[name], np.float32), info))
+        if self.fixed_batch:
+            # A fused LSTM keeps its state in variable tensors that survive invoke(): without
+            # a reset, each utterance would start from the last one's final state.
+            self.interp.reset_all_variables()
         self.interp.invoke()
         return dequantize(self.interp.get_tensor(self._out_index), self.output)

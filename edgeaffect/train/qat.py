@@ -2,7 +2,7 @@
 
 tfmot quantizes Conv2D, Dense, pooling, Flatten, Concatenate out of the box; Conv1D
 needs an explicit QuantizeConfig (kernel weights and the activation quantized, as for
-Conv2D). The QAT model is fine-tuned briefly from the float weights: Adam at a tenth
+Conv2D); LSTM, attention and capsule routing stay float (``quantize_model``). The QAT model is fine-tuned briefly from the float weights: Adam at a tenth
 of the training learning rate, early stopping on validation loss.
 """
 
@@ -14,35 +14,24 @@ import numpy as np
 
 
 def _config_classes(qk):
-    """QuantizeConfigs for the layers tfmot does not cover.
+    """QuantizeConfigs for the layers tfmot does not cover, and for layers next to float ones.
 
     - Conv1D: per-tensor symmetric int8 kernel, asymmetric int8 output after the
       activation. Per-channel (as tfmot does for Conv2D) breaks the TFLite converter: the
       Conv1D kernel is reshaped to 2D and the quantized axis moves (2 -> 3).
-    - MaxPooling1D: nothing to quantize; a max keeps its input's scale, as tfmot's own
-      handling of MaxPooling2D.
+    - WeightsOnly (Dense, Conv1D feeding a float layer): int8 kernel, float output. A
+      fake-quantized output in front of a float layer makes the converter hand int8 to a
+      float kernel ("FULLY_CONNECTED input->type INT8 != FLOAT32", measured on SpeechNet's
+      pre-attention -> attention).
+    - Output (LeakyReLU): nothing to quantize but the output.
+    - PassThrough: nothing (MaxPooling1D keeps its input's scale; float layers).
     """
 
-    class Conv1DQuantizeConfig(qk.QuantizeConfig):
-        def get_weights_and_quantizers(self, layer):
-            return [(layer.kernel, qk.quantizers.LastValueQuantizer(
-                num_bits=8, per_axis=False, symmetric=True, narrow_range=True))]
+    def kernel_quantizer():
+        return qk.quantizers.LastValueQuantizer(num_bits=8, per_axis=False, symmetric=True, narrow_range=True)
 
-        def get_activations_and_quantizers(self, layer):
-            return [(layer.activation, qk.quantizers.MovingAverageQuantizer(
-                num_bits=8, per_axis=False, symmetric=False, narrow_range=False))]
-
-        def set_quantize_weights(self, layer, quantize_weights):
-            layer.kernel = quantize_weights[0]
-
-        def set_quantize_activations(self, layer, quantize_activations):
-            layer.activation = quantize_activations[0]
-
-        def get_output_quantizers(self, layer):
-            return []
-
-        def get_config(self):
-            return {}
+    def activation_quantizer():
+        return qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
 
     class PassThroughQuantizeConfig(qk.QuantizeConfig):
         def get_weights_and_quantizers(self, layer):
@@ -63,27 +52,93 @@ def _config_classes(qk):
         def get_config(self):
             return {}
 
-    return Conv1DQuantizeConfig, PassThroughQuantizeConfig
+    class WeightsOnlyQuantizeConfig(PassThroughQuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, kernel_quantizer())]
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            layer.kernel = quantize_weights[0]
+
+    class Conv1DQuantizeConfig(WeightsOnlyQuantizeConfig):
+        def get_activations_and_quantizers(self, layer):
+            return [(layer.activation, activation_quantizer())]
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            layer.activation = quantize_activations[0]
+
+    class OutputQuantizeConfig(PassThroughQuantizeConfig):
+        def get_output_quantizers(self, layer):
+            return [activation_quantizer()]
+
+    return {cls.__name__: cls for cls in (PassThroughQuantizeConfig, WeightsOnlyQuantizeConfig, Conv1DQuantizeConfig,
+                                          OutputQuantizeConfig)}
 
 
-def quantize_model(float_model):
-    """A QAT copy of ``float_model`` (fake-quant nodes inserted, float weights kept)."""
+def _views(k):
+    """Layers that only move or drop values: a float layer behind one still sees its input."""
+    return (k.layers.Dropout, k.layers.Flatten, k.layers.Reshape, k.layers.Lambda)
+
+
+def _float_layers(model, k, registry) -> set[str]:
+    """Layers that stay float in QAT: whatever tfmot cannot quantize and we have no config for."""
+    return {layer.name for layer in model.layers
+            if not isinstance(layer, (k.layers.InputLayer, k.layers.Conv1D, k.layers.LeakyReLU, k.layers.MaxPooling1D))
+            and not registry.supports(layer)}
+
+
+def _feeds_float(layer, float_names: set[str], views) -> bool:
+    """Whether ``layer``'s output reaches a float layer, looking through view layers."""
+    for node in layer._outbound_nodes:  # noqa: SLF001 - tf_keras keeps the graph here
+        nxt = node.outbound_layer
+        if nxt.name in float_names or (isinstance(nxt, views) and _feeds_float(nxt, float_names, views)):
+            return True
+    return False
+
+
+def quantize_model(float_model, custom_objects: dict | None = None):
+    """A QAT copy of ``float_model`` (fake-quant nodes inserted, float weights kept).
+
+    Layers tfmot supports get its default 8-bit config; Conv1D and LeakyReLU get ours.
+    Everything else (LSTM, MultiHeadAttention, SpeechNet's capsule routing) stays float
+    during QAT: tfmot has no quantized LSTM or attention, and the routing's
+    softmax-and-squash iterations have no fake-quant equivalent. Layers that feed one of
+    them keep int8 weights but a float output. The full-int8 TFLite converter then
+    quantizes the float parts from the representative data, and the export's
+    verification bounds hold the result to the QAT model.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry_module,
+    )
+
     from edgeaffect.keras_backend import keras, tfmot
 
     k, mot = keras(), tfmot()
     qk = mot.quantization.keras
-    conv1d_cls, pass_cls = _config_classes(qk)
+    configs = _config_classes(qk)
+    registry = registry_module.Default8BitQuantizeRegistry()
+    float_names = _float_layers(float_model, k, registry)
+    views = _views(k)
 
     def annotate(layer):
+        def use(name):
+            return qk.quantize_annotate_layer(layer, quantize_config=configs[name]())
+
+        if layer.name in float_names or isinstance(layer, k.layers.MaxPooling1D):
+            return use("PassThroughQuantizeConfig")
+        if isinstance(layer, views):  # tfmot's own no-op handling where it has one
+            return qk.quantize_annotate_layer(layer) if registry.supports(layer) else use("PassThroughQuantizeConfig")
+        feeds_float = _feeds_float(layer, float_names, views)
+        if isinstance(layer, (k.layers.Dense, k.layers.Conv1D)) and feeds_float:
+            return use("WeightsOnlyQuantizeConfig")
         if isinstance(layer, k.layers.Conv1D):
-            return qk.quantize_annotate_layer(layer, quantize_config=conv1d_cls())
-        if isinstance(layer, k.layers.MaxPooling1D):
-            return qk.quantize_annotate_layer(layer, quantize_config=pass_cls())
+            return use("Conv1DQuantizeConfig")
+        if isinstance(layer, k.layers.LeakyReLU):
+            return use("PassThroughQuantizeConfig" if feeds_float else "OutputQuantizeConfig")
         return qk.quantize_annotate_layer(layer)
 
-    annotated = k.models.clone_model(float_model, clone_function=annotate)
-    annotated.set_weights(float_model.get_weights())
-    with qk.quantize_scope({"Conv1DQuantizeConfig": conv1d_cls, "PassThroughQuantizeConfig": pass_cls}):
+    with qk.quantize_scope({**configs, **(custom_objects or {})}):
+        annotated = k.models.clone_model(float_model, clone_function=annotate)
+        annotated.set_weights(float_model.get_weights())
         return qk.quantize_apply(annotated)
 
 
@@ -119,13 +174,14 @@ def calibrate_ranges(qat, float_model, x: dict[str, np.ndarray]) -> None:
 
 
 def qat_finetune(float_model, x_train, y_train, x_val, y_val, *, epochs: int = 20, learning_rate: float = 1e-4,
-                 batch_size: int = 128, patience: int = 5, log=sys.stderr):
+                 batch_size: int = 128, patience: int = 5, loss="categorical_crossentropy",
+                 custom_objects: dict | None = None, log=sys.stderr):
     from edgeaffect.keras_backend import keras
 
     k = keras()
-    qat = quantize_model(float_model)
+    qat = quantize_model(float_model, custom_objects)
     calibrate_ranges(qat, float_model, x_train)
-    qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     hist = qat.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
                    verbose=0, callbacks=[k.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                                    restore_best_weights=True)])

@@ -143,6 +143,10 @@ def load_run(run_dir: str | Path) -> Run:
     if not info_path.exists():
         raise InputError(f"not a training run folder (no run.json): {run_dir}; train one with `edgeaffect train`")
     info = json.loads(info_path.read_text())
+    if info.get("family") == "speechnet":
+        from edgeaffect.train.speechnet import load_speech_run
+
+        return load_speech_run(run_dir, info)
     spec = get_model(info["model"])
     model = spec.build_model()
     model.load_weights(str(run_dir / "weights.h5"))
@@ -151,6 +155,10 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def run_dataset(run: Run) -> AverDataset:
+    if hasattr(run, "split_inputs"):
+        from edgeaffect.train.speechnet import speech_run_dataset
+
+        return speech_run_dataset(run)
     path = run.folder / "features.npz"
     if not path.exists():
         raise InputError(f"{run.folder} has no features.npz; retrain the run with `edgeaffect train`")
@@ -159,6 +167,8 @@ def run_dataset(run: Run) -> AverDataset:
 
 def split_inputs(run: Run, data: AverDataset, part: str = "test") -> tuple[dict, np.ndarray]:
     """The held-out inputs and labels of a run's split, rebuilt from its recorded seed and kind."""
+    if hasattr(run, "split_inputs"):  # other model families carry their own
+        return run.split_inputs(data, part)
     sp = make_split(run.info["split"]["kind"], data.labels, data.clip_ids, data.speakers, seed=run.info["seed"])
     idx = getattr(sp, part)
     return run.inputs(data.face[idx], data.mfcc[idx]), data.labels[idx]
