@@ -70,23 +70,72 @@ def synth_cmd(out: Annotated[Path, typer.Argument(help="Folder to write Actor_XX
     typer.echo(f"{len(files)} files under {out} (synthetic; not RAVDESS)")
 
 
-@app.command("train")
-def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g. aver-ravdess.")],
-              data: Annotated[Path, typer.Option(help="Corpus folder (RAVDESS layout).")],
-              out: Annotated[Path, typer.Option(help="Run folder (checkpoints, metrics).")],
-              split: Annotated[str, typer.Option(help="paper | clip | speaker")] = "paper",
-              epochs: Annotated[Optional[int], typer.Option(help="Cap on epochs (default: the recipe's).")] = None,
-              seed: int = 0):
-    """Train a model; resumes from the last checkpoint if the run was interrupted."""
-    from edgeaffect.data.dataset import build_aver_dataset
-    from edgeaffect.models import get_model
-    from edgeaffect.train.trainer import train_aver
+@app.command("synth-speech")
+def synth_speech_cmd(out: Annotated[Path, typer.Argument(help="Folder to write wav/ into (EmoDB naming).")],
+                     speakers: int = 4, texts: int = 4, seed: int = 0):
+    """Write a synthetic speech-emotion corpus in EmoDB's naming (for tests and demos only)."""
+    from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, emodb_names, generate_emodb
+    from edgeaffect.progress import Progress
 
-    spec = get_model(model)
-    stretch = spec.config.time_stretch_rate if spec.config.augment else None
-    dataset = build_aver_dataset(data, stretch_rate=stretch, cache_dir=out / "cache")
-    run = train_aver(model, dataset, out, split=split, seed=seed, max_epochs=epochs)
+    if not 1 <= speakers <= 10 or not 1 <= texts <= 10:
+        raise InputError(f"--speakers and --texts must be 1..10 (EmoDB has 10 of each), given {speakers}, {texts}")
+    cfg = SpeechCorpusConfig(speakers=speakers, texts=texts, seed=seed)
+    files = generate_emodb(out, cfg, progress=Progress("utterances", len(emodb_names(cfg))))
+    typer.echo(f"{len(files)} files under {out / 'wav'} (synthetic; not EmoDB)")
+
+
+@app.command("train")
+def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g. aver-ravdess or speechnet-emodb.")],
+              data: Annotated[Path, typer.Option(help="Corpus folder (RAVDESS layout; speech models: EmoDB, SAVEE, RAVDESS, CREMA-D, IEMOCAP).")],
+              out: Annotated[Path, typer.Option(help="Run folder (checkpoints, metrics).")],
+              split: Annotated[str, typer.Option(help="AVER: paper | clip | speaker. SpeechNet: paper (random 90/10) | speaker")] = "paper",
+              epochs: Annotated[Optional[int], typer.Option(help="Cap on epochs (default: the recipe's).")] = None,
+              corpus: Annotated[Optional[str], typer.Option(help="Speech corpus layout (default: recognised from the files).")] = None,
+              ablation: Annotated[Optional[str], typer.Option(help="SpeechNet: a Table 2 row, e.g. no-pre-attention (see `edgeaffect ablation --help`).")] = None,
+              deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism (slower).")] = False,
+              seed: int = 0):
+    """Train a model; AVER runs resume from the last checkpoint if interrupted."""
+    from edgeaffect.train.families import load_corpus, train
+
+    dataset = load_corpus(model, data, out / "cache", corpus)
+    run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
+                deterministic=deterministic)
     typer.echo(f"{out}: test accuracy {run.info['test']['accuracy']:.4f} ({run.info['split']['kind']} split)")
+
+
+@app.command("ablation")
+def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e.g. speechnet-emodb.")],
+                 data: Annotated[Path, typer.Option(help="Corpus folder.")],
+                 out: Annotated[Path, typer.Option(help="Folder for one run per row and ablation.json.")],
+                 rows: Annotated[Optional[str], typer.Option(help="Comma-separated rows (default: all of Table 2).")] = None,
+                 split: str = "paper", epochs: Optional[int] = None, seed: int = 0,
+                 corpus: Optional[str] = None):
+    """Rerun the paper's Table 2: one training run per removed module, same split and seed."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.models import get_model
+    from edgeaffect.models.speechnet import ABLATIONS
+    from edgeaffect.train.families import load_corpus, train
+
+    if get_model(model).family != "speechnet":
+        raise InputError(f"ablations are defined for SpeechNet models, not {model}")
+    names = [r.strip() for r in (rows or ",".join(ABLATIONS)).split(",") if r.strip()]
+    for name in names:
+        if name not in ABLATIONS:
+            from edgeaffect._optional import lookup
+
+            lookup("ablation", name, ABLATIONS)
+    dataset = load_corpus(model, data, out / "cache", corpus)
+    results = []
+    for name in names:
+        run = train(model, dataset, out / name, split=split, seed=seed, epochs=epochs, ablation=name)
+        results.append({"row": name, "params": run.spec.params, **run.info["test"]})
+    atomic_write_text(out / "ablation.json", json.dumps({"model": model, "split": split, "seed": seed,
+                                                         "rows": results}, indent=2))
+    typer.echo(f"{model}, {split} split, seed {seed} (this machine's data; the paper's Table 2 is on EmoDB)")
+    typer.echo("row                    params   accuracy  precision  recall    F1")
+    for r in results:
+        typer.echo(f"{r['row']:20s} {r['params']:9,d}   {100 * r['accuracy']:6.2f}    {100 * r['macro_precision']:6.2f}"
+                   f"   {100 * r['macro_recall']:6.2f}  {100 * r['macro_f1']:6.2f}")
 
 
 @app.command("export")
@@ -162,17 +211,18 @@ def build_engine_cmd(bundle: Annotated[Path, typer.Argument(help="A Jetson bundl
 
 
 @app.command("predict")
-def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or a video with --audio.")],
+def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or a video with --audio; a wav for speech models.")],
                 model: Annotated[Path, typer.Option(help="Export folder (manifest.json).")],
                 audio: Annotated[Optional[Path], typer.Option(help="A wav with the clip's audio.")] = None,
                 format: Annotated[Optional[str], typer.Option("--format", help="Which file to run (default: the bundle's; 'engine' for a built TensorRT engine).")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False):
-    """Print the clip's emotion and the class probabilities."""
+    """Print the clip's emotion and the class probabilities (speech models: capsule lengths)."""
     from edgeaffect.predict import ExportedModel
 
-    pred = ExportedModel(model, format).predict_clip(clip, audio)
+    m = ExportedModel(model, format)
+    pred = m.predict_clip(clip, audio)
     if as_json:
-        typer.echo(json.dumps({"label": pred.label, "probabilities": pred.probabilities}))
+        typer.echo(json.dumps({"label": pred.label, "scores" if m.audio_only else "probabilities": pred.probabilities}))
         return
     typer.echo(f"{pred.label}")
     for lab, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
@@ -436,32 +486,28 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
 
 
 @app.command("reproducibility")
-def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered classifier, e.g. aver-ravdess.")],
-                        data: Annotated[Path, typer.Option(help="Corpus folder (RAVDESS layout).")],
+def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered classifier, e.g. aver-ravdess or speechnet-emodb.")],
+                        data: Annotated[Path, typer.Option(help="Corpus folder.")],
                         out: Annotated[Path, typer.Option(help="Folder for the runs and reproducibility.json.")],
                         runs: Annotated[int, typer.Option(help="Training runs (seeds 0..R-1), same split.")] = 5,
-                        split: str = "paper", epochs: Optional[int] = None,
+                        split: str = "paper", epochs: Optional[int] = None, corpus: Optional[str] = None,
                         deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False):
     """GLR, FLR, PLR, CLR, FCLR, PCLR over R training runs (SpeechNet paper, Eqs. 1-6)."""
     import numpy as np
 
-    from edgeaffect.data.dataset import build_aver_dataset
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.models import get_model
+    from edgeaffect.train.families import load_corpus, test_predictions, train
     from edgeaffect.train.reproducibility import reproducibility
-    from edgeaffect.train.trainer import split_inputs, train_aver
 
-    spec = get_model(model)
     if runs < 2:
         raise InputError("--runs must be at least 2")
-    stretch = spec.config.time_stretch_rate if spec.config.augment else None
-    dataset = build_aver_dataset(data, stretch_rate=stretch, cache_dir=out / "cache")
+    dataset = load_corpus(model, data, out / "cache", corpus)
     preds, y_test = [], None
     for r in range(runs):
-        run = train_aver(model, dataset, out / f"run-{r}", split=split, seed=r, split_seed=0, max_epochs=epochs,
-                         deterministic=deterministic)
-        x_test, y_test = split_inputs(run, dataset, "test")
-        preds.append(run.model.predict(x_test, batch_size=512, verbose=0).argmax(axis=1))
+        run = train(model, dataset, out / f"run-{r}", split=split, seed=r, split_seed=0, epochs=epochs,
+                    deterministic=deterministic)
+        pred, y_test = test_predictions(run, dataset)
+        preds.append(pred)
     rep = reproducibility(np.stack(preds), y_test)
     atomic_write_text(out / "reproducibility.json", json.dumps({"model": model, "split": split,
                                                                 "deterministic": deterministic, **rep.to_dict()}, indent=2))

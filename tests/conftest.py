@@ -45,3 +45,48 @@ def export_dir(trained_run, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "aver"
     export_run(trained_run, dataset, out, qat_epochs=5)
     return out
+
+
+# --- SpeechNet: a synthetic EmoDB-format corpus (6 speakers x 6 texts x 7 emotions = 252
+# utterances) and a small SpeechNet (same modules, narrower) trained on it. ---
+
+def tiny_speechnet_config():
+    from dataclasses import replace
+
+    from edgeaffect.models import get_model
+
+    return replace(get_model("speechnet-emodb").config, max_frames=48, encoding_units=(64, 32), lstm_units=32,
+                   pre_attention_units=32, heads=2, conv_filters=16, batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory):
+    from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, generate_emodb
+
+    root = tmp_path_factory.mktemp("emodb")
+    generate_emodb(root, SpeechCorpusConfig(speakers=6, texts=6))
+    return root
+
+
+@pytest.fixture(scope="session")
+def speech_dataset(speech_corpus, tmp_path_factory):
+    from edgeaffect.train.families import load_corpus
+
+    return load_corpus("speechnet-emodb", speech_corpus, tmp_path_factory.mktemp("speech-cache"))
+
+
+@pytest.fixture(scope="session")
+def speech_run(speech_dataset, tmp_path_factory):
+    from edgeaffect.train.speechnet import train_speechnet
+
+    return train_speechnet("speechnet-emodb", speech_dataset, tmp_path_factory.mktemp("speech-run"), epochs=100,
+                           config=tiny_speechnet_config())
+
+
+@pytest.fixture(scope="session")
+def speech_export(speech_run, speech_dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+
+    out = tmp_path_factory.mktemp("speech-export") / "speechnet"
+    export_run(speech_run, speech_dataset, out, qat_epochs=5)
+    return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeaffect.data.speech import Utterance, find_utterances
 from edgeaffect.errors import EdgeAffectError, InputError
-from edgeaffect.features.fusion import FusionConfig
+from edgeaffect.features.fusion import FusionConfig, fit_length, standardise
 from edgeaffect.io import atomic_path
 from edgeaffect.progress import Progress
 
@@ -51,25 +51,6 @@ class SpeechDataset:
         """Per-dimension mean and std over every frame of the utterances ``idx``."""
         rows = np.concatenate([self.utterance(i) for i in idx]).astype(np.float64)
         return rows.mean(axis=0).astype(np.float32), rows.std(axis=0).astype(np.float32)
-
-
-def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:
-    """Centre crop to ``max_frames``, or zero-pad at the end (zero = the training mean once
-    standardised)."""
-    if len(x) >= max_frames:
-        start = (len(x) - max_frames) // 2
-        return x[start : start + max_frames]
-    return np.concatenate([x, np.zeros((max_frames - len(x), x.shape[1]), x.dtype)])
-
-
-def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(x - mean) / std, refusing a result that is not finite (bad statistics or input)."""
-    out = ((x - mean) / std).astype(np.float32)
-    if not np.all(np.isfinite(out)):
-        bad = np.flatnonzero(~np.all(np.isfinite(out.reshape(-1, out.shape[-1])), axis=0))
-        raise InputError(f"features are NaN or infinite after standardisation in dimension(s) {bad[:5].tolist()}: "
-                         "the statistics (std 0?) or the audio are broken; retrain or check the file")
-    return out
 
 
 def sequences(data: SpeechDataset, idx: np.ndarray, max_frames: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

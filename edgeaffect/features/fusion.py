@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from edgeaffect.errors import MediaError
+from edgeaffect.errors import InputError, MediaError
 from edgeaffect.features.mfcc import MfccConfig, _hann, mfcc_from_power
 
 FUSION_DIM = 107
@@ -272,3 +272,30 @@ def fusion_features(y: np.ndarray, sr: int, config: FusionConfig = FusionConfig(
     t = mag.shape[1]
     out = np.concatenate([blocks[name][:size, :t] for name, size in config.composition], axis=0)
     return out.T.astype(np.float32)
+
+
+# --- model inputs (the same on both sides) ---
+
+def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:
+    """Centre crop to ``max_frames``, or zero-pad at the end (zero = the training mean once
+    standardised)."""
+    if len(x) >= max_frames:
+        start = (len(x) - max_frames) // 2
+        return x[start : start + max_frames]
+    return np.concatenate([x, np.zeros((max_frames - len(x), x.shape[1]), x.dtype)])
+
+
+def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(x - mean) / std, refusing a result that is not finite (bad statistics or input)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = ((x - mean) / std).astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        bad = np.flatnonzero(~np.all(np.isfinite(out.reshape(-1, out.shape[-1])), axis=0))
+        raise InputError(f"features are NaN or infinite after standardisation in dimension(s) {bad[:5].tolist()}: "
+                         "the statistics (std 0?) or the audio are broken; retrain or check the file")
+    return out
+
+
+def model_input(frames: np.ndarray, mean: np.ndarray, std: np.ndarray, max_frames: int) -> np.ndarray:
+    """One utterance's features -> the network's input [shape=(1, max_frames, dim)]."""
+    return fit_length(standardise(frames, mean, std), max_frames)[None]
