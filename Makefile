@@ -10,13 +10,15 @@ EXTRAS ?= train,device,demo,dev
 # espeak-ng: real speech for tests.
 APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
 OUT    ?= build/quickstart
+SPEECH ?= build/speechnet
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo bench roofline clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech bench roofline clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
+	@echo "make demo-speech synthetic EmoDB-format corpus -> SpeechNet -> QAT -> TFLite (fused LSTM)/ONNX -> table"
 	@echo "make test       fast test suite (creates .venv on first use)"
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
@@ -50,19 +52,27 @@ test-rpi: venv
 demo: venv
 	$(BIN)/edgeaffect pipeline --out $(OUT)
 
+demo-speech: venv
+	$(BIN)/edgeaffect pipeline-speech --out $(SPEECH)
+
 $(OUT)/export/manifest.json:
 	$(MAKE) --no-print-directory demo
 
-bench: venv $(OUT)/export/manifest.json
-	$(BIN)/edgeaffect bench $(OUT)/export --budget 3 --budgets roofline/budgets.toml \
+$(SPEECH)/export/manifest.json:
+	$(MAKE) --no-print-directory demo-speech
+
+bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
+	$(BIN)/edgeaffect bench $(OUT)/export $(SPEECH)/export --budget 3 --budgets roofline/budgets.toml \
 	  --json $(OUT)/bench.json --markdown $(OUT)/bench.md --junit $(OUT)/bench.xml
 	$(BIN)/edgeaffect bench-aver --work $(OUT) --budget 3
+	$(BIN)/edgeaffect bench-speech $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-speech.json
 	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
 
-roofline: venv $(OUT)/export/manifest.json
+roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench
-	$(BIN)/edgeaffect roofline --model aver-ravdess --bench $(OUT)/bench.json --out $(OUT)/roofline \
-	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite
+	$(BIN)/edgeaffect roofline --model aver-ravdess --model speechnet-emodb --bench $(OUT)/bench.json --out $(OUT)/roofline \
+	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite \
+	  --artifact $(SPEECH)/export/speechnet-emodb-tflite-int8.tflite --artifact $(SPEECH)/export/speechnet-emodb-tflite-fp32.tflite
 	$(BIN)/edgeaffect report --bench $(OUT)/bench.json --out $(OUT)/roofline/papers.md
 
 clean:

@@ -184,3 +184,45 @@ def to_junit(rows: list[dict], checks=None) -> str:
     return ('<?xml version="1.0" encoding="utf-8"?>\n'
             f'<testsuite name="edgeaffect-bench" tests="{len(cases)}" failures="{failures}" skipped="{skipped}">\n'
             + "\n".join(cases) + "\n</testsuite>\n")
+
+
+# --------------------------------------------------------------------------- speech models
+
+def bench_speech(export_dir: Path, wavs: list[Path], threads: int = 1, budget_s: float = 2.0,
+                 log=sys.stderr) -> list[dict]:
+    """Per utterance, batch 1: NumPy feature extraction (decode excluded), inference per
+    format, and the two together, with p50 / p90. Utterances are cycled so every row sees
+    the same mix of lengths."""
+    from edgeaffect.features.fusion import model_input
+    from edgeaffect.media import read_audio
+    from edgeaffect.predict import ExportedModel
+
+    audio = [read_audio(w) for w in wavs]
+    any_model = ExportedModel(export_dir, threads=threads)
+    feats = [any_model.speech_features(y, sr) for y, sr in audio]
+    inputs = [model_input(f, any_model.mean, any_model.std, any_model.max_frames) for f in feats]
+    seconds = float(np.mean([y.size / sr for y, sr in audio]))
+
+    def cycling(fn, items):
+        state = {"i": 0}
+
+        def step():
+            fn(items[state["i"] % len(items)])
+            state["i"] += 1
+
+        return step
+
+    def row(what, runtime, t, nbytes=None):
+        rows.append({"what": what, "runtime": runtime, "bytes": nbytes, **t.to_dict()})
+        print(f"  {what:40s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)", file=log, flush=True)
+
+    rows: list[dict] = []
+    t = measure(cycling(lambda a: any_model.speech_features(*a), audio), warmup=3, budget_s=budget_s, min_runs=10)
+    row(f"features (NumPy fusion, {any_model.features.dim} per frame; {seconds:.1f} s utterances)", "numpy", t)
+    for fmt, entry in any_model.manifest["files"].items():
+        m = ExportedModel(export_dir, fmt, threads=threads)
+        t = measure(cycling(lambda x: m.runner.run({"features": x}), inputs), budget_s=budget_s)
+        row(f"inference {fmt}", m.runner.package, t, entry["bytes"])
+        t = measure(cycling(lambda a: m.predict_speech(*a), audio), warmup=3, budget_s=budget_s, min_runs=10)
+        row(f"features + inference {fmt}", m.runner.package, t)
+    return rows

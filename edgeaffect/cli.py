@@ -238,6 +238,18 @@ def pipeline_cmd(out: Annotated[Path, typer.Option(help="Working folder.")] = Pa
     run_pipeline(out, actors=actors, epochs=epochs, speaker_epochs=speaker_epochs, qat_epochs=qat_epochs, seed=seed)
 
 
+@app.command("pipeline-speech")
+def pipeline_speech_cmd(out: Annotated[Path, typer.Option(help="Working folder.")] = Path("build/speechnet"),
+                        speakers: int = 8, texts: int = 8,
+                        epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the paper's 200).")] = None,
+                        qat_epochs: int = 10, seed: int = 0):
+    """Synthetic EmoDB-format corpus -> SpeechNet -> QAT -> TFLite (fused LSTM) / ONNX -> verification -> latency."""
+    from edgeaffect.pipeline import run_speech_pipeline
+
+    run_speech_pipeline(out, speakers=speakers, texts=texts, epochs=epochs, speaker_epochs=epochs,
+                        qat_epochs=qat_epochs, seed=seed)
+
+
 @app.command("bench-aver")
 def bench_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made if missing).")] = Path("build/quickstart"),
               threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0):
@@ -257,6 +269,26 @@ def bench_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made if 
                         log=sys.stdout)
     atomic_write_text(work / "bench-aver.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
     typer.echo(f"written {work / 'bench-aver.json'}")
+
+
+@app.command("bench-speech")
+def bench_speech_cmd(bundle: Annotated[Path, typer.Argument(help="A speech-model export or bundle folder.")],
+                     data: Annotated[Path, typer.Option(help="A folder of wav files (utterances to time).")],
+                     threads: int = 1, utterances: int = 20,
+                     budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+                     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
+    """p50 / p90 per utterance: NumPy features, inference per format, and both together."""
+    from edgeaffect.bench import bench_speech, machine
+    from edgeaffect.io import atomic_write_text
+
+    wavs = sorted(Path(data).rglob("*.wav"))[:: max(1, len(sorted(Path(data).rglob("*.wav"))) // utterances)][:utterances]
+    if not wavs:
+        raise InputError(f"no wav files under {data}")
+    typer.echo(f"machine: {machine()}; batch 1, {threads} thread(s), {budget} s per row after warm-up, "
+               f"{len(wavs)} utterances (measured)")
+    rows = bench_speech(bundle, wavs, threads=threads, budget_s=budget, log=sys.stdout)
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
 
 
 @app.command("profile")
@@ -449,9 +481,9 @@ def demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export fol
     except KeyboardInterrupt:  # run() has already stopped and joined its threads
         typer.echo("demo: interrupted (Ctrl-C), stopped cleanly", err=True)
         raise typer.Exit(130) from None
+    video = "" if demo.model.audio_only else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
     typer.echo(f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
-               f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; capture-to-label p50 "
-               f"{_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
+               f"{video}capture-to-label p50 {_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
 
 
 def _ms(v) -> str:

@@ -99,3 +99,87 @@ def summary_table(s: dict) -> str:
                      f"p90 {feats['p90_ms']:.1f} ms. Paper: {s['paper'].get('cpu_ms')} ms per inference on an "
                      f"{s['paper'].get('cpu')} (their measurement, another machine).")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- SpeechNet
+
+SPEECH_MODEL = "speechnet-emodb"
+
+
+def run_speech_pipeline(out: str | Path, *, speakers: int = 8, texts: int = 8, epochs: int | None = None,
+                        speaker_epochs: int | None = None, qat_epochs: int = 10, seed: int = 0, budget_s: float = 2.0,
+                        log=sys.stderr) -> dict:
+    """Synthetic EmoDB-format corpus -> SpeechNet (the paper's recipe) -> QAT -> TFLite with
+    the fused LSTM / ONNX -> verification -> per-utterance latency. Finished steps are reused."""
+    from edgeaffect.bench import bench_speech
+    from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, emodb_names, generate_emodb
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.models import get_model
+    from edgeaffect.train.families import load_corpus, train
+    from edgeaffect.train.trainer import load_run
+
+    out = Path(out)
+    t_start = time.monotonic()
+    spec = get_model(SPEECH_MODEL)
+    cfg = SpeechCorpusConfig(speakers=speakers, texts=texts, seed=seed)
+    print(f"1/5 synthetic EmoDB-format corpus: {len(emodb_names(cfg))} utterances -> {out / 'corpus'}", file=log)
+    generate_emodb(out / "corpus", cfg, progress=Progress("utterances", len(emodb_names(cfg)), stream=log))
+    print("2/5 fusion features (librosa, 107 per frame)", file=log, flush=True)
+    data = load_corpus(SPEECH_MODEL, out / "corpus", out / "cache", log=log)
+    print(f"3/5 train {SPEECH_MODEL}: paper recipe (random 90/10), then a speaker-independent split", file=log)
+    runs = {}
+    for split, n in (("paper", epochs), ("speaker", speaker_epochs)):
+        folder = out / "runs" / f"{split}-split"
+        runs[split] = (load_run(folder) if (folder / "run.json").exists()
+                       else train(SPEECH_MODEL, data, folder, split=split, seed=seed, epochs=n, log=log))
+    print("4/5 QAT, export, verify against Keras", file=log, flush=True)
+    export_dir = out / "export"
+    manifest = (json.loads((export_dir / "manifest.json").read_text()) if (export_dir / "manifest.json").exists()
+                else export_run(runs["paper"], data, export_dir, qat_epochs=qat_epochs, log=log))
+    print("5/5 latency per utterance on this machine (batch 1, 1 thread)", file=log, flush=True)
+    wavs = sorted((out / "corpus" / "wav").glob("*.wav"))[::max(1, len(data) // 20)][:20]
+    timings = bench_speech(export_dir, wavs, budget_s=budget_s, log=log)
+    summary = {
+        "model": SPEECH_MODEL, "machine": machine(), "seconds": round(time.monotonic() - t_start, 1),
+        "params": spec.params, "flops": spec.flops, "paper": spec.paper_figures,
+        "test": runs["paper"].info["test"], "speaker_test": runs["speaker"].info["test"],
+        "split": runs["paper"].info["split"], "speaker_split": runs["speaker"].info["split"],
+        "epochs": runs["paper"].info["epochs"], "verification": manifest["verification"], "timings": timings,
+        "data": "synthetic EmoDB-format corpus generated here; accuracies on it are not paper results",
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    table = speech_summary_table(summary)
+    atomic_write_text(out / "summary.md", table + "\n")
+    print("\n" + table, flush=True)
+    return summary
+
+
+def speech_summary_table(s: dict) -> str:
+    t = {row["what"]: row for row in s["timings"]}
+    feats = next(row for row in s["timings"] if row["what"].startswith("features ("))
+    p = s["paper"]
+    lines = [
+        f"edgeaffect speech pipeline: {s['model']} on a synthetic EmoDB-format corpus ({s['seconds']:.0f} s)",
+        f"machine: {s['machine']}",
+        f"parameters {s['params']:,} (paper: about {p['params_m']} M); FLOPs (2 per MAC + bias adds) "
+        f"{s['flops'] / 1e6:.1f} M (paper: about {p['gflops'] * 1e3:g} M). The paper's two figures cannot both hold: "
+        f"{p['params_m']} M weights used once already need {2 * p['params_m']:.1f} M FLOPs.",
+        f"test accuracy, float Keras: {s['test']['accuracy']:.4f} on the random 90/10 split ({s['split']['test']} "
+        f"utterances, {s['epochs']} epochs); {s['speaker_test']['accuracy']:.4f} speaker-independent "
+        f"({s['speaker_split']['test']} utterances). Synthetic data: not comparable to the paper's "
+        f"{p.get('accuracy_pct')} % on EmoDB.",
+        "",
+        "| format | runtime | size (KiB) | test accuracy | vs Keras max abs diff | top-1 agreement "
+        "| inference p50 / p90 ms | features + inference p50 / p90 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in s["verification"]:
+        inf, both = t.get(f"inference {v['format']}", {}), t.get(f"features + inference {v['format']}", {})
+        lines.append(f"| {v['format']} | {inf.get('runtime', v['runtime'])} | {(inf.get('bytes') or 0) / 1024:.1f} | "
+                     f"{v['accuracy']:.4f} | {v['max_abs_diff']:.2e} | {v['top1_agreement']:.4f} | "
+                     f"{inf.get('p50_ms', float('nan')):.3f} / {inf.get('p90_ms', float('nan')):.3f} | "
+                     f"{both.get('p50_ms', float('nan')):.2f} / {both.get('p90_ms', float('nan')):.2f} |")
+    lines.append(f"\n{feats['what']}: p50 {feats['p50_ms']:.2f} ms, p90 {feats['p90_ms']:.2f} ms (measured, decode "
+                 f"excluded). Paper: {p['gpu_ms']} ms per utterance on an {p['gpu']} (their measurement, another "
+                 "machine).")
+    return "\n".join(lines)

@@ -28,6 +28,10 @@ class DemoConfig:
     # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
     # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
     detect_width: int = 320
+    # Speech-only bundles (SpeechNet): the last few seconds of audio per result, a few
+    # results per second (the window moves by 1 / speech_rate_hz).
+    speech_window_s: float = 3.0
+    speech_rate_hz: float = 4.0
 
 
 def detect_scaled(gray: np.ndarray, face_cfg, width: int):
@@ -106,6 +110,23 @@ class Demo:
         t2 = time.perf_counter()
         return face, coeffs.astype(np.float32), rms, (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
+    def _speech_input(self):
+        """The newest ``speech_window_s`` of audio -> (model input or None, status, rms, ms)."""
+        from edgeaffect.errors import MediaError
+        from edgeaffect.features.fusion import model_input
+
+        t0 = time.perf_counter()
+        sr = self.audio.ring.sample_rate
+        y = self.audio.ring.latest(int(sr * self.cfg.speech_window_s))
+        rms = float(np.sqrt(np.mean(y ** 2))) if y.size else 0.0
+        try:
+            x = {"features": model_input(self.model.speech_features(y, sr), self.model.mean, self.model.std,
+                                         self.model.max_frames)}
+            status = "ok"
+        except MediaError as exc:  # silent, clipped or too little audio yet: an event, not a crash
+            x, status = None, str(exc).split(":")[0].split(" (")[0]
+        return x, status, rms, (time.perf_counter() - t0) * 1e3
+
     def run(self) -> dict:
         from edgeaffect.features.aver import model_inputs
 
@@ -116,7 +137,8 @@ class Demo:
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
-        t_start, last_seq, min_gap = time.monotonic(), 0, 1.0 / self.cfg.max_fps
+        rate = self.cfg.speech_rate_hz if self.model.audio_only else self.cfg.max_fps
+        t_start, last_seq, min_gap = time.monotonic(), 0, 1.0 / rate
         silent_reported = False
         try:
             while True:
@@ -135,19 +157,25 @@ class Demo:
                 stats["dropped_frames"] += max(0, seq - last_seq - 1)
                 last_seq = seq
                 t_pick = time.monotonic()
-                face, coeffs, rms, face_ms, feat_ms = self._features(frame)
+                if self.model.audio_only:
+                    x, status, rms, feat_ms = self._speech_input()
+                    face, face_ms = None, 0.0
+                else:
+                    face, coeffs, rms, face_ms, feat_ms = self._features(frame)
+                    status = "no face" if face is None and self.needs_video else "ok"
                 if rms < self.cfg.silence_rms and not silent_reported and self.audio is not None:
                     self._note("the microphone is silent: check its level or mute switch")
                     silent_reported = True
                 event = {"time": round(t_pick - t_start, 4), "frame": seq, "dropped_frames": stats["dropped_frames"],
                          "audio_rms": rms}
-                if face is None and self.needs_video:
-                    stats["no_face"] += 1
-                    event.update({"status": "no face", "label": None, "probabilities": None})
+                if status != "ok":
+                    stats["no_face"] += status == "no face"
+                    event.update({"status": status, "label": None, "probabilities": None})
                     inf_ms = 0.0
                 else:
                     t3 = time.perf_counter()
-                    x = model_inputs({"face": face[None], "mfcc": coeffs[None]}, self.model.mean, self.model.std)
+                    if not self.model.audio_only:
+                        x = model_inputs({"face": face[None], "mfcc": coeffs[None]}, self.model.mean, self.model.std)
                     probs = self.model.runner.run(x)[0]
                     inf_ms = (time.perf_counter() - t3) * 1e3
                     recent.append(probs)

@@ -218,8 +218,10 @@ def _routing_layer(k):
             return n2[..., 0] * tf.square(tf.math.rsqrt(1.0 + n2[..., 0]))  # |v| = |s|^2 / (1 + |s|^2)
 
         def edgeaffect_cost(self):
+            """(MACs, adds) for the roofline reader: the votes, then per iteration the
+            agreement and the weighted sum (one multiply-add per vote element each)."""
             n_in, d, ck = (int(s) for s in self.w.shape)
-            return n_in * d * ck, 2 * self.iterations * n_in * ck
+            return n_in * d * ck + 2 * self.iterations * n_in * ck, 0
 
         def get_config(self):
             return {**super().get_config(), "n_classes": self.n_classes, "out_dim": self.out_dim,

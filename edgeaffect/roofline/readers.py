@@ -28,6 +28,19 @@ def _shape_elems(shape) -> int:
     return prod(shape[1:] if len(shape) > 1 else shape)
 
 
+def _attention_cost(layer) -> tuple[int, int]:
+    """(MACs, bias adds) of Keras MultiHeadAttention: q / k / v projections, scores,
+    weighted sum, output projection."""
+    (tq, dq), (tv, dv) = layer._query_shape[-2:], layer._value_shape[-2:]  # noqa: SLF001 - set when built
+    dk = (layer._key_shape or layer._value_shape)[-1]  # noqa: SLF001
+    h, kd, vd = layer._num_heads, layer._key_dim, layer._value_dim  # noqa: SLF001
+    out = int(layer.output_shape[-1])
+    macs = (tq * dq * h * kd + tv * dk * h * kd + tv * dv * h * vd + tq * tv * h * kd + tq * tv * h * vd
+            + tq * h * vd * out)
+    adds = (tq * h * kd + tv * h * kd + tv * h * vd + tq * out) if layer._use_bias else 0  # noqa: SLF001
+    return int(macs), int(adds)
+
+
 def _keras_op(layer) -> Op:
     cls = type(layer).__name__
     if cls == "QuantizeWrapperV2" or cls == "QuantizeWrapper":
@@ -50,6 +63,10 @@ def _keras_op(layer) -> Op:
     if cls == "LSTM":
         steps = int(layer.input_shape[1])
         return Op(layer.name, "recurrent", [], [], params, *lstm_cost(steps, int(layer.input_shape[-1]), layer.units))
+    if cls == "MultiHeadAttention":
+        return Op(layer.name, "attention", [], [], params, *_attention_cost(layer))
+    if hasattr(layer, "edgeaffect_cost"):  # a custom layer that states its own arithmetic
+        return Op(layer.name, "other", [], [], params, *layer.edgeaffect_cost())
     if cls in ("Add", "Multiply", "Subtract"):
         return Op(layer.name, "add", [], [], params, 0, out_elems * (len(layer.input) - 1))
     if cls in _KERAS_VIEWS:
