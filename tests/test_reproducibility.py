@@ -55,3 +55,24 @@ def test_reproducibility_command_over_three_short_runs(corpus, tmp_path):
     assert rep["glr"] == pytest.approx(rep["flr"] + rep["plr"])
     assert 0 <= rep["pclr"] <= rep["plr"] <= 1 and rep["pclr"] <= rep["clr"] <= rep["glr"]
     assert "GLR" in r.stdout and "PCLR" in r.stdout
+
+
+def test_reproducibility_and_ablation_commands_run_speechnet(speech_corpus, tmp_path):
+    import json
+
+    from tests.test_cli import cli
+
+    r = cli("reproducibility", "speechnet-emodb", "--data", speech_corpus, "--out", tmp_path / "rep", "--runs", "2",
+            "--epochs", "2", timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "rep" / "reproducibility.json").read_text())
+    assert rep["runs"] == 2 and rep["samples"] == pytest.approx(25, abs=4)  # the random 10 % test split
+    assert rep["glr"] == pytest.approx(rep["flr"] + rep["plr"])
+    r = cli("ablation", "speechnet-emodb", "--data", speech_corpus, "--out", tmp_path / "abl", "--rows",
+            "full,no-routing,no-modified-routing", "--epochs", "2", timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert [row["row"] for row in rows] == ["full", "no-routing", "no-modified-routing"]
+    assert rows[0]["params"] == rows[2]["params"] != rows[1]["params"]
+    r = cli("ablation", "speechnet-emodb", "--data", speech_corpus, "--out", tmp_path / "abl2", "--rows", "no-rooting")
+    assert r.returncode == 2 and "Did you mean 'no-routing'" in r.stderr
