@@ -290,3 +290,21 @@ def test_live_demo_runs_a_speech_bundle_from_audio_alone(speech_export, speech_c
     assert stats["labels"] == len(labelled) >= 6
     assert all(r["label"] in get_model("speechnet-emodb").labels for r in labelled)
     assert rows[0]["status"] != "ok"  # nothing heard yet: an event, not a crash
+
+
+@pytest.mark.parametrize("target", ["rpi5", "jetson-orin-nano"])
+def test_device_bundles_for_speechnet(speech_run, speech_dataset, speech_corpus, tmp_path, target):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target, resolve_options
+
+    t = get_target(target)
+    manifest = export_run(speech_run, speech_dataset, tmp_path / target, qat_epochs=2, target=t,
+                          options=resolve_options(t, {}))
+    assert list(manifest["files"]) == list(t.formats)
+    if t.is_jetson:  # LSTM, MatMul, Softmax ... all in TensorRT's ONNX parser
+        assert "TensorRT" in manifest["target"]["tensorrt_ops_checked"]
+        assert (tmp_path / target / "calibration.npz").is_file()
+    assert _cli("verify", tmp_path / target).returncode == 0
+    res = _cli("predict", speech_corpus / "wav" / "03a01Ta.wav", "--model", tmp_path / target, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["label"] in get_model("speechnet-emodb").labels
