@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from edgeaffect.data.jobs import map_files
 from edgeaffect.data.ravdess import Clip, find_clips
 from edgeaffect.errors import EdgeAffectError
 from edgeaffect.features.aver import AverFeatureConfig, clip_features, split_segments
 from edgeaffect.features.mfcc import mfcc as mfcc_numpy
 from edgeaffect.io import atomic_path
 from edgeaffect.media import read_audio, read_frames_at
-from edgeaffect.progress import Progress
 
 
 @dataclass
@@ -79,19 +76,7 @@ def build_aver_dataset(root: str | Path, config: AverFeatureConfig = AverFeature
         cache = Path(cache_dir) / f"aver-features-{_cache_key(clips, config, stretch_rate)}.npz"
         if cache.exists():
             return load_dataset(cache)
-    workers = workers or min(2, os.cpu_count() or 1)
-    progress = Progress("features", len(clips), stream=log)
-    jobs = [(c, config, stretch_rate) for c in clips]
-    results = []
-    if workers > 1 and len(clips) >= 16:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for i, r in enumerate(pool.map(_worker, jobs, chunksize=4)):
-                results.append(r)
-                progress(i + 1)
-    else:
-        for i, job in enumerate(jobs):
-            results.append(_worker(job))
-            progress(i + 1)
+    results = map_files(_worker, [(c, config, stretch_rate) for c in clips], "features", workers=workers, log=log)
     data = _assemble(clips, results, config.n_segments)
     if data.skipped:
         print(f"  skipped {len(data.skipped)} of {len(clips)} clips:", file=log)

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from edgeaffect.data.jobs import map_files
 from edgeaffect.data.speech import Utterance, find_utterances
 from edgeaffect.errors import EdgeAffectError, InputError
 from edgeaffect.features.fusion import FusionConfig, fit_length, standardise
 from edgeaffect.io import atomic_path
-from edgeaffect.progress import Progress
 
 
 @dataclass
@@ -91,20 +88,8 @@ def build_speech_dataset(root: str | Path, corpus: str | None = None, config: Fu
         cache = Path(cache_dir) / f"speech-features-{_cache_key(spec.name, rows, config)}.npz"
         if cache.exists():
             return load_speech_dataset(cache)
-    workers = workers or min(2, os.cpu_count() or 1)
-    progress = Progress("features", len(rows), stream=log)
-    jobs = [(r.path, config) for r in rows]
-    if workers > 1 and len(rows) >= 32:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            results = []
-            for i, r in enumerate(pool.map(_features, jobs, chunksize=8)):
-                results.append(r)
-                progress(i + 1)
-    else:
-        results = []
-        for i, job in enumerate(jobs):
-            results.append(_features(job))
-            progress(i + 1)
+    results = map_files(_features, [(r.path, config) for r in rows], "features", workers=workers,
+                        min_parallel=32, chunksize=8, log=log)
     kept, feats, skipped = [], [], {}
     for row, (f, error) in zip(rows, results):
         if f is None:

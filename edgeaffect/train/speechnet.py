@@ -28,6 +28,7 @@ from edgeaffect.models import ModelSpec, get_model
 from edgeaffect.models.speechnet import SpeechNetConfig, ablate, custom_objects
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
 from edgeaffect.train.metrics import classification_report, save_report
+from edgeaffect.train.trainer import epoch_logger
 
 SPLIT_FRACTIONS = {"paper": (0.1, 0.1), "speaker": (0.2, 0.2)}  # (test, validation of the rest)
 
@@ -81,21 +82,6 @@ def _spec_for(model_name: str, config: SpeechNetConfig | None) -> ModelSpec:
     return replace(spec, config=config, inputs={"features": (config.max_frames, config.features.dim)})
 
 
-def _epoch_logger(k, log, every: int):
-    class EpochLog(k.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % every == 0 or epoch == 0:
-                logs = logs or {}
-                print(f"  epoch {epoch + 1}: loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f} "
-                      f"val_acc {logs.get('val_accuracy', 0):.3f} ({time.monotonic() - self.t0:.0f} s)",
-                      file=log, flush=True)
-
-    return EpochLog()
-
-
 def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *, split: str = "paper",
                     seed: int = 0, split_seed: int | None = None, epochs: int | None = None,
                     config: SpeechNetConfig | None = None, ablation: str | None = None,
@@ -143,7 +129,7 @@ def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *
     t0 = time.monotonic()
     history = model.fit(x_tr["features"], onehot[y_tr], batch_size=cfg.batch_size, epochs=n_epochs,
                         validation_data=(x_va["features"], onehot[y_va]), shuffle=True, verbose=0,
-                        callbacks=[_epoch_logger(k, log, max(1, n_epochs // 10))])
+                        callbacks=[epoch_logger(k, log, max(1, n_epochs // 10))])
     train_s = time.monotonic() - t0
     scores = model.predict(x_te["features"], batch_size=256, verbose=0)
     report = classification_report(y_te, scores.argmax(axis=1), spec.labels)

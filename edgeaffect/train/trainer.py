@@ -41,7 +41,7 @@ class Run:
         return model_inputs({"face": face, "mfcc": mfcc}, self.mfcc_mean, self.mfcc_std)
 
 
-def _epoch_logger(keras, log, every: int = 10):
+def epoch_logger(keras, log, every: int = 10):
     class EpochLog(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.t0 = time.monotonic()
@@ -107,7 +107,7 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
         # Checkpoint for resuming every 10 epochs: saving each epoch costs a third of an epoch here.
         k.callbacks.BackupAndRestore(str(run_dir / "backup"),
                                      save_freq=10 * int(np.ceil(len(y_tr) / cfg.batch_size))),
-        _epoch_logger(k, log),
+        epoch_logger(k, log),
     ]
     print(f"training {model_name}: {sp.describe()} samples (train{' + augmented copies' if cfg.augment else ''}: "
           f"{len(y_tr)})", file=log, flush=True)
