@@ -38,6 +38,27 @@ def rootfs():
     return path
 
 
+def install_in_userland(rootfs, work_rel: str, wheel: str) -> None:
+    """The same install a user types on a Pi: pip install 'edgeaffect[rpi]' (here from this
+    checkout's wheel), then this checkout's code over whatever version was there."""
+    if not (rootfs / VENV.lstrip("/") / "bin" / "python").exists():
+        r = run(rootfs, "rpi4", ["/usr/bin/python3", "-m", "venv", VENV])
+        assert r.returncode == 0, r.stderr[-2000:]
+    r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", f"/{work_rel}/{wheel}[rpi]"], timeout=900)
+    if r.returncode != 0 and any(m in r.stderr for m in NO_NETWORK):
+        pytest.skip("no network to the package index from the emulated Pi: cannot pip install edgeaffect[rpi]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", "--force-reinstall", "--no-deps",
+                             f"/{work_rel}/{wheel}"])
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def build_wheel(work) -> str:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    return next(work.glob("edgeaffect-*.whl")).name
+
+
 @pytest.mark.slow
 def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run, dataset, corpus, tmp_path):
     from edgeaffect.export.exporter import export_run
@@ -49,9 +70,7 @@ def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work), str(ROOT)],
-                       check=True, capture_output=True, timeout=600)
-        wheel = next(work.glob("edgeaffect-*.whl")).name
+        wheel = build_wheel(work)
         for dev in ("rpi4", "rpi5"):
             export_run(trained_run, dataset, work / dev, target=get_target(dev), qat_epochs=3)
         x, _ = split_inputs(trained_run, dataset, "test")
@@ -61,17 +80,7 @@ def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run
         shutil.copy(ROOT / "tests" / "rpi_probe.py", work / "probe.py")
         shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs / "etc/ssl/certs/host-ca.crt")
 
-        # The same install a user types on a Pi: pip install 'edgeaffect[rpi]' (here from this checkout's wheel).
-        if not (rootfs / VENV.lstrip("/") / "bin" / "python").exists():
-            r = run(rootfs, "rpi4", ["/usr/bin/python3", "-m", "venv", VENV])
-            assert r.returncode == 0, r.stderr[-2000:]
-        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", f"/{work_rel}/{wheel}[rpi]"], timeout=900)
-        if r.returncode != 0 and any(m in r.stderr for m in NO_NETWORK):
-            pytest.skip("no network to the package index from the emulated Pi: cannot pip install edgeaffect[rpi]")
-        assert r.returncode == 0, r.stderr[-2000:]
-        r = run(rootfs, "rpi4", [f"{VENV}/bin/pip", "install", "-q", "--force-reinstall", "--no-deps",
-                                 f"/{work_rel}/{wheel}"])
-        assert r.returncode == 0, r.stderr[-2000:]
+        install_in_userland(rootfs, work_rel, wheel)
 
         for dev in ("rpi4", "rpi5"):
             args = [f"/{work_rel}/{dev}", f"/{work_rel}/inputs.npz", f"/{work_rel}/clip.mp4"]
@@ -104,5 +113,48 @@ def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run
         print(f"16 KiB page alignment (Pi 5 kernel): {len(sos) - len(misaligned)} of {len(sos)} .so files aligned; "
               f"not aligned: {sorted(misaligned)[:10]}")
         assert not litert, f"LiteRT libraries would not load on a 16 KiB-page Pi 5 kernel: {litert}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_speechnet_rpi_bundle_gives_the_same_answers_on_an_emulated_pi(rootfs, speech_run, speech_dataset,
+                                                                       speech_corpus):
+    """SpeechNet's fused LSTM, attention and routing through XNNPACK on an emulated Pi 5,
+    and its NumPy fusion features from a wav, against the same bundle on this machine."""
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    work_rel = f"work/edgeaffect-speech-{os.getpid()}"
+    work = rootfs / work_rel
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        wheel = build_wheel(work)
+        export_run(speech_run, speech_dataset, work / "rpi5", target=get_target("rpi5"), qat_epochs=3)
+        x, _ = speech_run.split_inputs(speech_dataset, "test")
+        np.savez(work / "inputs.npz", **{k: v[:8] for k, v in x.items()})
+        shutil.copy(speech_corpus / "wav" / "03a01Wa.wav", work / "clip.wav")
+        shutil.copy(ROOT / "tests" / "rpi_probe.py", work / "probe.py")
+        install_in_userland(rootfs, work_rel, wheel)
+        args = [f"/{work_rel}/rpi5", f"/{work_rel}/inputs.npz", f"/{work_rel}/clip.wav"]
+        pi = run(rootfs, "rpi5", [f"{VENV}/bin/python", f"/{work_rel}/probe.py", *args])
+        assert pi.returncode == 0, pi.stderr[-3000:]
+        host = subprocess.run([sys.executable, str(work / "probe.py"), *[str(rootfs) + a for a in args]],
+                              capture_output=True, text=True, timeout=600)
+        assert host.returncode == 0, host.stderr[-3000:]
+        p, h = json.loads(pi.stdout), json.loads(host.stdout)
+        assert p["desktop_modules_loaded"] == []
+        for fmt in ("tflite-int8", "tflite-fp32"):
+            a, b = np.asarray(p[fmt]["raw"]), np.asarray(h[fmt]["raw"])
+            # int8: one output step; fp32: 1e-4 (96 LSTM steps in another summation order on Arm)
+            tol = p[fmt]["output_scale"] * 1.0001 if fmt == "tflite-int8" else 1e-4
+            assert np.abs(a - b).max() <= tol, f"rpi5 {fmt}: max |diff| {np.abs(a - b).max()}"
+            assert p[fmt]["label"] == h[fmt]["label"]
+            wav_diff = max(abs(p[fmt]["probabilities"][k] - v) for k, v in h[fmt]["probabilities"].items())
+            assert wav_diff <= 1e-3, f"rpi5 {fmt}: whole-utterance scores differ by {wav_diff}"
+            print(f"speechnet rpi5 {fmt}: same answers as the host (raw max |diff| {np.abs(a - b).max():.2e}, "
+                  f"whole utterance {wav_diff:.2e}, label {p[fmt]['label']}); time UNDER QEMU EMULATION: "
+                  f"inference {p[fmt]['inference_s']:.3f} s for 8 utterances, wav {p[fmt]['clip_s']:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
