@@ -523,7 +523,8 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
                         out: Annotated[Path, typer.Option(help="Folder for the runs and reproducibility.json.")],
                         runs: Annotated[int, typer.Option(help="Training runs (seeds 0..R-1), same split.")] = 5,
                         split: str = "paper", epochs: Optional[int] = None, corpus: Optional[str] = None,
-                        deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False):
+                        deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False,
+                        same_seed: Annotated[bool, typer.Option(help="Every run with seed 0: measures what is left when only the run differs (thread scheduling, op order).")] = False):
     """GLR, FLR, PLR, CLR, FCLR, PCLR over R training runs (SpeechNet paper, Eqs. 1-6)."""
     import numpy as np
 
@@ -536,14 +537,16 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
     dataset = load_corpus(model, data, out / "cache", corpus)
     preds, y_test = [], None
     for r in range(runs):
-        run = train(model, dataset, out / f"run-{r}", split=split, seed=r, split_seed=0, epochs=epochs,
-                    deterministic=deterministic)
+        run = train(model, dataset, out / f"run-{r}", split=split, seed=0 if same_seed else r, split_seed=0,
+                    epochs=epochs, deterministic=deterministic)
         pred, y_test = test_predictions(run, dataset)
         preds.append(pred)
     rep = reproducibility(np.stack(preds), y_test)
-    atomic_write_text(out / "reproducibility.json", json.dumps({"model": model, "split": split,
-                                                                "deterministic": deterministic, **rep.to_dict()}, indent=2))
-    typer.echo(f"{model}: {runs} runs (seeds 0..{runs - 1}, one {split} split), {rep.samples} test samples"
+    seeds = "all seed 0" if same_seed else f"seeds 0..{runs - 1}"
+    atomic_write_text(out / "reproducibility.json", json.dumps({"model": model, "split": split, "seeds": seeds,
+                                                                "epochs": epochs, "deterministic": deterministic,
+                                                                **rep.to_dict()}, indent=2))
+    typer.echo(f"{model}: {runs} runs ({seeds}, one {split} split), {rep.samples} test samples"
                f"{', deterministic ops' if deterministic else ''}")
     typer.echo("   GLR    FLR    PLR    CLR   FCLR   PCLR   mean acc  (%)")
     typer.echo(" ".join(f"{100 * v:6.2f}" for v in (rep.glr, rep.flr, rep.plr, rep.clr, rep.fclr, rep.pclr))
