@@ -288,8 +288,8 @@ def _spec(corpus: str, dataset: str, extra: dict) -> ModelSpec:
         task=f"speech emotion classification ({len(labels)} classes, {dataset})", labels=labels,
         inputs={"features": (config.max_frames, config.features.dim)}, config=config, build=build_speechnet,
         cost=speechnet_cost,
-        paper_figures={"source": "Sec. 6 (cost), Table 3 (accuracy, 10 runs), Table 4 (PLR, PCLR)", "params_m": 8.3, "gflops": 0.0095,
-                       "gpu_ms": 3.6, "gpu": "NVIDIA RTX 3080 Ti", **extra},
+        paper_figures={"source": "Sec. 6 (cost), Table 3 (accuracy, 10 runs), Table 4 (PLR, PCLR)",
+                       "params_m": 8.3, "gflops": 0.0095, "gpu_ms": 3.6, "gpu": "NVIDIA RTX 3080 Ti", **extra},
         export_bounds=EXPORT_BOUNDS,
     )
 
