@@ -93,13 +93,27 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               corpus: Annotated[Optional[str], typer.Option(help="Speech corpus layout (default: recognised from the files).")] = None,
               ablation: Annotated[Optional[str], typer.Option(help="SpeechNet: a Table 2 row, e.g. no-pre-attention (see `edgeaffect ablation --help`).")] = None,
               deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism (slower).")] = False,
+              margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
               seed: int = 0):
     """Train a model; AVER runs resume from the last checkpoint if interrupted."""
     from edgeaffect.train.families import load_corpus, train
 
+    config = None
+    if margins is not None:
+        from dataclasses import replace
+
+        from edgeaffect.models import get_model
+        from edgeaffect.models.speechnet import MARGINS
+
+        spec = get_model(model)
+        if spec.family != "speechnet":
+            raise InputError(f"--margins is for SpeechNet models, not {model}")
+        if margins not in MARGINS:
+            raise InputError(f"unknown --margins '{margins}': choose one of {', '.join(MARGINS)}")
+        config = replace(spec.config, margin_alphas=MARGINS[margins])
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
-                deterministic=deterministic)
+                deterministic=deterministic, config=config)
     typer.echo(f"{out}: test accuracy {run.info['test']['accuracy']:.4f} ({run.info['split']['kind']} split)")
 
 

@@ -27,6 +27,7 @@ PAPER = ("Zhang, Pang et al. Pre-attentive speech signal processing with adaptiv
          "recognition (SpeechNet). BSPC 2026")
 ROUTING_MODES = ("modified", "dynamic", "none")
 PAPER_MARGINS = (0.5, 0.5, 0.5)
+MARGINS = {"sabour": (0.9, 0.5, 0.1), "paper": PAPER_MARGINS}
 
 
 @dataclass(frozen=True)
