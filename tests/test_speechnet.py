@@ -308,3 +308,10 @@ def test_device_bundles_for_speechnet(speech_run, speech_dataset, speech_corpus,
     res = _cli("predict", speech_corpus / "wav" / "03a01Ta.wav", "--model", tmp_path / target, "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["label"] in get_model("speechnet-emodb").labels
+
+
+def test_cli_margins_option_is_checked(tmp_path):
+    res = _cli("train", "speechnet-emodb", "--data", tmp_path, "--out", tmp_path / "r", "--margins", "wide")
+    assert res.returncode == 2 and "unknown --margins 'wide'" in res.stderr
+    res = _cli("train", "aver-ravdess", "--data", tmp_path, "--out", tmp_path / "r", "--margins", "paper")
+    assert res.returncode == 2 and "--margins is for SpeechNet models" in res.stderr
