@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
     if target is not None:
         formats = target.formats
-    fmts = [replace(f, bounds=run.spec.export_bounds.get(f.name, f.bounds)) for f in map(get_format, formats)]
+    fmts = [get_format(f) for f in formats]
     x_test, y_test = split_inputs(run, data, "test")
     x_train, y_train = split_inputs(run, data, "train")
     x_val, y_val = split_inputs(run, data, "val")

@@ -25,9 +25,6 @@ class ModelSpec:
     build: Callable[[Any], Any]  # config -> tf_keras.Model
     cost: Callable[[Any], list]  # config -> per-layer cost rows (no TensorFlow needed)
     paper_figures: dict = field(default_factory=dict)  # what the paper reports, with its source
-    # Per-format verification bounds where this model needs other ones than the format's
-    # (format name -> edgeaffect.export.formats.Bounds), each with its reason in the model card.
-    export_bounds: dict = field(default_factory=dict)
 
     @property
     def params(self) -> int:
