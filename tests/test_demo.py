@@ -77,7 +77,12 @@ def test_faults_at_start_are_one_line_or_degrade(export_dir, media, tmp_path):
     assert read_events(events)
 
 
-def test_ctrl_c_stops_within_a_second_without_traceback(export_dir, media, tmp_path):
+def test_ctrl_c_stops_within_a_second_without_traceback(export_dir, tmp_path):
+    from edgeaffect.demo.bench import make_demo_media
+
+    # A video long enough that the demo cannot reach its end before the signal, even when
+    # the machine is slow to start it (a 3 s clip once ended first: exit 0, not 130).
+    media = make_demo_media(tmp_path, seconds=30.0)
     events = tmp_path / "e.jsonl"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     p = subprocess.Popen([sys.executable, "-m", "edgeaffect.cli", "demo", str(export_dir), "--camera", str(media[0]),
@@ -85,6 +90,7 @@ def test_ctrl_c_stops_within_a_second_without_traceback(export_dir, media, tmp_p
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (events.exists() and events.read_text().count("\n") >= 3):
         time.sleep(0.05)
+    assert p.poll() is None, "the demo stopped before it could be interrupted"
     t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
     p.wait(timeout=10)
