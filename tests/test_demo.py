@@ -85,8 +85,12 @@ def test_ctrl_c_stops_within_a_second_without_traceback(export_dir, tmp_path):
     media = make_demo_media(tmp_path, seconds=30.0)
     events = tmp_path / "e.jsonl"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # A shell that starts the suite in the background (`make test &`, CI runners) hands it
+    # SIGINT as ignored, and Python then installs no KeyboardInterrupt handler: restore the
+    # default in the child, as a terminal's Ctrl-C would find it.
     p = subprocess.Popen([sys.executable, "-m", "edgeaffect.cli", "demo", str(export_dir), "--camera", str(media[0]),
-                          "--mic", str(media[1]), "--events", str(events)], stderr=subprocess.PIPE, text=True, env=env)
+                          "--mic", str(media[1]), "--events", str(events)], stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (events.exists() and events.read_text().count("\n") >= 3):
         time.sleep(0.05)
