@@ -125,6 +125,7 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e
                  split: str = "paper", epochs: Optional[int] = None, seed: int = 0,
                  corpus: Optional[str] = None):
     """Rerun the paper's Table 2: one training run per removed module, same split and seed."""
+    from edgeaffect._optional import lookup
     from edgeaffect.io import atomic_write_text
     from edgeaffect.models import get_model
     from edgeaffect.models.speechnet import ABLATIONS
@@ -134,10 +135,7 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e
         raise InputError(f"ablations are defined for SpeechNet models, not {model}")
     names = [r.strip() for r in (rows or ",".join(ABLATIONS)).split(",") if r.strip()]
     for name in names:
-        if name not in ABLATIONS:
-            from edgeaffect._optional import lookup
-
-            lookup("ablation", name, ABLATIONS)
+        lookup("ablation", name, ABLATIONS)  # a typo fails before any training
     dataset = load_corpus(model, data, out / "cache", corpus)
     results = []
     for name in names:
@@ -295,7 +293,8 @@ def bench_speech_cmd(bundle: Annotated[Path, typer.Argument(help="A speech-model
     from edgeaffect.bench import bench_speech, machine
     from edgeaffect.io import atomic_write_text
 
-    wavs = sorted(Path(data).rglob("*.wav"))[:: max(1, len(sorted(Path(data).rglob("*.wav"))) // utterances)][:utterances]
+    found = sorted(Path(data).rglob("*.wav"))
+    wavs = found[:: max(1, len(found) // utterances)][:utterances]
     if not wavs:
         raise InputError(f"no wav files under {data}")
     typer.echo(f"machine: {machine()}; batch 1, {threads} thread(s), {budget} s per row after warm-up, "

@@ -59,6 +59,18 @@ def build_wheel(work) -> str:
     return next(work.glob("edgeaffect-*.whl")).name
 
 
+def probe_on_pi_and_host(rootfs, work_rel: str, dev: str, clip: str) -> tuple[dict, dict, str]:
+    """``probe.py`` on bundle ``dev`` inside the emulated Pi and on this machine: both
+    results, and the Pi's stderr (runtime messages)."""
+    args = [f"/{work_rel}/{dev}", f"/{work_rel}/inputs.npz", f"/{work_rel}/{clip}"]
+    pi = run(rootfs, dev, [f"{VENV}/bin/python", f"/{work_rel}/probe.py", *args])
+    assert pi.returncode == 0, pi.stderr[-3000:]
+    host = subprocess.run([sys.executable, str(rootfs / work_rel / "probe.py"), *[str(rootfs) + a for a in args]],
+                          capture_output=True, text=True, timeout=600)
+    assert host.returncode == 0, host.stderr[-3000:]
+    return json.loads(pi.stdout), json.loads(host.stdout), pi.stderr
+
+
 @pytest.mark.slow
 def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run, dataset, corpus, tmp_path):
     from edgeaffect.export.exporter import export_run
@@ -83,14 +95,8 @@ def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run
         install_in_userland(rootfs, work_rel, wheel)
 
         for dev in ("rpi4", "rpi5"):
-            args = [f"/{work_rel}/{dev}", f"/{work_rel}/inputs.npz", f"/{work_rel}/clip.mp4"]
-            pi = run(rootfs, dev, [f"{VENV}/bin/python", f"/{work_rel}/probe.py", *args])
-            assert pi.returncode == 0, pi.stderr[-3000:]
-            host = subprocess.run([sys.executable, str(work / "probe.py"), *[str(rootfs) + a for a in args]],
-                                  capture_output=True, text=True, timeout=600)
-            assert host.returncode == 0, host.stderr[-3000:]
-            p, h = json.loads(pi.stdout), json.loads(host.stdout)
-            assert "XNNPACK delegate" in pi.stderr, f"{dev}: XNNPACK was not used under emulation: {pi.stderr[-500:]}"
+            p, h, pi_log = probe_on_pi_and_host(rootfs, work_rel, dev, "clip.mp4")
+            assert "XNNPACK delegate" in pi_log, f"{dev}: XNNPACK was not used under emulation: {pi_log[-500:]}"
             assert p["desktop_modules_loaded"] == []
             for fmt in ("tflite-int8", "tflite-fp32"):
                 a, b = np.asarray(p[fmt]["raw"]), np.asarray(h[fmt]["raw"])
@@ -137,13 +143,7 @@ def test_speechnet_rpi_bundle_gives_the_same_answers_on_an_emulated_pi(rootfs, s
         shutil.copy(speech_corpus / "wav" / "03a01Wa.wav", work / "clip.wav")
         shutil.copy(ROOT / "tests" / "rpi_probe.py", work / "probe.py")
         install_in_userland(rootfs, work_rel, wheel)
-        args = [f"/{work_rel}/rpi5", f"/{work_rel}/inputs.npz", f"/{work_rel}/clip.wav"]
-        pi = run(rootfs, "rpi5", [f"{VENV}/bin/python", f"/{work_rel}/probe.py", *args])
-        assert pi.returncode == 0, pi.stderr[-3000:]
-        host = subprocess.run([sys.executable, str(work / "probe.py"), *[str(rootfs) + a for a in args]],
-                              capture_output=True, text=True, timeout=600)
-        assert host.returncode == 0, host.stderr[-3000:]
-        p, h = json.loads(pi.stdout), json.loads(host.stdout)
+        p, h, _ = probe_on_pi_and_host(rootfs, work_rel, "rpi5", "clip.wav")
         assert p["desktop_modules_loaded"] == []
         for fmt in ("tflite-int8", "tflite-fp32"):
             a, b = np.asarray(p[fmt]["raw"]), np.asarray(h[fmt]["raw"])

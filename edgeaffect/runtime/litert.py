@@ -59,6 +59,8 @@ class LiteRTRunner:
         self._out_index, self.output = out["index"], _info(out)
         self.inputs = {name: info for name, (_, info) in self._in.items()}
         self._batch = 1
+        # Converted with batch 1 fixed (fused LSTM): larger batches run one sample at a time.
+        self.fixed_batch = any(info.shape[0] == 1 for info in self.inputs.values())
 
     def _resize(self, batch: int) -> None:
         if batch == self._batch:
@@ -67,11 +69,6 @@ class LiteRTRunner:
             self.interp.resize_tensor_input(index, [batch, *info.shape[1:]])
         self.interp.allocate_tensors()
         self._batch = batch
-
-    @property
-    def fixed_batch(self) -> bool:
-        """Converted with batch 1 fixed (fused LSTM): larger batches run one sample at a time."""
-        return any(info.shape[0] == 1 for info in self.inputs.values())
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         match_inputs(feeds, self.inputs)
