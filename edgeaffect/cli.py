@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -25,8 +26,12 @@ def _version(value: bool):
 
 @app.callback()
 def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                          help="Print the version and exit.")] = None):
-    pass
+                                                          help="Print the version and exit.")] = None,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show what TensorFlow, tf2onnx and the "
+                                                "runtimes log (hidden by default).")] = False):
+    from edgeaffect.logs import set_verbose
+
+    set_verbose(verbose or os.environ.get("EDGEAFFECT_VERBOSE") == "1")
 
 
 @app.command("models")
@@ -57,7 +62,7 @@ def synth_cmd(out: Annotated[Path, typer.Argument(help="Folder to write Actor_XX
               sample_rate: int = 16000, duration: float = 2.0,
               layout: Annotated[str, typer.Option(help="av: 01 mp4 with audio; split: 02 mp4 + 03 wav")] = "av"):
     """Write a synthetic corpus in RAVDESS's naming and formats (for tests and demos only)."""
-    from edgeaffect.data.synthetic import SyntheticConfig, generate, utterances
+    from edgeaffect.families.aver.synthetic import SyntheticConfig, generate, utterances
     from edgeaffect.progress import Progress
 
     if layout not in ("av", "split"):
@@ -74,7 +79,7 @@ def synth_cmd(out: Annotated[Path, typer.Argument(help="Folder to write Actor_XX
 def synth_speech_cmd(out: Annotated[Path, typer.Argument(help="Folder to write wav/ into (EmoDB naming).")],
                      speakers: int = 4, texts: int = 4, seed: int = 0):
     """Write a synthetic speech-emotion corpus in EmoDB's naming (for tests and demos only)."""
-    from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, emodb_names, generate_emodb
+    from edgeaffect.families.speechnet.synthetic import SpeechCorpusConfig, emodb_names, generate_emodb
     from edgeaffect.progress import Progress
 
     if not 1 <= speakers <= 10 or not 1 <= texts <= 10:
@@ -95,26 +100,14 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism (slower).")] = False,
               margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
               seed: int = 0):
-    """Train a model; AVER runs resume from the last checkpoint if interrupted."""
+    """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
     from edgeaffect.train.families import load_corpus, train
 
-    config = None
-    if margins is not None:
-        from dataclasses import replace
-
-        from edgeaffect.models import get_model
-        from edgeaffect.models.speechnet import MARGINS
-
-        spec = get_model(model)
-        if spec.family != "speechnet":
-            raise InputError(f"--margins is for SpeechNet models, not {model}")
-        if margins not in MARGINS:
-            raise InputError(f"unknown --margins '{margins}': choose one of {', '.join(MARGINS)}")
-        config = replace(spec.config, margin_alphas=MARGINS[margins])
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
-                deterministic=deterministic, config=config)
-    typer.echo(f"{out}: test accuracy {run.info['test']['accuracy']:.4f} ({run.info['split']['kind']} split)")
+                deterministic=deterministic, options={"margins": margins})
+    metric = run.family.task.metric_name
+    typer.echo(f"{out}: test {metric} {run.info['test'][metric]:.4f} ({run.info['split']['kind']} split)")
 
 
 @app.command("ablation")
@@ -125,17 +118,16 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e
                  split: str = "paper", epochs: Optional[int] = None, seed: int = 0,
                  corpus: Optional[str] = None):
     """Rerun the paper's Table 2: one training run per removed module, same split and seed."""
-    from edgeaffect._optional import lookup
     from edgeaffect.io import atomic_write_text
     from edgeaffect.models import get_model
-    from edgeaffect.models.speechnet import ABLATIONS
     from edgeaffect.train.families import load_corpus, train
 
-    if get_model(model).family != "speechnet":
-        raise InputError(f"ablations are defined for SpeechNet models, not {model}")
-    names = [r.strip() for r in (rows or ",".join(ABLATIONS)).split(",") if r.strip()]
+    family = get_model(model).family_plugin
+    if not family.ablations:
+        raise InputError(f"ablations are not defined for {model} (the {family.name} family has none)")
+    names = [r.strip() for r in (rows or ",".join(family.ablations)).split(",") if r.strip()]
     for name in names:
-        lookup("ablation", name, ABLATIONS)  # a typo fails before any training
+        family.check_ablation(name)  # a typo fails before any training
     dataset = load_corpus(model, data, out / "cache", corpus)
     results = []
     for name in names:
@@ -165,7 +157,7 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
     from edgeaffect.export import get_format
     from edgeaffect.export.exporter import DEFAULT_FORMATS, export_run
     from edgeaffect.export.targets import get_target, resolve_options
-    from edgeaffect.train.trainer import load_run, run_dataset
+    from edgeaffect.train.runs import load_run, run_dataset
 
     given = {"threads": threads, "precision": precision, "workspace_mib": workspace_mib, "max_batch": max_batch}
     if target is None:
@@ -190,7 +182,7 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
 @app.command("verify")
 def verify_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder.")]):
     """Check a bundle on the device: manifest version and every file's SHA-256."""
-    from edgeaffect.bundle import read_manifest, verify_checksums
+    from edgeaffect.device.bundle import read_manifest, verify_checksums
 
     manifest = read_manifest(bundle)
     n = verify_checksums(bundle, manifest)
@@ -204,7 +196,7 @@ def build_engine_cmd(bundle: Annotated[Path, typer.Argument(help="A Jetson bundl
                      precision: Annotated[Optional[str], typer.Option(help="fp16 | int8 | int8-calibrated (default: the bundle's).")] = None,
                      workspace_mib: Optional[int] = None, max_batch: Optional[int] = None):
     """Build the TensorRT engine on this Jetson from the bundle's ONNX (TensorRT from JetPack)."""
-    from edgeaffect.bundle import open_bundle
+    from edgeaffect.device.bundle import open_bundle
     from edgeaffect.export.targets import PRECISIONS
     from edgeaffect.export.tensorrt import ONNX_FOR_PRECISION, build_engine
 
@@ -228,80 +220,94 @@ def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or
                 audio: Annotated[Optional[Path], typer.Option(help="A wav with the clip's audio.")] = None,
                 format: Annotated[Optional[str], typer.Option("--format", help="Which file to run (default: the bundle's; 'engine' for a built TensorRT engine).")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False):
-    """Print the clip's emotion and the class probabilities (speech models: capsule lengths)."""
-    from edgeaffect.predict import ExportedModel
+    """Print the recording's result as the model's task reads it: a label and class scores,
+    a score and its band, or a decision and its probability."""
+    from edgeaffect.device.predict import ExportedModel
 
     m = ExportedModel(model, format)
-    pred = m.predict_clip(clip, audio)
+    pred = m.predict(clip, audio)
     if as_json:
-        typer.echo(json.dumps({"label": pred.label, "scores" if m.audio_only else "probabilities": pred.probabilities}))
+        typer.echo(json.dumps(pred.to_dict()))
         return
-    typer.echo(f"{pred.label}")
-    for lab, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
-        typer.echo(f"  {lab:10s} {p:.3f} {'#' * int(round(p * 40))}")
+    for line in m.task.describe(pred):
+        typer.echo(line)
 
 
 @app.command("pipeline")
 def pipeline_cmd(out: Annotated[Path, typer.Option(help="Working folder.")] = Path("build/quickstart"),
-                 actors: int = 8, epochs: int = 60, speaker_epochs: int = 30, qat_epochs: int = 10, seed: int = 0):
-    """The main job: synthetic corpus -> train AVER -> QAT -> export -> verify -> table."""
-    from edgeaffect.pipeline import run_pipeline
+                 model: Annotated[str, typer.Option(help="A registered model.")] = "aver-ravdess",
+                 scale: Annotated[int, typer.Option("--scale", "--actors", "--speakers", help="Speakers (actors) in the synthetic corpus.")] = 8,
+                 epochs: Annotated[Optional[int], typer.Option(help="Epochs on the paper's split (default: the recipe's).")] = 60,
+                 speaker_epochs: Annotated[Optional[int], typer.Option(help="Epochs on the speaker-independent split.")] = 30,
+                 qat_epochs: int = 10, seed: int = 0):
+    """The main job: synthetic corpus -> train -> QAT -> export -> verify -> latency -> one table."""
+    from edgeaffect.train.pipeline import run_pipeline
 
-    run_pipeline(out, actors=actors, epochs=epochs, speaker_epochs=speaker_epochs, qat_epochs=qat_epochs, seed=seed)
+    run_pipeline(out, model=model, scale=scale, epochs=epochs, speaker_epochs=speaker_epochs, qat_epochs=qat_epochs,
+                 seed=seed)
 
 
 @app.command("pipeline-speech")
 def pipeline_speech_cmd(out: Annotated[Path, typer.Option(help="Working folder.")] = Path("build/speechnet"),
-                        speakers: int = 8, texts: int = 8,
+                        speakers: int = 8,
                         epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the paper's 200).")] = None,
                         qat_epochs: int = 10, seed: int = 0):
-    """Synthetic EmoDB-format corpus -> SpeechNet -> QAT -> TFLite (fused LSTM) / ONNX -> verification -> latency."""
-    from edgeaffect.pipeline import run_speech_pipeline
+    """`pipeline` for SpeechNet: synthetic EmoDB-format corpus, the paper's 200-epoch recipe."""
+    from edgeaffect.train.pipeline import run_pipeline
 
-    run_speech_pipeline(out, speakers=speakers, texts=texts, epochs=epochs, speaker_epochs=epochs,
-                        qat_epochs=qat_epochs, seed=seed)
+    run_pipeline(out, model="speechnet-emodb", scale=speakers, epochs=epochs, speaker_epochs=epochs,
+                 qat_epochs=qat_epochs, seed=seed)
 
 
-@app.command("bench-aver")
-def bench_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made if missing).")] = Path("build/quickstart"),
-              threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0):
-    """p50 / p90 latency of one AVER inference per format, Keras direct, and clip -> features."""
-    from edgeaffect.bench import bench_export, machine
+@app.command("bench-pipeline")
+def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made with `edgeaffect pipeline` if missing).")] = Path("build/quickstart"),
+                       threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0):
+    """p50 / p90 of one inference per format, Keras direct, and one recording -> inputs (decode included)."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.pipeline import run_pipeline
-    from edgeaffect.train.trainer import load_run
+    from edgeaffect.measure.bench import bench_export, machine
+    from edgeaffect.train.pipeline import run_pipeline
+    from edgeaffect.train.runs import load_run
 
     if not (work / "export" / "manifest.json").exists():
         typer.echo(f"no export in {work}: running the pipeline first", err=True)
         run_pipeline(work)
     typer.echo(f"machine: {machine()}; batch 1, {threads} thread(s), {budget} s per row after warm-up")
     run = load_run(work / "runs" / "paper-split")
-    clip = sorted((work / "corpus").rglob("*.mp4"))[0]
-    rows = bench_export(work / "export", clip, keras_model=run.model, threads=threads, budget_s=budget,
+    found = run.family.recordings(work / "corpus")
+    if not found:
+        raise InputError(f"no recordings under {work / 'corpus'}: rerun `edgeaffect pipeline --out {work}`")
+    rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
                         log=sys.stdout)
-    atomic_write_text(work / "bench-aver.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
-    typer.echo(f"written {work / 'bench-aver.json'}")
+    atomic_write_text(work / "bench-pipeline.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows},
+                                                               indent=2))
+    typer.echo(f"written {work / 'bench-pipeline.json'}")
 
 
-@app.command("bench-speech")
-def bench_speech_cmd(bundle: Annotated[Path, typer.Argument(help="A speech-model export or bundle folder.")],
-                     data: Annotated[Path, typer.Option(help="A folder of wav files (utterances to time).")],
-                     threads: int = 1, utterances: int = 20,
-                     budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
-                     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
-    """p50 / p90 per utterance: NumPy features, inference per format, and both together."""
-    from edgeaffect.bench import bench_speech, machine
+@app.command("bench-recordings")
+def bench_recordings_cmd(bundle: Annotated[Path, typer.Argument(help="An export or bundle folder.")],
+                         data: Annotated[Path, typer.Option(help="A folder of recordings the model takes (wav, mp4).")],
+                         threads: int = 1, recordings: Annotated[int, typer.Option("--recordings", "--utterances")] = 20,
+                         budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+                         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
+    """p50 / p90 per recording: device-side features, inference per format, and both together."""
+    from edgeaffect.device.predict import ExportedModel
     from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.bench import bench_recordings, machine
 
-    found = sorted(Path(data).rglob("*.wav"))
-    wavs = found[:: max(1, len(found) // utterances)][:utterances]
-    if not wavs:
-        raise InputError(f"no wav files under {data}")
+    found = ExportedModel(bundle).family.recordings(data)
+    files = found[:: max(1, len(found) // recordings)][:recordings]
+    if not files:
+        raise InputError(f"no recordings this model takes under {data}")
     typer.echo(f"machine: {machine()}; batch 1, {threads} thread(s), {budget} s per row after warm-up, "
-               f"{len(wavs)} utterances (measured)")
-    rows = bench_speech(bundle, wavs, threads=threads, budget_s=budget, log=sys.stdout)
+               f"{len(files)} recordings (measured)")
+    rows = bench_recordings(bundle, files, threads=threads, budget_s=budget, log=sys.stdout)
     if json_out:
         atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
+
+
+# The names these commands had before they served every family.
+app.command("bench-aver", hidden=True)(bench_pipeline_cmd)
+app.command("bench-speech", hidden=True)(bench_recordings_cmd)
 
 
 @app.command("profile")
@@ -314,7 +320,7 @@ def profile_cmd(artifact: Annotated[Path, typer.Argument(help="A .tflite / .onnx
                 json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None):
     """Latency percentiles, init and first-inference time, memory, per-operator times."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.profile import format_profile, profile
+    from edgeaffect.measure.profile import format_profile, profile
 
     if threads < 1 or budget <= 0:
         raise InputError("--threads must be >= 1 and --budget > 0")
@@ -447,8 +453,8 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     from dataclasses import asdict
     import os
 
-    from edgeaffect.bench import bench_exports, machine, remeasure, to_junit, to_markdown, to_text
-    from edgeaffect.budgets import check_budgets, load_budgets
+    from edgeaffect.measure.bench import bench_exports, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.measure.budgets import check_budgets, load_budgets
     from edgeaffect.io import atomic_write_text
 
     spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
@@ -494,7 +500,7 @@ def demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export fol
     except KeyboardInterrupt:  # run() has already stopped and joined its threads
         typer.echo("demo: interrupted (Ctrl-C), stopped cleanly", err=True)
         raise typer.Exit(130) from None
-    video = "" if demo.model.audio_only else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
+    video = "" if not demo.needs_video else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
     typer.echo(f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
                f"{video}capture-to-label p50 {_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
 
@@ -511,7 +517,7 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
     16 kHz speech-like audio: capture-to-label p50 / p95 and each stage's share."""
     import tempfile
 
-    from edgeaffect.bench import machine
+    from edgeaffect.measure.bench import machine
     from edgeaffect.demo.bench import make_demo_media
     from edgeaffect.demo.live import Demo
     from edgeaffect.io import atomic_write_text
@@ -545,8 +551,12 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
     from edgeaffect.train.families import load_corpus, test_predictions, train
     from edgeaffect.train.reproducibility import reproducibility
 
+    from edgeaffect.models import get_model
+
     if runs < 2:
         raise InputError("--runs must be at least 2")
+    if not get_model(model).family_plugin.reproducibility:
+        raise InputError(f"reproducibility metrics compare class decisions; {model} is not a classifier")
     dataset = load_corpus(model, data, out / "cache", corpus)
     preds, y_test = [], None
     for r in range(runs):
@@ -568,6 +578,13 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
 
 
 def main() -> None:
+    from edgeaffect.logs import filter_native_stderr, quiet_python
+
+    # Before anything imports TensorFlow: its C++ start-up lines come first.
+    if "--verbose" in sys.argv[1:2] or "-v" in sys.argv[1:2]:
+        os.environ["EDGEAFFECT_VERBOSE"] = "1"
+    filter_native_stderr()
+    quiet_python()
     try:
         app()
     except EdgeAffectError as exc:

@@ -9,6 +9,7 @@ Keras from here: the variable is set before TensorFlow is first imported and
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,7 +19,14 @@ from edgeaffect._optional import require  # noqa: E402
 
 def tf():
     """TensorFlow, imported lazily (device-side code never calls this)."""
-    return require("tensorflow", "train")
+    first = "tensorflow" not in sys.modules
+    t = require("tensorflow", "train")
+    if first:
+        from edgeaffect.logs import quiet_python, verbose
+
+        quiet_python()  # TensorFlow sets its logger up on import
+        t.autograph.set_verbosity(3 if verbose() else 0)
+    return t
 
 
 def keras():

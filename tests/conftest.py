@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from edgeaffect.data.synthetic import SyntheticConfig, generate
+from edgeaffect.families.aver.synthetic import SyntheticConfig, generate
 from edgeaffect.demo.bench import speech_like  # noqa: F401  (tests import it from here)
 
 # 4 actors x 30 utterances (1 statement, 2 repetitions) = 120 clips, 720 samples.
@@ -26,14 +26,14 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dataset(corpus, tmp_path_factory):
-    from edgeaffect.data.dataset import build_aver_dataset
+    from edgeaffect.families.aver.dataset import build_aver_dataset
 
     return build_aver_dataset(corpus, stretch_rate=0.8, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
 def trained_run(dataset, tmp_path_factory):
-    from edgeaffect.train.trainer import train_aver
+    from edgeaffect.families.aver.train import train_aver
 
     return train_aver("aver-ravdess", dataset, tmp_path_factory.mktemp("run"), split="paper", max_epochs=60)
 
@@ -61,7 +61,7 @@ def tiny_speechnet_config():
 
 @pytest.fixture(scope="session")
 def speech_corpus(tmp_path_factory):
-    from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, generate_emodb
+    from edgeaffect.families.speechnet.synthetic import SpeechCorpusConfig, generate_emodb
 
     root = tmp_path_factory.mktemp("emodb")
     generate_emodb(root, SpeechCorpusConfig(speakers=6, texts=6))
@@ -77,7 +77,7 @@ def speech_dataset(speech_corpus, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def speech_run(speech_dataset, tmp_path_factory):
-    from edgeaffect.train.speechnet import train_speechnet
+    from edgeaffect.families.speechnet.train import train_speechnet
 
     return train_speechnet("speechnet-emodb", speech_dataset, tmp_path_factory.mktemp("speech-run"), epochs=100,
                            config=tiny_speechnet_config())

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from edgeaffect.predict import ExportedModel
+from edgeaffect.device.predict import ExportedModel
 
 bundle, inputs_npz, clip = sys.argv[1:4]
 with np.load(inputs_npz) as z:
@@ -18,7 +18,7 @@ for fmt in ("tflite-int8", "tflite-fp32"):
     t0 = time.perf_counter()
     raw = m.runner.run(x)
     t1 = time.perf_counter()
-    pred = m.predict_clip(clip)  # decode, then faces + MFCC (AVER) or the fusion features (SpeechNet): the whole device path
+    pred = m.predict(clip)  # decode, then faces + MFCC (AVER) or the fusion features (SpeechNet): the whole device path
     t2 = time.perf_counter()
     out[fmt] = {"raw": raw.tolist(), "label": pred.label, "probabilities": pred.probabilities,
                 "inference_s": t1 - t0, "clip_s": t2 - t1,

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from edgeaffect.data import ravdess
+from edgeaffect.families.aver import ravdess
 from edgeaffect.data.splits import make_split
-from edgeaffect.data.synthetic import SyntheticConfig, generate
+from edgeaffect.families.aver.synthetic import SyntheticConfig, generate
 from edgeaffect.errors import InputError
 
 

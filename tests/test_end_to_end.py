@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edgeaffect.errors import InputError, VerificationError
-from edgeaffect.export.formats import Bounds, get_format
+from edgeaffect.export.formats import get_format
+from edgeaffect.families import Bounds, get_family
 
 
 def test_dataset_has_six_samples_per_clip(dataset):
@@ -31,10 +32,15 @@ def test_aver_learns_the_synthetic_corpus(trained_run):
 def test_every_export_verified_within_its_bounds(export_dir, trained_run):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {"tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq"}
+    task = get_family("aver").task
     for v in manifest["verification"]:
-        b = get_format(v["format"]).bounds
-        assert v["passed"] and v["max_abs_diff"] <= b.max_abs and v["top1_agreement"] >= b.agreement
+        b = task.bounds(get_format(v["format"]).precision)
+        assert v["passed"] and v["top1_agreement"] >= b.agreement
+        assert v["max_abs_diff"] <= b.max_abs if b.max_abs is not None else v["p95_abs_diff"] <= b.p95_abs
         assert v["n"] == trained_run.info["split"]["test"]
+    # LiteRT formats are verified with both kernel sets (XNNPACK, reference); the others once.
+    kernels = {(v["format"], v["kernels"]) for v in manifest["verification"]}
+    assert {("tflite-int8", "xnnpack"), ("tflite-int8", "reference"), ("onnx-qdq", "default")} <= kernels
     sizes = {k: f["bytes"] for k, f in manifest["files"].items()}
     assert sizes["tflite-int8"] < 0.4 * sizes["tflite-fp32"]  # int8 weights: about a quarter
 
@@ -47,30 +53,32 @@ def test_int8_tflite_has_int8_io(export_dir):
 
 
 def test_predict_matches_the_true_label(export_dir, corpus):
-    from edgeaffect.data.ravdess import EMOTIONS, parse_name
-    from edgeaffect.predict import ExportedModel
+    from edgeaffect.families.aver.ravdess import EMOTIONS, parse_name
+    from edgeaffect.device.predict import ExportedModel
 
     clips = sorted(corpus.rglob("*.mp4"))[::12]
     m = ExportedModel(export_dir, "tflite-int8")
-    right = sum(m.predict_clip(c).label == EMOTIONS[parse_name(c.name).emotion] for c in clips)
+    right = sum(m.predict(c).label == EMOTIONS[parse_name(c.name).emotion] for c in clips)
     assert right >= 0.8 * len(clips)  # includes training clips; the split-level bound is tested above
 
 
 def test_fp32_exports_agree_on_a_clip(export_dir, corpus):
-    from edgeaffect.predict import ExportedModel
+    from edgeaffect.device.predict import ExportedModel
 
     clip = sorted(corpus.rglob("*.mp4"))[7]
-    a = ExportedModel(export_dir, "tflite-fp32").predict_clip(clip)
-    b = ExportedModel(export_dir, "onnx-fp32").predict_clip(clip)
+    a = ExportedModel(export_dir, "tflite-fp32").predict(clip)
+    b = ExportedModel(export_dir, "onnx-fp32").predict(clip)
     np.testing.assert_allclose(a.per_segment, b.per_segment, atol=1e-5)
 
 
 def test_verification_fails_loudly_and_writes_nothing(trained_run, dataset, tmp_path, monkeypatch):
     from edgeaffect.export import exporter, formats
 
-    strict = formats.ExportFormat("tflite-fp16-strict", ".tflite", "float", "litert", Bounds(1e-9, 1.0, 0.0),
+    strict = formats.ExportFormat("tflite-fp16-strict", ".tflite", "float", "litert", "float16-strict",
                                   get_format("tflite-fp16").write, "fp16 held to an impossible bound")
     monkeypatch.setitem(formats._FORMATS, strict.name, strict)
+    task = get_family("aver").task
+    monkeypatch.setitem(task._bounds, "float16-strict", Bounds(max_abs=1e-9, agreement=1.0))
     with pytest.raises(VerificationError, match="max \\|diff\\|"):
         exporter.export_run(trained_run, dataset, tmp_path / "out", ["tflite-fp16-strict"])
     assert not (tmp_path / "out").exists()
@@ -80,9 +88,9 @@ def test_verification_fails_loudly_and_writes_nothing(trained_run, dataset, tmp_
 def test_device_side_never_imports_tensorflow_or_librosa(export_dir, corpus):
     clip = sorted(corpus.rglob("*.mp4"))[0]
     code = (
-        "import sys; from edgeaffect.predict import ExportedModel\n"
-        f"p = ExportedModel({str(export_dir)!r}, 'tflite-int8').predict_clip({str(clip)!r})\n"
-        f"q = ExportedModel({str(export_dir)!r}, 'onnx-qdq').predict_clip({str(clip)!r})\n"
+        "import sys; from edgeaffect.device.predict import ExportedModel\n"
+        f"p = ExportedModel({str(export_dir)!r}, 'tflite-int8').predict({str(clip)!r})\n"
+        f"q = ExportedModel({str(export_dir)!r}, 'onnx-qdq').predict({str(clip)!r})\n"
         "bad = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'tf2onnx', 'keras') if m in sys.modules]\n"
         "print(p.label, q.label, bad)\n"
         "sys.exit(1 if bad else 0)\n"

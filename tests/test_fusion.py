@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from edgeaffect.errors import InputError, MediaError
-from edgeaffect.features.fusion import (DEFAULT_COMPOSITION, FUSION_DIM, FusionConfig, fusion_features, model_input,
+from edgeaffect.families.speechnet.features import (DEFAULT_COMPOSITION, FUSION_DIM, FusionConfig, fusion_features, model_input,
                                         resample)
-from edgeaffect.features.fusion_librosa import fusion_features_librosa
+from edgeaffect.families.speechnet.features_librosa import fusion_features_librosa
 from tests.conftest import speech_like
 
 # Stated tolerance: elementwise |numpy - librosa| <= 1e-3 + 1e-4 * |librosa| (float64 here,

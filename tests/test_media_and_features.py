@@ -3,7 +3,7 @@ import pytest
 
 from edgeaffect.errors import InputError, MediaError, NoFaceError
 from edgeaffect.features import faces
-from edgeaffect.features.aver import AverFeatureConfig, audio_features, face_features
+from edgeaffect.families.aver.features import AverFeatureConfig, audio_features, face_features
 from edgeaffect.media import read_audio, read_frames_at, video_info, write_wav
 from tests.conftest import speech_like
 

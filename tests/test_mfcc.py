@@ -5,7 +5,7 @@ import pytest
 
 from edgeaffect.features import mfcc as mfcc_np
 from edgeaffect.features import mfcc_librosa
-from edgeaffect.features.aver import audio_features
+from edgeaffect.families.aver.features import audio_features
 from edgeaffect.media import read_audio
 from tests.conftest import speech_like
 

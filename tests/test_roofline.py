@@ -130,7 +130,7 @@ def test_roofline_plots_and_bounds_cli(export_dir, tmp_path):
 
 
 def test_tegrastats_lines_parse_to_rails_and_are_absent_here():
-    from edgeaffect.power import parse_tegrastats, summarise, tegrastats_power
+    from edgeaffect.measure.power import parse_tegrastats, summarise, tegrastats_power
 
     line = ("11-22-2026 10:00:00 RAM 2100/7620MB (lfb 4x4MB) CPU [12%@1510,8%@1510] GR3D_FREQ 45% "
             "cpu@48.5C VDD_IN 5012mW/4980mW VDD_CPU_GPU_CV 1205mW/1180mW VDD_SOC 1432mW/1430mW")

@@ -75,7 +75,7 @@ def probe_on_pi_and_host(rootfs, work_rel: str, dev: str, clip: str) -> tuple[di
 def test_rpi_bundles_give_the_same_answers_on_an_emulated_pi(rootfs, trained_run, dataset, corpus, tmp_path):
     from edgeaffect.export.exporter import export_run
     from edgeaffect.export.targets import get_target
-    from edgeaffect.train.trainer import split_inputs
+    from edgeaffect.train.runs import split_inputs
 
     work_rel = f"work/edgeaffect-{os.getpid()}"
     work = rootfs / work_rel

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_full_recipe_reaches_the_bar_on_both_splits(dataset, tmp_path):
-    from edgeaffect.train.trainer import train_aver
+    from edgeaffect.families.aver.train import train_aver
 
     run = train_aver("aver-ravdess", dataset, tmp_path / "paper", split="paper")
     assert run.info["test"]["accuracy"] >= 0.90
@@ -16,7 +16,7 @@ def test_full_recipe_reaches_the_bar_on_both_splits(dataset, tmp_path):
 
 
 def test_pipeline_writes_summary(tmp_path):
-    from edgeaffect.pipeline import run_pipeline
+    from edgeaffect.train.pipeline import run_pipeline
 
     s = run_pipeline(tmp_path, actors=4, epochs=30, speaker_epochs=10, qat_epochs=3)
     assert json.loads((tmp_path / "summary.json").read_text())["params"] == 66_584

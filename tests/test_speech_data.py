@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeaffect.data.speech import CORPORA, detect_corpus, find_utterances
-from edgeaffect.data.synthetic_speech import SpeechCorpusConfig, emodb_names, generate_emodb
+from edgeaffect.families.speechnet.corpora import CORPORA, detect_corpus, find_utterances
+from edgeaffect.families.speechnet.synthetic import SpeechCorpusConfig, emodb_names, generate_emodb
 from edgeaffect.errors import InputError
 from edgeaffect.media.audio import write_wav
 

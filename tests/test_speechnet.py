@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeaffect.models import get_model
-from edgeaffect.models.speechnet import ABLATIONS, PAPER_MARGINS, SpeechNetConfig, ablate, custom_objects
+from edgeaffect.families.speechnet.model import ABLATIONS, PAPER_MARGINS, SpeechNetConfig, ablate, custom_objects
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss, balanced_margin_numpy, margin_beta
 from tests.conftest import speech_like, tiny_speechnet_config
 
@@ -158,10 +158,10 @@ def test_speechnet_clearly_learns_the_synthetic_corpus(speech_run):
 
 
 def test_speaker_split_keeps_speakers_apart(speech_run, speech_dataset):
-    from edgeaffect.train.speechnet import SpeechRun
+    from edgeaffect.families.speechnet.train import SpeechRun
 
-    run = SpeechRun(speech_run.folder, speech_run.spec, None, speech_run.mean, speech_run.std,
-                    {**speech_run.info, "split": {"kind": "speaker"}, "split_seed": 0})
+    run = SpeechRun(speech_run.folder, speech_run.spec, None,
+                    {**speech_run.info, "split": {"kind": "speaker"}, "split_seed": 0}, speech_run.mean, speech_run.std)
     sp = run.split(speech_dataset)
     spk = speech_dataset.speakers
     assert not set(spk[sp.test]) & set(spk[sp.train]) and not set(spk[sp.val]) & set(spk[sp.train])
@@ -200,10 +200,10 @@ def test_fused_lstm_state_does_not_leak_between_utterances(speech_export):
 
 
 def test_bundle_predicts_like_keras_from_numpy_features(speech_export, speech_run, speech_corpus):
-    from edgeaffect.data.speech_dataset import fit_length, standardise
-    from edgeaffect.features.fusion_librosa import fusion_features_librosa
+    from edgeaffect.families.speechnet.dataset import fit_length, standardise
+    from edgeaffect.families.speechnet.features_librosa import fusion_features_librosa
     from edgeaffect.media import read_audio
-    from edgeaffect.predict import ExportedModel
+    from edgeaffect.device.predict import ExportedModel
 
     wavs = sorted((speech_corpus / "wav").glob("*.wav"))[::24]
     for fmt, tol in (("tflite-fp32", 1e-3), ("onnx-fp32", 1e-3), ("tflite-int8", 0.1)):
@@ -212,7 +212,7 @@ def test_bundle_predicts_like_keras_from_numpy_features(speech_export, speech_ru
             y, sr = read_audio(wav)
             ref_x = fit_length(standardise(fusion_features_librosa(y, sr), speech_run.mean, speech_run.std), 48)
             ref = speech_run.model.predict(ref_x[None], verbose=0)[0]
-            pred = m.predict_clip(wav)
+            pred = m.predict(wav)
             np.testing.assert_allclose(list(pred.probabilities.values()), ref, atol=tol, err_msg=f"{fmt} {wav.name}")
             if fmt != "tflite-int8":
                 assert pred.label == m.labels[int(ref.argmax())]
@@ -220,8 +220,8 @@ def test_bundle_predicts_like_keras_from_numpy_features(speech_export, speech_ru
 
 def test_device_side_loads_no_tensorflow_or_librosa(speech_export, speech_corpus):
     wav = sorted((speech_corpus / "wav").glob("*.wav"))[0]
-    code = (f"import sys, json; from edgeaffect.predict import ExportedModel; "
-            f"p = ExportedModel({str(speech_export)!r}).predict_clip({str(wav)!r}); "
+    code = (f"import sys, json; from edgeaffect.device.predict import ExportedModel; "
+            f"p = ExportedModel({str(speech_export)!r}).predict({str(wav)!r}); "
             f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'librosa', 'tf_keras', 'numba')); "
             f"print(json.dumps([p.label, heavy]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

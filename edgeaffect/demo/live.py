@@ -34,18 +34,6 @@ class DemoConfig:
     speech_rate_hz: float = 4.0
 
 
-def detect_scaled(gray: np.ndarray, face_cfg, width: int):
-    """``detect_face`` on a downscaled copy, the box mapped back to ``gray``'s pixels."""
-    import cv2
-
-    from edgeaffect.features.faces import detect_face
-
-    scale = width / gray.shape[1] if gray.shape[1] > width else 1.0
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    box = detect_face(small, face_cfg)
-    return None if box is None else tuple(int(round(v / scale)) for v in box)
-
-
 def percentile(values, q):
     return float(np.percentile(values, q)) if len(values) else None
 
@@ -54,12 +42,13 @@ class Demo:
     def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
                  show: bool = False, events: str | Path | None = None, duration: float | None = None,
                  config: DemoConfig = DemoConfig(), threads: int | None = None, log=sys.stderr):
-        from edgeaffect.predict import ExportedModel
+        from edgeaffect.device.predict import ExportedModel
 
         self.model = ExportedModel(bundle, threads=threads)
+        self.adapter = self.model.adapter
         self.cfg, self.show, self.duration, self.log = config, show, duration, log
         self.events_path = Path(events) if events else None
-        self.needs_video = "face" in self.model.runner.inputs
+        self.needs_video = self.adapter.needs_video
         self.video = self.audio = None
         self.notices: list[str] = []
         self._open_sources(camera, mic)
@@ -88,48 +77,7 @@ class Demo:
             self._note(f"{exc}; continuing video-only (audio features are silence)")
             self.audio = None
 
-    # --------------------------------------------------------------- one step
-    def _features(self, frame):
-        from edgeaffect.features import faces as F
-        from edgeaffect.features.mfcc import mfcc
-
-        fcfg = self.model.features
-        t0 = time.perf_counter()
-        face = None
-        if frame is not None:
-            gray = F.to_gray(frame)
-            box = detect_scaled(gray, fcfg.face, self.cfg.detect_width)
-            if box is not None:
-                face = F.crop_face(gray, box, fcfg.face.size)
-        t1 = time.perf_counter()
-        sr = self.audio.ring.sample_rate if self.audio else 16000
-        n = max(int(sr * self.cfg.segment_s), fcfg.mfcc.n_fft)
-        y = self.audio.ring.latest(n) if self.audio else np.zeros(n, np.float32)
-        rms = float(np.sqrt(np.mean(y ** 2)))
-        coeffs = mfcc(y + 1e-9 * (rms == 0), sr, fcfg.mfcc).mean(axis=1)
-        t2 = time.perf_counter()
-        return face, coeffs.astype(np.float32), rms, (t1 - t0) * 1e3, (t2 - t1) * 1e3
-
-    def _speech_input(self):
-        """The newest ``speech_window_s`` of audio -> (model input or None, status, rms, ms)."""
-        from edgeaffect.errors import MediaError
-        from edgeaffect.features.fusion import model_input
-
-        t0 = time.perf_counter()
-        sr = self.audio.ring.sample_rate
-        y = self.audio.ring.latest(int(sr * self.cfg.speech_window_s))
-        rms = float(np.sqrt(np.mean(y ** 2))) if y.size else 0.0
-        try:
-            x = {"features": model_input(self.model.speech_features(y, sr), self.model.mean, self.model.std,
-                                         self.model.max_frames)}
-            status = "ok"
-        except MediaError as exc:  # silent, clipped or too little audio yet: an event, not a crash
-            x, status = None, str(exc).split(":")[0].split(" (")[0]
-        return x, status, rms, (time.perf_counter() - t0) * 1e3
-
     def run(self) -> dict:
-        from edgeaffect.features.aver import model_inputs
-
         recent = deque(maxlen=self.cfg.smooth)
         stats = {"events": 0, "labels": 0, "no_face": 0, "dropped_frames": 0, "latency_ms": [], "stage_ms": {
             "capture": [], "face": [], "features": [], "inference": []}}
@@ -137,7 +85,7 @@ class Demo:
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
-        rate = self.cfg.speech_rate_hz if self.model.audio_only else self.cfg.max_fps
+        rate = self.adapter.live_rate(self.cfg)
         t_start, last_seq, min_gap = time.monotonic(), 0, 1.0 / rate
         silent_reported = False
         try:
@@ -157,12 +105,8 @@ class Demo:
                 stats["dropped_frames"] += max(0, seq - last_seq - 1)
                 last_seq = seq
                 t_pick = time.monotonic()
-                if self.model.audio_only:
-                    x, status, rms, feat_ms = self._speech_input()
-                    face, face_ms = None, 0.0
-                else:
-                    face, coeffs, rms, face_ms, feat_ms = self._features(frame)
-                    status = "no face" if face is None and self.needs_video else "ok"
+                step = self.adapter.live_input(frame, self.audio, self.cfg)
+                status, rms = step.status, step.audio_rms
                 if rms < self.cfg.silence_rms and not silent_reported and self.audio is not None:
                     self._note("the microphone is silent: check its level or mute switch")
                     silent_reported = True
@@ -174,18 +118,16 @@ class Demo:
                     inf_ms = 0.0
                 else:
                     t3 = time.perf_counter()
-                    if not self.model.audio_only:
-                        x = model_inputs({"face": face[None], "mfcc": coeffs[None]}, self.model.mean, self.model.std)
-                    probs = self.model.runner.run(x)[0]
+                    outputs = self.model.runner.run(step.x)
                     inf_ms = (time.perf_counter() - t3) * 1e3
-                    recent.append(probs)
-                    smooth = np.mean(recent, axis=0)
-                    label = self.model.labels[int(smooth.argmax())]
+                    recent.append(self.adapter.combine(outputs))
+                    pred = self.model.task.prediction(self.adapter.smooth(list(recent)), outputs, self.model.labels)
                     stats["labels"] += 1
-                    event.update({"status": "ok", "label": label,
-                                  "probabilities": {k: round(float(p), 4) for k, p in zip(self.model.labels, smooth)}})
+                    event.update({"status": "ok", "label": pred.decision,
+                                  "probabilities": {k: round(float(p), 4) for k, p in pred.values.items()}})
                 total_ms = (time.monotonic() - t_cap) * 1e3
-                stage = {"capture": (t_pick - t_cap) * 1e3, "face": face_ms, "features": feat_ms, "inference": inf_ms}
+                stage = {"capture": (t_pick - t_cap) * 1e3, "face": step.stage_ms.get("face", 0.0),
+                         "features": step.stage_ms.get("features", 0.0), "inference": inf_ms}
                 event["latency_ms"] = {**{k: round(v, 3) for k, v in stage.items()}, "total": round(total_ms, 3)}
                 stats["events"] += 1
                 stats["latency_ms"].append(total_ms)

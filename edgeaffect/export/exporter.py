@@ -12,22 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edgeaffect import __version__
-from edgeaffect.bundle import MANIFEST_VERSION, sha256
-from edgeaffect.data.dataset import AverDataset
+from edgeaffect.device.bundle import MANIFEST_VERSION, sha256
 from edgeaffect.errors import VerificationError
 from edgeaffect.export.formats import get_format
 from edgeaffect.export.verify import verify
 from edgeaffect.io import atomic_dir, atomic_write_text
 from edgeaffect.train.qat import qat_finetune, representative_samples
-from edgeaffect.train.trainer import Run, split_inputs
+from edgeaffect.train.runs import Run, split_inputs
 
 DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq")
 
 
-def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
+def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
                target=None, options: dict | None = None, log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
     if target is not None:
@@ -36,14 +33,17 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
     x_test, y_test = split_inputs(run, data, "test")
     x_train, y_train = split_inputs(run, data, "train")
     x_val, y_val = split_inputs(run, data, "val")
-    qat_options = {"loss": run.loss(), "custom_objects": run.custom_objects()} if hasattr(run, "loss") else {}
-    onehot = np.eye(run.spec.config.n_classes, dtype=np.float32)
+    family = run.family
+    task = family.task
+    n_outputs = int(run.model.outputs[0].shape[-1])
     calibration = representative_samples(x_train)
     models = {"float": run.model}
     if any(f.source == "qat" for f in fmts):
         print(f"QAT fine-tune of {run.spec.name}", file=log, flush=True)
-        models["qat"] = qat_finetune(run.model, x_train, onehot[y_train], x_val, onehot[y_val], epochs=qat_epochs,
-                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **qat_options)
+        options = {"loss": task.loss, **family.qat_options(run)}
+        models["qat"] = qat_finetune(run.model, x_train, task.training_targets(y_train, n_outputs), x_val,
+                                     task.training_targets(y_val, n_outputs), epochs=qat_epochs,
+                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **options)
     ref = {k: m.predict(x_test, batch_size=512, verbose=0) for k, m in models.items()}
     results, files = [], {}
     with atomic_dir(out_dir) as tmp:
@@ -51,19 +51,20 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
             name = f"{run.spec.name}-{f.name}{f.suffix}"
             t0 = time.monotonic()
             f.write(models[f.source], run.spec.inputs, calibration, tmp / name)
-            v = verify(f, tmp / name, ref[f.source], ref["float"], x_test, y_test)
-            print(f"  {f.name:12s} {(tmp / name).stat().st_size / 1024:8.1f} KiB  max|diff| {v.max_abs_diff:.2e}  "
-                  f"agreement {v.top1_agreement:.4f}  acc {v.accuracy:.4f}  "
-                  f"{'ok' if v.passed else 'FAILED: ' + '; '.join(v.failures)}  ({time.monotonic() - t0:.1f} s)",
-                  file=log, flush=True)
-            results.append(v)
+            for v in verify(task, f, tmp / name, ref[f.source], ref["float"], x_test, y_test):
+                print(f"  {f.name:12s} {v.kernels:9s} {(tmp / name).stat().st_size / 1024:8.1f} KiB  "
+                      f"max|diff| {v.max_abs_diff:.2e}  p95 {v.p95_abs_diff:.2e}  agreement {v.agreement:.4f}  "
+                      f"{v.metric_name} {v.metric:.4f}  "
+                      f"{'ok' if v.passed else 'FAILED: ' + '; '.join(v.failures)}  ({time.monotonic() - t0:.1f} s)",
+                      file=log, flush=True)
+                results.append(v)
             files[f.name] = {"file": name, "format": f.name, "source_model": f.source, "runtime": f.runtime,
                              "bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name),
                              "description": f.description}
         failed = [v for v in results if not v.passed]
         if failed:
             raise VerificationError("export verification failed, nothing written: " + "; ".join(
-                f"{v.format}: {', '.join(v.failures)}" for v in failed))
+                f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))
         manifest = build_manifest(run, files, results)
         if target is not None:
             from edgeaffect.export.bundle import write_target_files
@@ -79,27 +80,17 @@ def export_run(run: Run, data: AverDataset, out_dir: str | Path, formats=DEFAULT
 
 def build_manifest(run: Run, files: dict, results) -> dict:
     """Everything the device needs to rebuild the inputs exactly and to trust the files."""
-    if hasattr(run, "preprocessing"):
-        preprocessing = run.preprocessing()
-    else:
-        preprocessing = {
-            "features": run.feature_config.to_dict(),
-            "face_scale": 1.0 / 255.0,
-            "mfcc_mean": run.mfcc_mean.tolist(),
-            "mfcc_std": run.mfcc_std.tolist(),
-            "clip_prediction": "mean of the per-segment probabilities",
-        }
+    family, task = run.family, run.family.task
     return {
         "manifest_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
         "model": run.spec.name,
-        "family": run.spec.family,
-        "task": run.spec.task,
+        "family": family.name,
+        "task": {"kind": task.kind, "description": run.spec.task},
         "labels": list(run.spec.labels),
         "inputs": {name: {"shape": [None, *shape], "dtype": "float32"} for name, shape in run.spec.inputs.items()},
-        "output": {"name": "scores" if run.spec.family == "speechnet" else "probabilities",
-                   "shape": [None, len(run.spec.labels)]},
-        "preprocessing": preprocessing,
+        "output": {"name": task.output_name, "shape": [None, int(run.model.outputs[0].shape[-1])]},
+        "preprocessing": family.preprocessing(run),
         "files": files,
         "verification": [v.to_dict() for v in results],
         "trained": {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info},

@@ -1,4 +1,4 @@
-"""The export-format registry and the verification bounds each format must meet."""
+"""The export-format registry: one module per format family registers its formats by name."""
 
 from __future__ import annotations
 
@@ -13,26 +13,14 @@ _FORMATS: dict[str, "ExportFormat"] = {}
 
 
 @dataclass(frozen=True)
-class Bounds:
-    """What an export must meet against the Keras model it came from, on held-out data.
-
-    max_abs: largest absolute difference of any output probability;
-    agreement: fraction of samples with the same top-1 class;
-    max_accuracy_drop: accuracy below the *float* Keras model, in absolute terms.
-    """
-
-    max_abs: float
-    agreement: float
-    max_accuracy_drop: float
-
-
-@dataclass(frozen=True)
 class ExportFormat:
     name: str
     suffix: str
     source: str  # "float": from the trained model; "qat": from the QAT model
     runtime: str  # the runtime that verifies it (edgeaffect.runtime.RUNTIMES)
-    bounds: Bounds
+    # "float32", "float16" or "int8": the model's task turns it into verification bounds
+    # (edgeaffect.families.tasks), so a format never assumes what its outputs mean.
+    precision: str
     write: Callable  # (keras_model, input_specs, calibration, path) -> None
     description: str
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeaffect._optional import require
-from edgeaffect.export.formats import Bounds, ExportFormat, register_format
+from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.io import atomic_path
 
 OPSET = 17
@@ -23,13 +23,11 @@ def write_onnx(model, input_specs, calibration, path) -> None:
         tmp.write_bytes(proto.SerializeToString())
 
 
-register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", Bounds(1e-5, 0.995, 0.005), write_onnx,
+register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "float32", write_onnx,
                              f"ONNX float32, opset {OPSET}"))
 # ONNX Runtime runs a QDQ graph with integer kernels whose requantization differs from
 # TensorFlow's fake-quant simulation: on near-tie samples single probabilities move by
-# 0.07 to 0.25 from one training run to the next (measured on clean `make demo` runs),
-# while top-1 agreement stays at 100 %. A near tie can move any amount of probability,
-# so the bound on the difference only catches a broken graph; agreement and accuracy
-# are the checks that matter.
-register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", Bounds(0.5, 0.95, 0.03), write_onnx,
+# 0.07 to 0.25 (measured on clean `make demo` runs) while decisions agree 100 %. So int8
+# formats are judged by decisions, the metric and a percentile of the difference.
+register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", "int8", write_onnx,
                              f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model, opset {OPSET}"))

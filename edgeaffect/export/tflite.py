@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeaffect.export.formats import Bounds, ExportFormat, register_format
+from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.io import atomic_path
 
 
@@ -88,9 +88,9 @@ def write_int8(model, input_specs, calibration, path) -> None:
     _convert(model, input_specs, path, configure)
 
 
-register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", Bounds(1e-5, 0.995, 0.005), write_fp32,
+register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", "float32", write_fp32,
                              "TFLite float32"))
-register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", Bounds(5e-3, 0.99, 0.01), write_fp16,
+register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", "float16", write_fp16,
                              "TFLite with float16 weights (float32 compute on CPU)"))
-register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", Bounds(0.1, 0.95, 0.03), write_int8,
+register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", write_int8,
                              "TFLite full int8 from the QAT model, int8 input and output"))

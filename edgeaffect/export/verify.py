@@ -1,55 +1,89 @@
-"""Run an export on held-out data and compare it with the Keras model it came from."""
+"""Run an export on held-out data and judge it against the Keras model it came from, the
+way the model's task says (``edgeaffect.families.tasks``): decisions, the task's metric,
+and element-wise differences stated so that they hold on any CPU."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from edgeaffect.export.formats import ExportFormat
-from edgeaffect.runtime import load_runner
+from edgeaffect.runtime import kernel_variants, load_runner
 
 
 @dataclass
 class Verification:
     format: str
     runtime: str
+    kernels: str  # which kernel set ran it (LiteRT: xnnpack or reference)
+    task: str
     n: int
     max_abs_diff: float
-    top1_agreement: float
-    accuracy: float
-    reference_accuracy: float  # the Keras model the export came from
-    float_accuracy: float  # the trained float model
-    failures: list[str]
+    p95_abs_diff: float
+    max_diff_steps: float | None  # max |diff| in the int8 output's quantization steps, when it has one
+    agreement: float  # decisions (class, band, yes / no) equal to the reference's
+    metric_name: str
+    metric: float
+    reference_metric: float  # the Keras model the export came from (the QAT model for int8)
+    float_metric: float  # the trained float model
+    bounds: str
+    failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+        d = {**asdict(self), "passed": self.passed, self.metric_name: self.metric}
+        if self.task == "classification":
+            d["top1_agreement"] = self.agreement
+        return d
 
 
-def verify(fmt: ExportFormat, path, reference_probs: np.ndarray, float_probs: np.ndarray, x: dict,
-           labels: np.ndarray, batch: int = 256) -> Verification:
-    runner = load_runner(path, fmt.runtime)
-    n = len(labels)
-    probs = np.concatenate([runner.run({k: v[i : i + batch] for k, v in x.items()}) for i in range(0, n, batch)])
-    max_abs = float(np.abs(probs - reference_probs).max())
-    agree = float((probs.argmax(1) == reference_probs.argmax(1)).mean())
-    acc = float((probs.argmax(1) == labels).mean())
-    float_acc = float((float_probs.argmax(1) == labels).mean())
-    b, failures = fmt.bounds, []
-    if max_abs > b.max_abs:
+def run_batched(runner, x: dict, batch: int = 256) -> np.ndarray:
+    n = len(next(iter(x.values())))
+    return np.concatenate([runner.run({k: v[i : i + batch] for k, v in x.items()}) for i in range(0, n, batch)])
+
+
+def judge(task, fmt: ExportFormat, outputs: np.ndarray, reference: np.ndarray, float_outputs: np.ndarray,
+          targets: np.ndarray, *, runtime: str, kernels: str = "default", output_scale: float = 0.0) -> Verification:
+    """Compare ``outputs`` of an export with the Keras ``reference`` it was made from."""
+    n = len(targets)
+    diff = np.abs(np.asarray(outputs, np.float64) - np.asarray(reference, np.float64)).reshape(n, -1)
+    max_abs, p95 = float(diff.max()), float(np.percentile(diff, 95))
+    agree = float((task.decisions(outputs) == task.decisions(reference)).mean())
+    value, ref_value, float_value = (task.metric(o, targets) for o in (outputs, reference, float_outputs))
+    b = task.bounds(fmt.precision)
+    failures = []
+    if b.max_abs is not None and max_abs > b.max_abs:
         failures.append(f"max |diff| {max_abs:.3g} > {b.max_abs:g}")
-    if agree < b.agreement:
-        failures.append(f"top-1 agreement {agree:.4f} < {b.agreement}")
-    # A test set of n samples cannot resolve a drop below one sample (1/n): on small sets
-    # the bound is one sample, so a single flipped near-tie is not called a regression.
-    allowed = max(b.max_accuracy_drop, 1.0 / n)
-    if float_acc - acc > allowed + 1e-9:
-        failures.append(f"accuracy {acc:.4f} is {float_acc - acc:.4f} below float {float_acc:.4f} "
-                        f"(bound {allowed:.4f}: {b.max_accuracy_drop}, or one of {n} samples)")
-    ref_acc = float((reference_probs.argmax(1) == labels).mean())
-    return Verification(fmt.name, runner.package if hasattr(runner, "package") else fmt.runtime, n, max_abs, agree,
-                        acc, ref_acc, float_acc, failures)
+    if b.p95_abs is not None and p95 > b.p95_abs:
+        failures.append(f"p95 |diff| {p95:.3g} > {b.p95_abs:g}")
+    # A test set of n samples cannot resolve less than one sample: on small sets one
+    # flipped near-tie is allowed, so it is not called a regression.
+    if b.agreement is not None and agree < min(b.agreement, 1.0 - 1.0 / n) - 1e-9:
+        failures.append(f"decisions agree {agree:.4f} < {b.agreement} (or all but one of {n})")
+    allowed = max(b.max_metric_drop, task.metric_resolution(n))
+    drop = task.metric_drop(value, float_value)
+    if drop > allowed + 1e-9:
+        failures.append(f"{task.metric_name} {value:.4f} is {drop:.4f} worse than float {float_value:.4f} "
+                        f"(bound {allowed:.4g})")
+    steps = max_abs / output_scale if output_scale else None
+    return Verification(fmt.name, runtime, kernels, task.kind, n, max_abs, p95, steps, agree, task.metric_name, value,
+                        ref_value, float_value, b.describe(), failures)
+
+
+def verify(task, fmt: ExportFormat, path, reference: np.ndarray, float_outputs: np.ndarray, x: dict,
+           targets: np.ndarray) -> list[Verification]:
+    """One verification per kernel set the format's runtime has (LiteRT: XNNPACK and the
+    reference kernels): the same bounds must hold on both."""
+    results = []
+    for kernels in kernel_variants(fmt.runtime):
+        options = {} if kernels == "default" else {"kernels": kernels}
+        runner = load_runner(path, fmt.runtime, **options)
+        output = getattr(runner, "output", None)
+        scale = getattr(output, "scale", 0.0) if output is not None and output.dtype in ("int8", "uint8") else 0.0
+        results.append(judge(task, fmt, run_batched(runner, x), reference, float_outputs, targets,
+                             runtime=getattr(runner, "package", fmt.runtime), kernels=kernels, output_scale=scale))
+    return results

@@ -52,3 +52,12 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np
     cv2 = require("cv2", "device", package="opencv-python-headless")
     x, y, w, h = box
     return cv2.resize(gray[y : y + h, x : x + w], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def detect_face_scaled(gray: np.ndarray, face_cfg, width: int):
+    """``detect_face`` on a downscaled copy, the box mapped back to ``gray``'s pixels."""
+    cv2 = require("cv2", "device", package="opencv-python-headless")
+    scale = width / gray.shape[1] if gray.shape[1] > width else 1.0
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    box = detect_face(small, face_cfg)
+    return None if box is None else tuple(int(round(v / scale)) for v in box)

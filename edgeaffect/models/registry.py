@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgeaffect._optional import lookup
 
-# One module per model family; each registers its variants on import.
-_MODULES = ("edgeaffect.models.aver", "edgeaffect.models.speechnet")
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
 
@@ -37,6 +34,13 @@ class ModelSpec:
     def build_model(self):
         return self.build(self.config)
 
+    @property
+    def family_plugin(self):
+        """The ``Family`` this variant belongs to (what shared code asks)."""
+        from edgeaffect.families import get_family
+
+        return get_family(self.family)
+
 
 def register_model(factory: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
     spec = factory()
@@ -47,8 +51,9 @@ def register_model(factory: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
 
 
 def _load_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(module)
+    from edgeaffect.families import load_all  # each family registers its variants on import
+
+    load_all()
 
 
 def list_models() -> list[str]:

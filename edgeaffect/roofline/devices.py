@@ -110,7 +110,7 @@ def cache_path() -> Path:
 def host_ceilings(threads: int = 1, *, gemm_n: int = 1024, copy_mib: int = 256, refresh: bool = False) -> dict:
     """Peak float32 GEMM GFLOP/s and copy bandwidth of this machine with ``threads`` BLAS
     threads, measured once in a fresh process (thread count is fixed at BLAS load) and cached."""
-    from edgeaffect.bench import machine
+    from edgeaffect.measure.machine import machine
     from edgeaffect.io import atomic_write_text
 
     key = f"{machine()}|threads={threads}|n={gemm_n}|mib={copy_mib}"

@@ -28,10 +28,21 @@ def runtime_for(path: str | Path) -> str:
     return BY_SUFFIX[suffix]
 
 
-def load_runner(path: str | Path, runtime: str | None = None, threads: int | None = None):
-    """A runner for the model file at ``path``: ``runner.run({name: float32 array}) -> float32 array``."""
+def load_runner(path: str | Path, runtime: str | None = None, threads: int | None = None, **options):
+    """A runner for the model file at ``path``: ``runner.run({name: float32 array}) -> float32 array``.
+    ``options`` go to the runtime (LiteRT: ``kernels="reference"``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
     module, cls = lookup("runtime", runtime or runtime_for(path), RUNTIMES)
-    return getattr(importlib.import_module(module), cls)(path, threads=threads)
+    return getattr(importlib.import_module(module), cls)(path, threads=threads, **options)
+
+
+def kernel_variants(runtime: str) -> tuple[str, ...]:
+    """The kernel sets an export is verified with on this runtime (LiteRT: its XNNPACK
+    delegate and its reference kernels, so a bound that holds does not depend on the CPU)."""
+    if runtime == "litert":
+        from edgeaffect.runtime.litert import KERNELS
+
+        return KERNELS
+    return ("default",)

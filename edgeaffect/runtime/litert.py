@@ -43,14 +43,32 @@ def _info(d: dict) -> TensorInfo:
                       np.dtype(d["dtype"]).name, float(scale), int(zp))
 
 
+# Which kernels run the model: "xnnpack" (the default delegate, what a device runs) or
+# "reference" (TFLite's portable reference kernels: the same arithmetic on every CPU).
+KERNELS = ("xnnpack", "reference")
+
+
+def _resolver_options(kernels: str) -> dict:
+    if kernels == "xnnpack":
+        return {}
+    if kernels != "reference":
+        raise InputError(f"unknown LiteRT kernels '{kernels}': choose one of {', '.join(KERNELS)}")
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:
+        from tflite_runtime.interpreter import OpResolverType
+    return {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF}
+
+
 class LiteRTRunner:
     name = "litert"
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, kernels: str = "xnnpack"):
         self.path = Path(path)
+        self.kernels = kernels
         Interpreter, self.package = interpreter_class()
         try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp = Interpreter(model_path=str(path), num_threads=threads, **_resolver_options(kernels))
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"not a valid TFLite model: {path} ({str(exc).splitlines()[0]})") from None

@@ -181,11 +181,11 @@ def qat_finetune(float_model, x_train, y_train, x_val, y_val, *, epochs: int = 2
     k = keras()
     qat = quantize_model(float_model, custom_objects)
     calibrate_ranges(qat, float_model, x_train)
-    qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss)
     hist = qat.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
                    verbose=0, callbacks=[k.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                                    restore_best_weights=True)])
-    print(f"  QAT fine-tune: {len(hist.history['loss'])} epochs, val_acc {hist.history['val_accuracy'][-1]:.3f}",
+    print(f"  QAT fine-tune: {len(hist.history['loss'])} epochs, val_loss {min(hist.history['val_loss']):.4f}",
           file=log, flush=True)
     return qat
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgeaffect.data.ravdess import EMOTIONS as RAVDESS_EMOTIONS
+from edgeaffect.families.aver.ravdess import EMOTIONS as RAVDESS_EMOTIONS
 from edgeaffect.models.cost import LayerCost, conv, dense
 from edgeaffect.models.registry import ModelSpec, register_model
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.data.jobs import map_files
-from edgeaffect.data.speech import Utterance, find_utterances
+from edgeaffect.families.speechnet.corpora import Utterance, find_utterances
 from edgeaffect.errors import EdgeAffectError, InputError
-from edgeaffect.features.fusion import FusionConfig, fit_length, standardise
+from edgeaffect.families.speechnet.features import FusionConfig, fit_length, standardise
 from edgeaffect.io import atomic_path
 
 
@@ -57,7 +57,7 @@ def sequences(data: SpeechDataset, idx: np.ndarray, max_frames: int, mean: np.nd
 
 def _features(args):
     path, sr_config = args
-    from edgeaffect.features.fusion_librosa import fusion_features_librosa
+    from edgeaffect.families.speechnet.features_librosa import fusion_features_librosa
     from edgeaffect.media import read_audio
 
     try:

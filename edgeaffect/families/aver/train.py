@@ -16,44 +16,26 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect import __version__
-from edgeaffect.data.dataset import AverDataset, load_dataset, save_dataset
+from edgeaffect.families.aver.dataset import AverDataset, load_dataset, save_dataset
 from edgeaffect.data.splits import Split, make_split
 from edgeaffect.errors import InputError
-from edgeaffect.features.aver import AverFeatureConfig, model_inputs
+from edgeaffect.families.aver.features import AverFeatureConfig, model_inputs
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import ModelSpec, get_model
 from edgeaffect.train.metrics import classification_report, save_report
+from edgeaffect.train.runs import Run, epoch_logger
 
 
 @dataclass
-class Run:
-    """A trained model and everything needed to rebuild its inputs."""
+class AverRun(Run):
+    """An AVER run: the model and everything needed to rebuild its inputs."""
 
-    folder: Path
-    spec: ModelSpec
-    model: object  # tf_keras.Model
-    feature_config: AverFeatureConfig
-    mfcc_mean: np.ndarray
-    mfcc_std: np.ndarray
-    info: dict
+    feature_config: AverFeatureConfig = AverFeatureConfig()
+    mfcc_mean: np.ndarray | None = None
+    mfcc_std: np.ndarray | None = None
 
     def inputs(self, face: np.ndarray, mfcc: np.ndarray) -> dict[str, np.ndarray]:
         return model_inputs({"face": face, "mfcc": mfcc}, self.mfcc_mean, self.mfcc_std)
-
-
-def epoch_logger(keras, log, every: int = 10):
-    class EpochLog(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % every == 0 or epoch == 0:
-                logs = logs or {}
-                print(f"  epoch {epoch + 1}: loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.3f} "
-                      f"val_loss {logs.get('val_loss', 0):.4f} val_acc {logs.get('val_accuracy', 0):.3f} "
-                      f"({time.monotonic() - self.t0:.0f} s)", file=log, flush=True)
-
-    return EpochLog()
 
 
 def _augment(x: dict, y: np.ndarray, data: AverDataset, idx: np.ndarray, spec: ModelSpec, mean, std, rng):
@@ -75,8 +57,6 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     from edgeaffect.keras_backend import keras, tf
 
     spec = get_model(model_name)
-    if spec.family != "aver":
-        raise InputError(f"'{model_name}' is not an audio-visual model; train_aver trains the aver-* variants")
     if data.labels.max() >= spec.config.n_classes:
         raise InputError(f"the data has label {data.labels.max()} but {model_name} has {spec.config.n_classes} classes")
     k, run_dir = keras(), Path(run_dir)
@@ -122,7 +102,7 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     with atomic_path(run_dir / "weights.h5") as tmp:
         model.save_weights(str(tmp))
     info = {
-        "toolkit_version": __version__, "model": model_name, "tensorflow": tf().__version__,
+        "toolkit_version": __version__, "model": model_name, "family": spec.family, "tensorflow": tf().__version__,
         "model_config": spec.config.to_dict(), "feature_config": feature_config.to_dict(),
         "mfcc_mean": mean.tolist(), "mfcc_std": std.tolist(), "labels": list(spec.labels),
         "split": sp.describe(), "seed": seed, "epochs": len(history.history["loss"]), "train_seconds": round(train_s, 1),
@@ -134,41 +114,26 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2))
     print(f"  test accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
           f"({info['epochs']} epochs, {train_s:.0f} s)", file=log, flush=True)
-    return Run(run_dir, spec, model, feature_config, mean, std, info)
+    return AverRun(run_dir, spec, model, info, feature_config, mean, std)
 
 
-def load_run(run_dir: str | Path) -> Run:
-    run_dir = Path(run_dir)
-    info_path = run_dir / "run.json"
-    if not info_path.exists():
-        raise InputError(f"not a training run folder (no run.json): {run_dir}; train one with `edgeaffect train`")
-    info = json.loads(info_path.read_text())
-    if info.get("family") == "speechnet":
-        from edgeaffect.train.speechnet import load_speech_run
-
-        return load_speech_run(run_dir, info)
+def load_aver_run(run_dir: Path, info: dict) -> AverRun:
     spec = get_model(info["model"])
     model = spec.build_model()
     model.load_weights(str(run_dir / "weights.h5"))
-    return Run(run_dir, spec, model, AverFeatureConfig.from_dict(info["feature_config"]),
-               np.asarray(info["mfcc_mean"], np.float32), np.asarray(info["mfcc_std"], np.float32), info)
+    return AverRun(run_dir, spec, model, info, AverFeatureConfig.from_dict(info["feature_config"]),
+                   np.asarray(info["mfcc_mean"], np.float32), np.asarray(info["mfcc_std"], np.float32))
 
 
-def run_dataset(run: Run) -> AverDataset:
-    if hasattr(run, "split_inputs"):
-        from edgeaffect.train.speechnet import speech_run_dataset
-
-        return speech_run_dataset(run)
+def aver_run_dataset(run: AverRun) -> AverDataset:
     path = run.folder / "features.npz"
     if not path.exists():
         raise InputError(f"{run.folder} has no features.npz; retrain the run with `edgeaffect train`")
     return load_dataset(path)
 
 
-def split_inputs(run: Run, data: AverDataset, part: str = "test") -> tuple[dict, np.ndarray]:
-    """The held-out inputs and labels of a run's split, rebuilt from its recorded seed and kind."""
-    if hasattr(run, "split_inputs"):  # other model families carry their own
-        return run.split_inputs(data, part)
+def aver_split_inputs(run: AverRun, data: AverDataset, part: str = "test") -> tuple[dict, np.ndarray]:
+    """The inputs and labels of a run's split part, rebuilt from its recorded seed and kind."""
     sp = make_split(run.info["split"]["kind"], data.labels, data.clip_ids, data.speakers, seed=run.info["seed"])
     idx = getattr(sp, part)
     return run.inputs(data.face[idx], data.mfcc[idx]), data.labels[idx]

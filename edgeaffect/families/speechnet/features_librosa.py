@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.features.fusion import FusionConfig, prepare_audio
+from edgeaffect.families.speechnet.features import FusionConfig, prepare_audio
 
 
 def fusion_features_librosa(y: np.ndarray, sr: int, config: FusionConfig = FusionConfig()) -> np.ndarray:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.data.jobs import map_files
-from edgeaffect.data.ravdess import Clip, find_clips
+from edgeaffect.families.aver.ravdess import Clip, find_clips
 from edgeaffect.errors import EdgeAffectError
-from edgeaffect.features.aver import AverFeatureConfig, clip_features, split_segments
+from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, split_segments
 from edgeaffect.features.mfcc import mfcc as mfcc_numpy
 from edgeaffect.io import atomic_path
 from edgeaffect.media import read_audio, read_frames_at

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.data.ravdess import EMOTIONS, RavdessName
+from edgeaffect.families.aver.ravdess import EMOTIONS, RavdessName
 from edgeaffect.media.audio import write_wav
 
 # Face: mouth curve (+ smile), mouth open, brow raise, brow tilt (+ inner up), eye opening.

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
-from edgeaffect.data.speech import CORPORA
-from edgeaffect.features.fusion import FusionConfig
+from edgeaffect.families.speechnet.corpora import CORPORA
+from edgeaffect.families.speechnet.features import FusionConfig
 from edgeaffect.models.cost import LayerCost, conv, dense
 from edgeaffect.models.registry import ModelSpec, register_model
 

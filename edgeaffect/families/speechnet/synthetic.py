@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.data.speech import EMODB_LETTERS
-from edgeaffect.data.synthetic import _VOICE, SyntheticConfig, _actor, synth_speech
+from edgeaffect.families.speechnet.corpora import EMODB_LETTERS
+from edgeaffect.families.aver.synthetic import _VOICE, SyntheticConfig, _actor, synth_speech
 from edgeaffect.media.audio import write_wav
 
 EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")

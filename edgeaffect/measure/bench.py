@@ -1,35 +1,23 @@
-"""``make bench``: latency of one AVER inference per runtime and format, and of one clip's
-features, on this machine. Batch 1, one thread unless told otherwise."""
+"""``make bench``: latency per runtime and format, of one recording's features, and of
+both together, on this machine, for any family's bundle. Batch 1, one thread unless told
+otherwise."""
 
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.timing import measure
+from edgeaffect.measure.machine import machine  # noqa: F401  (the CLI imports it from here)
+from edgeaffect.measure.timing import measure
 
 
-def machine() -> str:
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
-
-
-def bench_export(export_dir: Path, clip: Path | None, keras_model=None, threads: int = 1, budget_s: float = 2.0,
+def bench_export(export_dir: Path, media: Path | None, keras_model=None, threads: int = 1, budget_s: float = 2.0,
                  log=sys.stderr) -> list[dict]:
-    from edgeaffect.predict import ExportedModel
+    """Inference per format (and Keras called directly), then one recording -> model inputs."""
+    from edgeaffect.device.predict import ExportedModel
 
     rows = []
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -47,11 +35,11 @@ def bench_export(export_dir: Path, clip: Path | None, keras_model=None, threads:
         rows.append({"what": "inference keras (model(x) direct)", "runtime": "tf_keras", "bytes": None, **t.to_dict()})
         print(f"  {rows[-1]['what']:28s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)",
               file=log, flush=True)
-    if clip is not None:
-        m = ExportedModel(export_dir, "tflite-int8", threads=threads)
-        t = measure(lambda: m.clip_features(clip), warmup=2, budget_s=budget_s, min_runs=5)
-        rows.append({"what": "clip -> features (decode, 6 faces, 6 MFCC)", "runtime": "numpy+opencv", "bytes": None,
-                     **t.to_dict()})
+    if media is not None:
+        m = ExportedModel(export_dir, threads=threads)
+        t = measure(lambda: m.inputs(media), warmup=2, budget_s=budget_s, min_runs=5)
+        rows.append({"what": f"recording -> inputs (decode, {m.adapter.describe_inputs()})", "runtime": "numpy+opencv",
+                     "bytes": None, **t.to_dict()})
         print(f"  {rows[-1]['what']:28s} p50 {t.p50_ms:7.1f} ms  p90 {t.p90_ms:7.1f} ms  ({t.runs} runs)",
               file=log, flush=True)
     return rows
@@ -59,13 +47,12 @@ def bench_export(export_dir: Path, clip: Path | None, keras_model=None, threads:
 
 # --------------------------------------------------------------------------- `edgeaffect bench`
 
-def _accuracy(runner, data: dict, labels) -> float:
-    n = len(data["labels"])
-    correct = 0
-    for i in range(0, n, 256):
-        probs = runner.run({k: data[k][i:i + 256] for k in runner.inputs})
-        correct += int((probs.argmax(axis=1) == data["labels"][i:i + 256]).sum())
-    return correct / n
+def _metric(runner, data: dict, task) -> float:
+    """The task's metric (accuracy, MAE, F1) of a runner on an npz of inputs and 'labels'."""
+    from edgeaffect.export.verify import run_batched
+
+    outputs = run_batched(runner, {k: data[k] for k in runner.inputs})
+    return task.metric(outputs, data["labels"])
 
 
 def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data: Path | None = None,
@@ -73,7 +60,7 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
     """One row per model x format x runtime of each export folder: status, size, accuracy,
     latency, memory. A format whose runtime is missing is a row with a skipped status."""
     from edgeaffect.errors import EdgeAffectError, InputError, MissingDependencyError
-    from edgeaffect.profile import profile
+    from edgeaffect.measure.profile import profile
 
     arrays = None
     if data is not None:
@@ -84,11 +71,15 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
         if "labels" not in arrays:
             raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
     rows = []
-    from edgeaffect.bundle import open_bundle
+    from edgeaffect.device.bundle import open_bundle
+    from edgeaffect.families import get_family
 
     for d in map(Path, export_dirs):
         manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
-        verified = {v["format"]: v for v in manifest.get("verification", [])}
+        # The first entry per format: the kernels a device runs by default (XNNPACK on LiteRT).
+        verified = {}
+        for v in manifest.get("verification", []):
+            verified.setdefault(v["format"], v)
         for fmt, entry in manifest["files"].items():
             path = d / entry["file"]
             row = {"model": manifest["model"], "format": fmt, "runtime": entry["runtime"], "path": str(path),
@@ -108,11 +99,15 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
             if arrays is not None:
                 from edgeaffect.runtime import load_runner
 
-                row["accuracy"] = _accuracy(load_runner(path, entry["runtime"]), arrays, manifest["labels"])
+                task = get_family(manifest.get("family", "aver")).task
+                row["metric_name"] = task.metric_name
+                row["accuracy"] = _metric(load_runner(path, entry["runtime"]), arrays, task)
                 row["accuracy_source"] = f"measured on {Path(data).name} ({len(arrays['labels'])} samples)"
             elif fmt in verified:
-                row["accuracy"] = verified[fmt]["accuracy"]
-                row["accuracy_source"] = f"export verification, held-out split ({verified[fmt]['n']} samples)"
+                v = verified[fmt]
+                row["metric_name"] = v.get("metric_name", "accuracy")
+                row["accuracy"] = v.get("metric", v.get("accuracy"))
+                row["accuracy_source"] = f"export verification, held-out split ({v['n']} samples)"
             rows.append(row)
             print(f"  {row['model']} {fmt:12s} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms",
                   file=log, flush=True)
@@ -120,7 +115,7 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
 
 
 def remeasure(row: dict, threads: int = 1, budget_s: float = 2.0) -> dict:
-    from edgeaffect.profile import profile
+    from edgeaffect.measure.profile import profile
 
     p = profile(row["path"], runtime=row["runtime"], threads=threads, budget_s=budget_s, op_profile=False)
     return {"p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"]}
@@ -186,22 +181,20 @@ def to_junit(rows: list[dict], checks=None) -> str:
             + "\n".join(cases) + "\n</testsuite>\n")
 
 
-# --------------------------------------------------------------------------- speech models
+# --------------------------------------------------------------------------- per recording
 
-def bench_speech(export_dir: Path, wavs: list[Path], threads: int = 1, budget_s: float = 2.0,
-                 log=sys.stderr) -> list[dict]:
-    """Per utterance, batch 1: NumPy feature extraction (decode excluded), inference per
-    format, and the two together, with p50 / p90. Utterances are cycled so every row sees
-    the same mix of lengths."""
-    from edgeaffect.features.fusion import model_input
-    from edgeaffect.media import read_audio
-    from edgeaffect.predict import ExportedModel
+def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budget_s: float = 2.0,
+                     log=sys.stderr) -> list[dict]:
+    """Per recording, batch as the family makes it: the device-side features (decode
+    excluded), inference per format, and the two together, with p50 / p90. Recordings are
+    cycled so every row sees the same mix of lengths."""
+    from edgeaffect.device.predict import ExportedModel
 
-    audio = [read_audio(w) for w in wavs]
     any_model = ExportedModel(export_dir, threads=threads)
-    feats = [any_model.speech_features(y, sr) for y, sr in audio]
-    inputs = [model_input(f, any_model.mean, any_model.std, any_model.max_frames) for f in feats]
-    seconds = float(np.mean([y.size / sr for y, sr in audio]))
+    adapter = any_model.adapter
+    decoded = [adapter.load(f) for f in files]
+    inputs = [adapter.inputs(d) for d in decoded]
+    seconds = float(np.mean([_seconds(d) for d in decoded]))
 
     def cycling(fn, items):
         state = {"i": 0}
@@ -217,12 +210,20 @@ def bench_speech(export_dir: Path, wavs: list[Path], threads: int = 1, budget_s:
         print(f"  {what:40s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)", file=log, flush=True)
 
     rows: list[dict] = []
-    t = measure(cycling(lambda a: any_model.speech_features(*a), audio), warmup=3, budget_s=budget_s, min_runs=10)
-    row(f"features (NumPy fusion, {any_model.features.dim} per frame; {seconds:.1f} s utterances)", "numpy", t)
+    t = measure(cycling(adapter.inputs, decoded), warmup=3, budget_s=budget_s, min_runs=10)
+    length = f"; {seconds:.1f} s recordings" if seconds else ""
+    row(f"features ({adapter.describe_inputs()}{length})", "numpy", t)
     for fmt, entry in any_model.manifest["files"].items():
         m = ExportedModel(export_dir, fmt, threads=threads)
-        t = measure(cycling(lambda x: m.runner.run({"features": x}), inputs), budget_s=budget_s)
+        t = measure(cycling(m.runner.run, inputs), budget_s=budget_s)
         row(f"inference {fmt}", m.runner.package, t, entry["bytes"])
-        t = measure(cycling(lambda a: m.predict_speech(*a), audio), warmup=3, budget_s=budget_s, min_runs=10)
+        t = measure(cycling(lambda d: m.predict_inputs(adapter.inputs(d)), decoded), warmup=3, budget_s=budget_s,
+                    min_runs=10)
         row(f"features + inference {fmt}", m.runner.package, t)
     return rows
+
+
+def _seconds(decoded) -> float:
+    """Audio length of a decoded recording ((y, sr) or (frames, y, sr)), 0 if it has none."""
+    y, sr = decoded[-2], decoded[-1]
+    return y.size / sr if isinstance(sr, int) and sr > 0 else 0.0

@@ -20,27 +20,25 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect import __version__
-from edgeaffect.data.speech_dataset import SpeechDataset, load_speech_dataset, save_speech_dataset, sequences
+from edgeaffect.families.speechnet.dataset import SpeechDataset, load_speech_dataset, save_speech_dataset, sequences
 from edgeaffect.data.splits import make_split
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import ModelSpec, get_model
-from edgeaffect.models.speechnet import SpeechNetConfig, ablate, custom_objects
+from edgeaffect.families.speechnet.model import SpeechNetConfig, ablate
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
 from edgeaffect.train.metrics import classification_report, save_report
-from edgeaffect.train.trainer import epoch_logger
+from edgeaffect.train.runs import Run, epoch_logger
 
 SPLIT_FRACTIONS = {"paper": (0.1, 0.1), "speaker": (0.2, 0.2)}  # (test, validation of the rest)
 
 
 @dataclass
-class SpeechRun:
-    folder: Path
-    spec: ModelSpec  # with this run's config (an ablation or a small variant)
-    model: object
-    mean: np.ndarray
-    std: np.ndarray
-    info: dict
+class SpeechRun(Run):
+    """A SpeechNet run; ``spec`` carries this run's config (an ablation or a small variant)."""
+
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
     @property
     def config(self) -> SpeechNetConfig:
@@ -63,9 +61,6 @@ class SpeechRun:
     def loss(self):
         return balanced_margin_loss(np.asarray(self.info["class_weights"], np.float32), self.config.margin_alphas)
 
-    def custom_objects(self) -> dict:
-        return custom_objects()
-
     def preprocessing(self) -> dict:
         return {"kind": "fusion", "features": self.config.features.to_dict(), "max_frames": self.config.max_frames,
                 "long_utterances": "centre crop to max_frames; short ones zero-padded after standardisation",
@@ -75,8 +70,6 @@ class SpeechRun:
 
 def _spec_for(model_name: str, config: SpeechNetConfig | None) -> ModelSpec:
     spec = get_model(model_name)
-    if spec.family != "speechnet":
-        raise InputError(f"'{model_name}' is not a SpeechNet model")
     if config is None:
         return spec
     return replace(spec, config=config, inputs={"features": (config.max_frames, config.features.dim)})
@@ -112,12 +105,12 @@ def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)  # a constant dimension stays at 0, not NaN
     weights = (balanced_class_weights(data.labels[sp.train], cfg.n_classes) if cfg.class_weights == "balanced"
                else np.ones(cfg.n_classes, np.float32))
-    info = {"toolkit_version": __version__, "model": model_name, "family": "speechnet", "corpus": data.corpus,
+    info = {"toolkit_version": __version__, "model": model_name, "family": spec.family, "corpus": data.corpus,
             "tensorflow": tf().__version__, "model_config": cfg.to_dict(), "ablation": ablation or "full",
             "split": sp.describe(), "split_seed": split_seed, "seed": seed, "deterministic": deterministic,
             "class_weights": weights.tolist(), "labels": list(spec.labels)}
     onehot = np.eye(cfg.n_classes, dtype=np.float32)
-    run = SpeechRun(run_dir, spec, None, mean, std, info)
+    run = SpeechRun(run_dir, spec, None, info, mean, std)
     x_tr, y_tr = run.split_inputs(data, "train")
     x_va, y_va = run.split_inputs(data, "val")
     x_te, y_te = run.split_inputs(data, "test")
@@ -156,8 +149,8 @@ def load_speech_run(run_dir: Path, info: dict) -> SpeechRun:
     spec = _spec_for(info["model"], SpeechNetConfig.from_dict(info["model_config"]))
     model = spec.build_model()
     model.load_weights(str(run_dir / "weights.h5"))
-    return SpeechRun(run_dir, spec, model, np.asarray(info["mean"], np.float32), np.asarray(info["std"], np.float32),
-                     info)
+    return SpeechRun(run_dir, spec, model, info, np.asarray(info["mean"], np.float32),
+                     np.asarray(info["std"], np.float32))
 
 
 def speech_run_dataset(run: SpeechRun) -> SpeechDataset:

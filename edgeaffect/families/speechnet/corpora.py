@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from edgeaffect._optional import lookup
-from edgeaffect.data.ravdess import EMOTIONS as RAVDESS_EMOTIONS
-from edgeaffect.data.ravdess import parse_name as parse_ravdess
+from edgeaffect.families.aver.ravdess import EMOTIONS as RAVDESS_EMOTIONS
+from edgeaffect.families.aver.ravdess import parse_name as parse_ravdess
 from edgeaffect.errors import InputError
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.timing import measure
+from edgeaffect.measure.timing import measure
 
 
 def _status_kib(field: str) -> int | None:
@@ -50,7 +50,7 @@ class KerasRunner:
     def __init__(self, run_dir: Path, threads: int | None = None):
         from edgeaffect.keras_backend import tf
         from edgeaffect.runtime.base import TensorInfo
-        from edgeaffect.train.trainer import load_run
+        from edgeaffect.train.runs import load_run
 
         if threads:
             tf().config.threading.set_intra_op_parallelism_threads(threads)
@@ -75,7 +75,7 @@ def open_artifact(path: Path, runtime: str | None, threads: int | None, fmt: str
             return KerasRunner(path, threads), "keras"
         if (path / "manifest.json").is_file():
             from edgeaffect._optional import lookup
-            from edgeaffect.bundle import open_bundle
+            from edgeaffect.device.bundle import open_bundle
 
             manifest = open_bundle(path)  # version and checksums, as every other reader of a bundle
             entry = lookup("format in this export", fmt or next(iter(manifest["files"])), manifest["files"])
@@ -118,7 +118,7 @@ def onnx_op_profile(path: Path, feeds, threads: int | None, runs: int = 50) -> l
 def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | None = 1, budget_s: float = 2.0,
             warmup: int = 10, fmt: str | None = None, op_profile: bool = True) -> dict:
     """Init time, first inference, latency percentiles, runs, memory, and per-op times."""
-    from edgeaffect.bench import machine
+    from edgeaffect.measure.machine import machine
 
     path = Path(artifact)
     _reset_peak_rss()
@@ -127,7 +127,7 @@ def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | 
     runner, kind = open_artifact(path, runtime, threads, fmt)
     init_ms = (time.perf_counter() - t0) * 1e3
     feeds = random_feeds(runner.inputs)
-    from edgeaffect.power import tegrastats_power
+    from edgeaffect.measure.power import tegrastats_power
 
     with tegrastats_power() as power:
         t = measure(lambda: runner.run(feeds), warmup=warmup, budget_s=budget_s)

@@ -1,0 +1,72 @@
+"""The lightweight audio-visual emotion CNN (Ding, Tang, Lu, IEEE TAC 2025) as a family:
+RAVDESS-layout corpora -> six (face, MFCC) samples per clip -> the CNN -> the clip's label
+from the mean of its samples' probabilities."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgeaffect.errors import InputError
+from edgeaffect.families import ClassificationTask, Family, register_family
+from edgeaffect.families.aver import model  # noqa: F401  (registers the aver-* variants)
+from edgeaffect.families.aver.device import AverAdapter
+
+
+class AverFamily(Family):
+    name = "aver"
+    task = ClassificationTask("probabilities")
+    split_kinds = ("paper", "clip", "speaker")
+    adapter = AverAdapter
+
+    def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
+        from edgeaffect.families.aver.dataset import build_aver_dataset
+
+        if corpus not in (None, "ravdess"):
+            raise InputError(f"{spec.name} reads the RAVDESS layout; --corpus {corpus} is not one of its layouts")
+        stretch = spec.config.time_stretch_rate if spec.config.augment else None
+        return build_aver_dataset(data, stretch_rate=stretch, cache_dir=cache_dir, log=log)
+
+    def synthesize(self, folder, *, scale, seed, log=sys.stderr):
+        from edgeaffect.families.aver.synthetic import SyntheticConfig, generate, utterances
+        from edgeaffect.progress import Progress
+
+        cfg = SyntheticConfig(actors=scale, statements=1, repetitions=2, seed=seed)
+        print(f"synthetic RAVDESS-format corpus: {len(utterances(cfg))} clips, {scale} actors -> {folder}",
+              file=log, flush=True)
+        return generate(folder, cfg, progress=Progress("clips", len(utterances(cfg)), stream=log))
+
+    def recordings(self, folder):
+        return sorted(Path(folder).rglob("*.mp4"))
+
+    def train(self, spec, dataset, out, *, split, seed, split_seed, epochs, deterministic, ablation, options,
+              log=sys.stderr):
+        from edgeaffect.families.aver.train import train_aver
+
+        self.check_ablation(ablation)
+        self.check_options(options)
+        return train_aver(spec.name, dataset, out, split=split, seed=seed, split_seed=split_seed, max_epochs=epochs,
+                          deterministic=deterministic, log=log)
+
+    def load_run(self, folder, info):
+        from edgeaffect.families.aver.train import load_aver_run
+
+        return load_aver_run(Path(folder), info)
+
+    def run_dataset(self, run):
+        from edgeaffect.families.aver.train import aver_run_dataset
+
+        return aver_run_dataset(run)
+
+    def split_inputs(self, run, dataset, part):
+        from edgeaffect.families.aver.train import aver_split_inputs
+
+        return aver_split_inputs(run, dataset, part)
+
+    def preprocessing(self, run) -> dict:
+        return {"kind": "aver", "features": run.feature_config.to_dict(), "face_scale": 1.0 / 255.0,
+                "mfcc_mean": run.mfcc_mean.tolist(), "mfcc_std": run.mfcc_std.tolist(),
+                "clip_prediction": "mean of the per-segment probabilities"}
+
+
+FAMILY = register_family(AverFamily())

@@ -1,0 +1,145 @@
+"""What shared code asks a model family. One folder per family subclasses these two:
+
+- ``Family``: the desktop side (corpus -> dataset, training recipe and its options, the
+  run folder, what the manifest carries) and its task kind. TensorFlow may be imported
+  inside its methods, never at module level.
+- ``DeviceAdapter``: the device side, rebuilt from a bundle's manifest: media -> model
+  inputs, segment outputs -> one result, and what the live demo does with a frame and
+  the newest audio. NumPy, OpenCV and one runtime only.
+
+Shared code (training loop, QAT, export, verification, bundle, runtime, profile, demo,
+CLI) calls these methods; it never compares a family's name.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect.errors import InputError
+from edgeaffect.families.tasks import Task
+
+
+@dataclass
+class LiveInput:
+    """One demo step's model input (None when there is nothing to run, with ``status``
+    saying why: "no face", "silent", "collecting speech 12/30 s", ...)."""
+
+    x: dict[str, np.ndarray] | None
+    status: str
+    audio_rms: float
+    stage_ms: dict[str, float]
+
+
+class DeviceAdapter:
+    """Device-side preprocessing of one family, built from ``manifest["preprocessing"]``."""
+
+    needs_video = False
+    needs_audio = True
+    # The demo's result rate (per second) and what one result is made of.
+    live_rate_hz = 4.0
+
+    def __init__(self, preprocessing: dict, task: Task, labels: list[str]):
+        self.preprocessing, self.task, self.labels = preprocessing, task, labels
+
+    def load(self, media: Path, audio: Path | None = None):
+        """Decode a recording (a clip, a wav, ...) into what ``inputs`` takes."""
+        raise NotImplementedError
+
+    def inputs(self, decoded) -> dict[str, np.ndarray]:
+        """Decoded media -> a batch of model inputs (segments, sequences or one utterance)."""
+        raise NotImplementedError
+
+    def describe_inputs(self) -> str:
+        """What ``inputs`` does, for benchmark tables."""
+        return "features"
+
+    def combine(self, outputs: np.ndarray) -> np.ndarray:
+        """The recording's output from its batch's outputs."""
+        return self.task.combine(outputs)
+
+    def live_input(self, frame, audio, config) -> LiveInput:
+        """The newest frame (or None) and audio source (or None) -> one model input."""
+        raise NotImplementedError
+
+    def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
+        """The output shown from the last few results."""
+        return np.mean(recent, axis=0)
+
+
+class Family:
+    """The desktop side of a model family. Subclass attributes say what applies."""
+
+    name = "family"
+    task: Task
+    # How the data is split; the first is the paper's protocol.
+    split_kinds: tuple[str, ...] = ("paper",)
+    # Ablation name -> what it removes; empty when the family has none.
+    ablations: dict[str, str] = {}
+    # Extra training options (name -> help); anything else given is refused by name.
+    train_options: dict[str, str] = {}
+    # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.
+    corpus_layouts: tuple[str, ...] = ()
+    adapter: type[DeviceAdapter] = DeviceAdapter
+
+    @property
+    def reproducibility(self) -> bool:
+        """GLR ... PCLR compare per-sample decisions of classifiers."""
+        return self.task.kind == "classification"
+
+    # ----------------------------------------------------------------- data
+    def load_corpus(self, spec, data: Path, cache_dir: Path, corpus: str | None = None, log=sys.stderr):
+        raise NotImplementedError
+
+    def synthesize(self, folder: Path, *, scale: int, seed: int, log=sys.stderr) -> list[Path]:
+        """A small synthetic corpus in the real layout (demos, tests). ``scale``: speakers."""
+        raise NotImplementedError
+
+    def recordings(self, folder: Path) -> list[Path]:
+        """The media files of a corpus folder that ``predict`` takes, in a stable order."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- training
+    def check_options(self, options: dict) -> None:
+        unknown = sorted(set(k for k, v in options.items() if v is not None) - set(self.train_options))
+        if unknown:
+            known = ", ".join(self.train_options) or "none"
+            raise InputError(f"--{unknown[0].replace('_', '-')} is not an option of the {self.name} family "
+                             f"(its options: {known})")
+
+    def check_ablation(self, ablation: str | None) -> None:
+        if ablation and not self.ablations:
+            raise InputError(f"the {self.name} family defines no ablations")
+        if ablation:
+            from edgeaffect._optional import lookup
+
+            lookup("ablation", ablation, self.ablations)
+
+    def train(self, spec, dataset, out: Path, *, split: str, seed: int, split_seed: int | None, epochs: int | None,
+              deterministic: bool, ablation: str | None, options: dict, log=sys.stderr):
+        raise NotImplementedError
+
+    def load_run(self, folder: Path, info: dict):
+        raise NotImplementedError
+
+    def run_dataset(self, run):
+        raise NotImplementedError
+
+    def split_inputs(self, run, dataset, part: str) -> tuple[dict, np.ndarray]:
+        """The inputs and targets of a run's train / val / test part, rebuilt from its record."""
+        raise NotImplementedError
+
+    def qat_options(self, run) -> dict:
+        """Keyword arguments for ``qat_finetune`` (the loss, custom layers)."""
+        return {}
+
+    # ----------------------------------------------------------------- the manifest
+    def preprocessing(self, run) -> dict:
+        """What the device needs to rebuild the inputs exactly (goes into the manifest)."""
+        raise NotImplementedError
+
+    def device(self, manifest: dict) -> DeviceAdapter:
+        return self.adapter(manifest["preprocessing"], self.task, list(manifest["labels"]))

@@ -1,0 +1,294 @@
+"""Task kinds: what a model's output means, how it is scored, how an export of it is
+judged, and what a prediction prints. NumPy only (the device side uses it too).
+
+A family names its task; shared code (training reports, export verification, ``predict``,
+the demo) asks the task and never the family's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What an export must meet against the Keras model it came from, on held-out data.
+
+    max_abs: every output element within this (float formats; the kernels differ only by
+        rounding, so a raw maximum is stable);
+    p95_abs: the 95th percentile of |difference| (quantized formats: a near-tie can move one
+        output by many quantization steps on one CPU's kernels and not on another's, so a
+        raw maximum would judge the CPU, not the export; the maximum is still recorded);
+    agreement: fraction of samples with the same decision (class, band, yes / no);
+    max_metric_drop: how far the task's metric may fall below the float Keras model's, in
+        the metric's own units (accuracy, F1, or score points for a regressor's MAE).
+    """
+
+    max_abs: float | None = None
+    p95_abs: float | None = None
+    agreement: float | None = None
+    max_metric_drop: float = 0.0
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_abs is not None:
+            parts.append(f"max |diff| <= {self.max_abs:g}")
+        if self.p95_abs is not None:
+            parts.append(f"p95 |diff| <= {self.p95_abs:g}")
+        if self.agreement is not None:
+            parts.append(f"decisions agree >= {self.agreement:g}")
+        parts.append(f"metric drop <= {self.max_metric_drop:g}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Prediction:
+    """One recording's result: the decision shown to a person, the values behind it, and
+    the per-segment outputs it was combined from."""
+
+    decision: str
+    values: dict[str, float]
+    per_segment: np.ndarray
+    kind: str = "classification"
+    value_name: str = "probabilities"
+    extra: dict = field(default_factory=dict)
+
+    # The names the classifiers' callers have always used.
+    @property
+    def label(self) -> str:
+        return self.decision
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return self.values
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "decision": self.decision, "label": self.decision, self.value_name: self.values,
+                "per_segment": np.round(np.asarray(self.per_segment, np.float64), 6).tolist(), **self.extra}
+
+
+class Task:
+    """Base: subclasses say how outputs become decisions and a metric."""
+
+    kind = "task"
+    metric_name = "metric"
+    higher_is_better = True
+    loss = "mse"
+
+    def __init__(self, bounds: dict[str, Bounds]):
+        self._bounds = bounds
+
+    # ----------------------------------------------------------------- decisions and metrics
+    def decisions(self, outputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def metric(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def report(self, targets: np.ndarray, outputs: np.ndarray, labels: tuple[str, ...]) -> dict:
+        """Training / evaluation report: the metric and its companions."""
+        raise NotImplementedError
+
+    def summary_keys(self) -> tuple[str, ...]:
+        """The report's keys a run keeps in ``run.json`` under ``test``."""
+        raise NotImplementedError
+
+    def training_targets(self, targets: np.ndarray, n_outputs: int) -> np.ndarray:
+        """What the Keras loss is fed for these targets."""
+        return np.asarray(targets, np.float32).reshape(len(targets), -1)
+
+    def metric_resolution(self, n: int) -> float:
+        """The smallest metric change one sample can make (0 for a continuous metric): a
+        bound tighter than that would call one flipped near-tie a regression."""
+        return 0.0
+
+    # ----------------------------------------------------------------- verification
+    def bounds(self, precision: str) -> Bounds:
+        if precision not in self._bounds:
+            raise KeyError(f"{self.kind} has no verification bounds for precision '{precision}'")
+        return self._bounds[precision]
+
+    def metric_drop(self, value: float, float_value: float) -> float:
+        """How much worse ``value`` is than the float model's (positive: worse)."""
+        return float_value - value if self.higher_is_better else value - float_value
+
+    # ----------------------------------------------------------------- one recording
+    def combine(self, outputs: np.ndarray) -> np.ndarray:
+        """A recording's output from its segments' outputs: their mean."""
+        return np.asarray(outputs, np.float32).mean(axis=0)
+
+    def prediction(self, combined: np.ndarray, per_segment: np.ndarray, labels) -> Prediction:
+        raise NotImplementedError
+
+    def describe(self, p: Prediction) -> list[str]:
+        """Lines ``edgeaffect predict`` prints."""
+        raise NotImplementedError
+
+
+class ClassificationTask(Task):
+    """One score per class; the decision is the highest. Metric: accuracy."""
+
+    kind = "classification"
+    metric_name = "accuracy"
+    loss = "categorical_crossentropy"
+
+    def __init__(self, output_name: str = "probabilities", bounds: dict[str, Bounds] | None = None):
+        super().__init__(bounds or CLASSIFIER_BOUNDS)
+        self.output_name = output_name
+
+    def decisions(self, outputs):
+        return np.asarray(outputs).argmax(axis=1)
+
+    def metric(self, outputs, targets):
+        return float((self.decisions(outputs) == np.asarray(targets)).mean())
+
+    def report(self, targets, outputs, labels):
+        from edgeaffect.train.metrics import classification_report
+
+        return classification_report(np.asarray(targets), self.decisions(outputs), tuple(labels))
+
+    def summary_keys(self):
+        return ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1")
+
+    def training_targets(self, targets, n_outputs):
+        return np.eye(n_outputs, dtype=np.float32)[np.asarray(targets)]
+
+    def metric_resolution(self, n):
+        return 1.0 / max(1, n)
+
+    def prediction(self, combined, per_segment, labels):
+        values = dict(zip(labels, map(float, combined)))
+        return Prediction(labels[int(np.argmax(combined))], values, per_segment, self.kind, self.output_name)
+
+    def describe(self, p):
+        lines = [p.decision]
+        for lab, v in sorted(p.values.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {lab:10s} {v:.3f} {'#' * int(round(v * 40))}")
+        return lines
+
+
+class RegressionTask(Task):
+    """One score in [low, high]; the decision is the band it falls in. Metric: MAE, in the
+    score's own units (lower is better)."""
+
+    kind = "regression"
+    metric_name = "mae"
+    higher_is_better = False
+    loss = "mse"
+
+    def __init__(self, score_name: str, low: float, high: float, bands: tuple[tuple[str, float], ...] = (),
+                 bounds: dict[str, Bounds] | None = None):
+        """``bands``: (name, lowest score of the band) in increasing order."""
+        span = float(high - low)
+        super().__init__(bounds or regression_bounds(span))
+        self.score_name, self.low, self.high, self.bands = score_name, float(low), float(high), tuple(bands)
+        self.output_name = score_name
+
+    def band_index(self, scores: np.ndarray) -> np.ndarray:
+        if not self.bands:
+            return np.zeros(len(scores), np.int64)
+        edges = np.asarray([b[1] for b in self.bands[1:]], np.float64)
+        return np.searchsorted(edges, np.asarray(scores, np.float64).reshape(-1), side="right")
+
+    def decisions(self, outputs):
+        return self.band_index(np.asarray(outputs).reshape(len(outputs), -1)[:, 0])
+
+    def metric(self, outputs, targets):
+        return float(np.abs(np.asarray(outputs).reshape(-1) - np.asarray(targets).reshape(-1)).mean())
+
+    def report(self, targets, outputs, labels):
+        y = np.asarray(targets, np.float64).reshape(-1)
+        p = np.asarray(outputs, np.float64).reshape(-1)
+        err = p - y
+        mean_baseline = float(np.abs(y - y.mean()).mean())
+        return {"n": int(y.size), "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+                "bias": float(err.mean()), "band_agreement": float((self.band_index(p) == self.band_index(y)).mean()),
+                "mae_of_predicting_the_test_mean": mean_baseline, "score": self.score_name}
+
+    def summary_keys(self):
+        return ("n", "mae", "rmse", "bias", "band_agreement")
+
+    def band_name(self, score: float) -> str:
+        return self.bands[int(self.band_index(np.asarray([score]))[0])][0] if self.bands else ""
+
+    def prediction(self, combined, per_segment, labels):
+        score = float(np.clip(np.asarray(combined).reshape(-1)[0], self.low, self.high))
+        band = self.band_name(score)
+        return Prediction(band or f"{score:.1f}", {self.score_name: score}, per_segment, self.kind, "score",
+                          {"band": band})
+
+    def describe(self, p):
+        score = p.values[self.score_name]
+        lines = [f"{self.score_name} {score:.1f} ({self.low:g}-{self.high:g})" + (f": {p.extra['band']}"
+                                                                                if p.extra.get("band") else "")]
+        segs = np.asarray(p.per_segment).reshape(-1)
+        lines.append(f"  per sequence: {', '.join(f'{s:.1f}' for s in segs[:12])}{' ...' if segs.size > 12 else ''}")
+        return lines
+
+
+class DetectionTask(Task):
+    """A probability of the positive class; the decision is ``p >= threshold``. Metric: F1
+    of the positive class."""
+
+    kind = "detection"
+    metric_name = "f1"
+    loss = "binary_crossentropy"
+
+    def __init__(self, positive: str, negative: str, threshold: float = 0.5, bounds: dict[str, Bounds] | None = None):
+        super().__init__(bounds or DETECTOR_BOUNDS)
+        self.positive, self.negative, self.threshold = positive, negative, float(threshold)
+        self.output_name = "probability"
+
+    def decisions(self, outputs):
+        return (np.asarray(outputs).reshape(len(outputs), -1)[:, 0] >= self.threshold).astype(np.int64)
+
+    def metric(self, outputs, targets):
+        return self.report(targets, outputs, ())["f1"]
+
+    def report(self, targets, outputs, labels):
+        y = np.asarray(targets).reshape(-1).astype(np.int64)
+        d = self.decisions(outputs)
+        tp, fp, fn = int(((d == 1) & (y == 1)).sum()), int(((d == 1) & (y == 0)).sum()), int(((d == 0) & (y == 1)).sum())
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"n": int(y.size), "precision": precision, "recall": recall, "f1": f1,
+                "accuracy": float((d == y).mean()) if y.size else 0.0, "positive": self.positive}
+
+    def summary_keys(self):
+        return ("n", "precision", "recall", "f1", "accuracy")
+
+    def metric_resolution(self, n):
+        return 2.0 / max(1, n)  # one flipped decision moves F1 by up to about 2/n
+
+    def prediction(self, combined, per_segment, labels):
+        p = float(np.asarray(combined).reshape(-1)[0])
+        decision = self.positive if p >= self.threshold else self.negative
+        return Prediction(decision, {self.positive: p}, per_segment, self.kind, "probability")
+
+    def describe(self, p):
+        return [f"{p.decision} (p({self.positive}) = {p.values[self.positive]:.3f}, threshold {self.threshold:g})"]
+
+
+# Classifier outputs are probabilities or capsule lengths in [0, 1].
+CLASSIFIER_BOUNDS = {
+    "float32": Bounds(max_abs=1e-5, agreement=0.995, max_metric_drop=0.005),
+    "float16": Bounds(max_abs=5e-3, agreement=0.99, max_metric_drop=0.01),
+    # int8: decisions and the metric are what a user sees. The metric is allowed 5 points
+    # (or one sample) below the float model: QAT itself moves near-ties, and on the 42-utterance
+    # test set of `make demo-speech` one training run's QAT model was 2 samples (4.8 points)
+    # below float while its exports matched it exactly.
+    "int8": Bounds(p95_abs=0.05, agreement=0.95, max_metric_drop=0.05),
+}
+DETECTOR_BOUNDS = CLASSIFIER_BOUNDS
+
+
+def regression_bounds(span: float) -> dict[str, Bounds]:
+    """Bounds in score units, as fractions of the score's range (63 points for BDI-II)."""
+    return {
+        "float32": Bounds(max_abs=1e-5 * span, agreement=0.995, max_metric_drop=1e-4 * span),
+        "float16": Bounds(max_abs=5e-3 * span, agreement=0.95, max_metric_drop=5e-3 * span),
+        "int8": Bounds(p95_abs=0.05 * span, agreement=0.8, max_metric_drop=0.03 * span),
+    }

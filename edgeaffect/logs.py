@@ -1,0 +1,105 @@
+"""Quiet by default: what TensorFlow, tf2onnx, tfmot and the runtimes print for their own
+developers (oneDNN notices, missing-CUDA errors on a CPU machine, AutoGraph and retracing
+warnings) is hidden unless ``--verbose`` (or ``EDGEAFFECT_VERBOSE=1``) asks for it.
+
+TensorFlow 2.21 logs from C++ through absl before absl is initialised, so no environment
+variable silences it: the command line routes its own stderr through a filter that drops
+those lines (by their exact shapes below) and passes everything else through unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sys
+import threading
+import warnings
+
+ENV = "EDGEAFFECT_VERBOSE"
+# absl's line prefix: severity, date, time, thread, file:line]
+_ABSL = r"[IW]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\]"
+NOISE = re.compile(
+    "|".join([
+        rf"^{_ABSL}",  # absl INFO / WARNING lines (oneDNN notice, cudart stub, CPU features)
+        r"^E\d{4} [\d:. ]+\d+ cuda_\w+\.cc:\d+\]",  # no GPU on this machine: not an error here
+        r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+        r"^To enable the following instructions: .* rebuild TensorFlow",
+        r"^INFO: Created TensorFlow Lite .*delegate",
+    ])
+)
+PYTHON_LOGGERS = ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "numba", "matplotlib")
+
+
+def verbose() -> bool:
+    return os.environ.get(ENV) == "1"
+
+
+def set_verbose(on: bool) -> None:
+    os.environ[ENV] = "1" if on else "0"
+    quiet_python()
+
+
+def quiet_python() -> None:
+    """Python-side noise: library loggers and warnings (again after TensorFlow is imported,
+    since it sets its own logger up on import)."""
+    if verbose():
+        for name in PYTHON_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
+    for name in PYTHON_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(tensorflow|tf_keras|keras|tensorflow_model_optimization|tf2onnx"
+                                             r"|onnxruntime|librosa|h5py)(\.|$)")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class _StderrFilter:
+    """fd 2 -> a pipe; a thread copies every line that is not noise to the real stderr."""
+
+    def __init__(self):
+        self.real = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self.thread = threading.Thread(target=self._copy, args=(read,), daemon=True, name="stderr-filter")
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _copy(self, read: int) -> None:
+        with os.fdopen(read, "rb", buffering=0) as pipe, os.fdopen(self.real, "wb", buffering=0, closefd=False) as out:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = [line for line in lines if not NOISE.match(line.decode("utf-8", "replace"))]
+                if kept:
+                    out.write(b"\n".join(kept) + b"\n")
+            if pending and not NOISE.match(pending.decode("utf-8", "replace")):
+                out.write(pending)
+
+    def close(self) -> None:
+        """Restore fd 2 (which closes the pipe) and let the thread write what is left."""
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self.real, 2)
+        self.thread.join(timeout=2.0)
+
+
+_filter: _StderrFilter | None = None
+
+
+def filter_native_stderr() -> None:
+    """Install the stderr filter once, unless verbose. For the command line only: a library
+    user's process keeps its file descriptors as they are."""
+    global _filter
+    if _filter is None and not verbose():
+        try:
+            _filter = _StderrFilter()
+        except OSError:  # no fd 2 (a daemon): nothing to filter
+            _filter = None
