@@ -242,3 +242,52 @@ def test_trt_check_does_not_import_tensorflow(tmp_path):
             f"r = CliRunner().invoke(app, ['trt-check', {str(path)!r}]); "
             "assert r.exit_code == 0, r.output; sys.exit(1 if 'tensorflow' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --- the Jetson bundles of both models (trained once per session by the shared fixtures) ---
+
+@pytest.fixture(scope="session")
+def speech_jetson_bundle(speech_run, speech_dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "speech-orin"
+    export_run(speech_run, speech_dataset, out, target=get_target("jetson-orin-nano"), options={"precision": "int8"})
+    return out
+
+
+@pytest.fixture(scope="session")
+def aver_jetson_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "aver-orin"
+    export_run(trained_run, dataset, out, target=get_target("jetson-orin-nano"), options={"precision": "int8"})
+    return out
+
+
+def _int8_structure(path):
+    """Q/DQ zero points and types, the ops they feed, and whether any LSTM input is quantized."""
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    fed = {n.op_type for n in m.graph.node
+           if any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)}
+    zps = [inits[n.input[2]] for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    return fed, zps
+
+
+@pytest.mark.parametrize("which", ["aver_jetson_bundle", "speech_jetson_bundle"])
+def test_jetson_bundles_of_both_models_pass_for_10_3(which, request):
+    bundle = request.getfixturevalue(which)
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert list(m["files"]) == ["onnx-fp32", "onnx-int8-trt"] and m["target"]["tensorrt"] == "10.3"
+    for e in m["files"].values():
+        r = cli("trt-check", bundle / e["file"], "--tensorrt", "10.3")
+        assert r.returncode == 0, r.stdout + r.stderr
+    fed, zps = _int8_structure(bundle / m["files"]["onnx-int8-trt"]["file"])
+    assert fed and fed <= {"Conv", "Gemm", "MatMul"}, fed  # Q/DQ only where TensorRT fuses them
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+    assert m["target"]["engine"]["onnx"] == m["files"]["onnx-int8-trt"]["file"]
+    v = {x["format"]: x for x in m["verification"]}["onnx-int8-trt"]
+    assert v["passed"] and v["top1_agreement"] >= 0.95
