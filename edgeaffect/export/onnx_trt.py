@@ -10,6 +10,7 @@ Everything else (LSTM, softmax, normalisation, capsule routing) stays float.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -36,9 +37,28 @@ class _Samples:
 def quantize_for_tensorrt(float_onnx: Path, out: Path, calibration: list[dict]) -> None:
     """Static QDQ quantization of ``float_onnx`` into ``out`` with TensorRT's Q/DQ rules."""
     q = require("onnxruntime.quantization", "train", "onnxruntime")
+    # onnxruntime logs "consider pre-processing" on the root logger every call: the graph is
+    # tf2onnx's, already shape-inferred; keep the export log to our own lines.
+    logging.disable(logging.WARNING)
+    try:
+        _quantize(q, float_onnx, out, calibration)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def batched_weight_matmuls(float_onnx: Path) -> list[str]:
+    """MatMuls whose constant B has rank > 2 (SpeechNet's capsule transform): per-channel int8
+    has no single output-channel axis there (ONNX Runtime's kernel refuses it), so they stay float."""
+    onnx = require("onnx", "train")
+    g = onnx.load(str(float_onnx)).graph
+    rank = {i.name: len(i.dims) for i in g.initializer}
+    return [n.name for n in g.node if n.op_type == "MatMul" and len(n.input) > 1 and rank.get(n.input[1], 0) > 2]
+
+
+def _quantize(q, float_onnx: Path, out: Path, calibration: list[dict]) -> None:
     q.quantize_static(
         str(float_onnx), str(out), _Samples(calibration), quant_format=q.QuantFormat.QDQ,
-        op_types_to_quantize=list(FUSED_OPS), per_channel=True,
+        op_types_to_quantize=list(FUSED_OPS), per_channel=True, nodes_to_exclude=batched_weight_matmuls(float_onnx),
         activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
         calibrate_method=q.CalibrationMethod.MinMax,
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
