@@ -387,7 +387,7 @@ def _check_network_io(model, scope: Scope) -> list[Violation]:
 
 def check_model(model, version: str) -> list[Violation]:
     """Every violation of TensorRT ``version``'s parser rules in ``model`` (an onnx.ModelProto)."""
-    onnx = require("onnx", "train")
+    onnx = require("onnx", "jetson")
     t = table(version)
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -406,7 +406,7 @@ def check_model(model, version: str) -> list[Violation]:
 
 def load_onnx(path: str | Path):
     """The model at ``path``, or InputError (missing file, not ONNX) with one line."""
-    onnx = require("onnx", "train")
+    onnx = require("onnx", "jetson")
     path = Path(path)
     if not path.is_file():
         raise InputError(f"ONNX file not found: {path}")
