@@ -413,7 +413,8 @@ def load_onnx(path: str | Path):
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError, missing external data, ...
-        raise InputError(f"not an ONNX model: {path} ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})") from None
+        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(f"not an ONNX model: {path} ({why})") from None
     if model.ir_version == 0 or not model.HasField("graph") or not model.graph.node:
         raise InputError(f"not an ONNX model: {path} (no graph)")
     return model
