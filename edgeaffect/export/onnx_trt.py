@@ -63,7 +63,10 @@ def _quantize(q, float_onnx: Path, out: Path, calibration: list[dict]) -> None:
         calibrate_method=q.CalibrationMethod.MinMax,
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                        "QuantizeBias": False,  # an int32 bias DQ is not a TensorRT Q/DQ type
-                       "MatMulConstBOnly": False})
+                       "MatMulConstBOnly": False,
+                       # Q/DQ on inputs only (NVIDIA's placement): an output pair would sit between
+                       # Conv and its Relu / bias Add, where TensorRT fuses in float
+                       "OpTypesToExcludeOutputQuantization": list(FUSED_OPS)})
 
 
 def write_onnx_int8_trt(model, input_specs, calibration, path) -> None:
