@@ -214,6 +214,21 @@ def build_engine_cmd(bundle: Annotated[Path, typer.Argument(help="A Jetson bundl
     typer.echo(f"engine built on this device: {out}")
 
 
+@app.command("trt-check")
+def trt_check_cmd(model: Annotated[Path, typer.Argument(help="An ONNX model.")],
+                  tensorrt: Annotated[str, typer.Option(help="TensorRT version whose ONNX parser rules apply: 8.2 | 8.5 | 10.3.")] = "10.3"):
+    """Check an ONNX model against TensorRT's ONNX parser table (onnx-tensorrt's operators.md):
+    ops, their restrictions, opset range, int8 Q/DQ, every subgraph. Exit 1 on any violation."""
+    from edgeaffect.export.trt_check import check_file, table
+
+    violations = check_file(model, tensorrt)
+    for v in violations:
+        typer.echo(str(v))
+    if violations:
+        raise typer.Exit(1)
+    typer.echo(f"{model}: passes TensorRT {tensorrt}'s ONNX parser rules ({table(tensorrt)['source']})")
+
+
 @app.command("predict")
 def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or a video with --audio; a wav for speech models.")],
                 model: Annotated[Path, typer.Option(help="Export folder (manifest.json).")],

@@ -68,18 +68,19 @@ def test_rpi_bundle_is_self_contained(rpi_bundle):
 
 
 def test_jetson_bundle_checks_ops_and_carries_the_trt_build(jetson_bundle):
-    from edgeaffect.export.tensorrt import calibration_batches, unsupported_ops
+    from edgeaffect.export.tensorrt import calibration_batches
+    from edgeaffect.export.trt_check import check_file
 
     m = json.loads((jetson_bundle / "manifest.json").read_text())
-    assert list(m["files"]) == ["onnx-fp32", "onnx-qdq"]
+    assert list(m["files"]) == ["onnx-fp32", "onnx-int8-trt"]
     t = m["target"]
-    assert t["tensorrt"] == "10.3" and "parser list" in t["tensorrt_ops_checked"]
-    assert t["engine"]["built_here"] is False and t["engine"]["onnx"].endswith("qdq.onnx")
+    assert t["tensorrt"] == "10.3" and "trt-check --tensorrt 10.3" in t["tensorrt_ops_checked"]
+    assert t["engine"]["built_here"] is False and t["engine"]["onnx"].endswith("onnx-int8-trt.onnx")
     for e in m["files"].values():
-        assert unsupported_ops(jetson_bundle / e["file"], "10.3") == []
+        assert check_file(jetson_bundle / e["file"], "10.3") == []
     sh = (jetson_bundle / "trtexec.sh").read_text()
     active = [line for line in sh.splitlines() if line.startswith("/usr/src/tensorrt/bin/trtexec")]
-    assert len(active) == 1 and "--int8" in active[0] and "onnx-qdq.onnx" in active[0]
+    assert len(active) == 1 and "--int8" in active[0] and "onnx-int8-trt.onnx" in active[0]
     assert "--maxShapes=face:8x64x64x1,mfcc:8x40x1" in active[0]
     batches = list(calibration_batches(jetson_bundle / "calibration.npz", 32))
     assert len(batches) == 3 and batches[0]["face"].shape == (32, 64, 64, 1)  # 100 samples -> 3 full batches
@@ -98,7 +99,7 @@ def test_an_unsupported_op_fails_the_export_check_by_name(tmp_path):
                           "g", [x], [y])
     path = tmp_path / "u.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with pytest.raises(VerificationError, match=r"does not support: Unique$"):
+    with pytest.raises(VerificationError, match=r"1 violation\(s\): Unique_1 \(Unique\): operator: marked unsupported"):
         check_onnx_for_tensorrt(path, "10.3", "jetson-orin-nano")
 
 
@@ -173,7 +174,7 @@ def test_engine_build_and_run_on_a_device_with_tensorrt(jetson_bundle, tmp_path)
     from edgeaffect.runtime.tensorrt import TensorRTRunner
 
     m = json.loads((jetson_bundle / "manifest.json").read_text())
-    engine = build_engine(jetson_bundle / m["files"]["onnx-qdq"]["file"], tmp_path / "m.engine", "int8", m["inputs"])
+    engine = build_engine(jetson_bundle / m["files"]["onnx-int8-trt"]["file"], tmp_path / "m.engine", "int8", m["inputs"])
     runner = TensorRTRunner(engine)
     out = runner.run({"face": np.zeros((1, 64, 64, 1), np.float32), "mfcc": np.zeros((1, 40, 1), np.float32)})
     assert out.shape == (1, 8) and abs(out.sum() - 1) < 0.05

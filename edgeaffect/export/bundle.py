@@ -36,9 +36,11 @@ def write_target_files(folder: Path, target: Target, options: dict, files: dict,
             entry["quantization"] = tflite_quantization(folder / entry["file"])
     if target.is_jetson:
         section.update({"jetpack": target.jetpack, "tensorrt": target.tensorrt})
-        for fmt in ("onnx-fp32", "onnx-qdq"):
-            check_onnx_for_tensorrt(folder / files[fmt]["file"], target.tensorrt, target.key)
-        section["tensorrt_ops_checked"] = f"every ONNX op is in TensorRT {target.tensorrt}'s parser list"
+        for entry in files.values():  # every ONNX file the device may hand to TensorRT
+            if entry["file"].endswith(".onnx"):
+                check_onnx_for_tensorrt(folder / entry["file"], target.tensorrt, target.key)
+        section["tensorrt_ops_checked"] = (f"every ONNX file passes TensorRT {target.tensorrt}'s parser rules "
+                                           f"(edgeaffect trt-check --tensorrt {target.tensorrt})")
         # 100 preprocessed training samples: enough for entropy calibration of a small model.
         batch = {name: np.concatenate([c[name] for c in calibration[:100]]).astype(np.float32)
                  for name in calibration[0]}
@@ -83,7 +85,7 @@ def bundle_readme(target: Target, section: dict, files: dict) -> str:
                  "on a Jetson. Build the engine on the device, then run it:", "", "```sh",
                  f"edgeaffect build-engine . --precision {e['precision']}   # or ./trtexec.sh",
                  "edgeaffect predict CLIP.mp4 --model . --format engine", "```", "",
-                 "`int8` uses the QDQ model from quantization-aware training (explicit quantization, the path "
+                 "`int8` uses the symmetric int8 Q/DQ model (`onnx-int8-trt`: explicit quantization, the path "
                  "TensorRT 11 keeps). `int8-calibrated` runs TensorRT's entropy calibrator on `calibration.npz` "
                  "(deprecated since TensorRT 10.1). Until an engine exists, the bundle runs on ONNX Runtime."]
     text += ["", "Latency figures for this device made on another machine are roofline predictions; only "

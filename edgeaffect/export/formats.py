@@ -8,7 +8,7 @@ from typing import Callable
 
 from edgeaffect._optional import lookup
 
-_MODULES = ("edgeaffect.export.tflite", "edgeaffect.export.onnx")
+_MODULES = ("edgeaffect.export.tflite", "edgeaffect.export.onnx", "edgeaffect.export.onnx_trt")
 _FORMATS: dict[str, "ExportFormat"] = {}
 
 

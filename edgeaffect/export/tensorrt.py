@@ -1,11 +1,12 @@
-"""The TensorRT path (Jetson): the parser op check (runs here), the trtexec command and
+"""The TensorRT path (Jetson): the parser check (runs here, ``trt_check``), the trtexec command and
 the calibration batches (pure Python, tested here), and the engine build with the
 TensorRT Python API (runs on the device only; TensorRT is imported lazily).
 
 Precisions:
 - ``fp16``: from the float ONNX model.
-- ``int8``: explicit quantization from the QDQ ONNX model made by QAT. The path TensorRT 11
-  keeps; no calibrator needed.
+- ``int8``: explicit quantization from the ``onnx-int8-trt`` model (symmetric int8 Q/DQ on
+  the inputs of Conv / Gemm / MatMul, the form TensorRT takes; tfmot's QAT QDQ model has
+  uint8-style zero points that it refuses). The path TensorRT 11 keeps; no calibrator needed.
 - ``int8-calibrated``: implicit quantization with an entropy calibrator fed by the
   bundle's ``calibration.npz`` and a calibration cache. What JetPack 6's TensorRT 10.3
   still runs; deprecated since TensorRT 10.1 and removed in 11.
@@ -14,8 +15,6 @@ Precisions:
 from __future__ import annotations
 
 import shlex
-import tomllib
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,31 +22,18 @@ import numpy as np
 from edgeaffect.errors import InputError, VerificationError
 from edgeaffect.io import atomic_path, atomic_write_bytes
 
-ONNX_FOR_PRECISION = {"fp16": "onnx-fp32", "int8": "onnx-qdq", "int8-calibrated": "onnx-fp32"}
-
-
-def supported_ops(trt_version: str) -> set[str]:
-    data = tomllib.loads(resources.files("edgeaffect.export").joinpath("tensorrt_onnx_ops.toml").read_text())["ops"]
-    if trt_version not in data:
-        raise InputError(f"no ONNX operator list for TensorRT {trt_version} (known: "
-                         f"{', '.join(k for k in data if k != 'common')})")
-    return set(data["common"]) | set(data[trt_version])
-
-
-def unsupported_ops(onnx_path: str | Path, trt_version: str) -> list[str]:
-    from edgeaffect._optional import require
-
-    onnx = require("onnx", "train")
-    graph = onnx.load(str(onnx_path)).graph
-    ops = supported_ops(trt_version)
-    return sorted({n.op_type for n in graph.node if n.op_type not in ops or n.domain not in ("", "ai.onnx")})
+ONNX_FOR_PRECISION = {"fp16": "onnx-fp32", "int8": "onnx-int8-trt", "int8-calibrated": "onnx-fp32"}
 
 
 def check_onnx_for_tensorrt(onnx_path: str | Path, trt_version: str, target: str) -> None:
-    bad = unsupported_ops(onnx_path, trt_version)
+    """Fail the export when TensorRT ``trt_version``'s ONNX parser would refuse the model
+    (``edgeaffect trt-check``'s rules); the error lists every violation."""
+    from edgeaffect.export.trt_check import check_file
+
+    bad = check_file(onnx_path, trt_version)
     if bad:
-        raise VerificationError(f"{Path(onnx_path).name} uses ONNX operators that TensorRT {trt_version}'s parser "
-                                f"(target {target}) does not support: {', '.join(bad)}")
+        raise VerificationError(f"{Path(onnx_path).name} breaks TensorRT {trt_version}'s ONNX parser rules (target "
+                                f"{target}), {len(bad)} violation(s): " + "; ".join(str(v) for v in bad))
 
 
 def _per_sample(spec) -> list:
