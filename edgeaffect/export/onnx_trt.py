@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.export.formats import Bounds, ExportFormat, register_format
+from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.export.onnx import OPSET, write_onnx
 from edgeaffect.io import atomic_write_bytes
 
@@ -80,7 +80,7 @@ def write_onnx_int8_trt(model, input_specs, calibration, path) -> None:
 # Post-training quantization from the float model, verified against it: the same bounds as
 # the QAT QDQ model (probabilities near a tie can move a lot; agreement and accuracy are
 # the checks that matter).
-register_format(ExportFormat("onnx-int8-trt", ".onnx", "float", "onnxruntime", Bounds(0.5, 0.95, 0.03),
+register_format(ExportFormat("onnx-int8-trt", ".onnx", "float", "onnxruntime", "int8",
                              write_onnx_int8_trt,
                              f"ONNX int8 Q/DQ for TensorRT (symmetric, per-channel weights, post-training "
                              f"calibration on Conv/Gemm/MatMul inputs), opset {OPSET}"))
