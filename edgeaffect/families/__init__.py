@@ -2,8 +2,9 @@
 registers a ``Family`` and its named model variants on import; shared code finds it by the
 name a model spec, a run folder or a bundle's manifest carries.
 
-Built-in families are listed below; another package adds one through the
-``edgeaffect.families`` entry-point group, and a test can call ``register_family``.
+Every sub-package of this folder is a built-in family (found on disk, so adding one is
+adding a folder); another package adds one through the ``edgeaffect.families`` entry-point
+group, and a test can call ``register_family``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from edgeaffect._optional import lookup
 from edgeaffect.families.base import DeviceAdapter, Family, LiveInput
 from edgeaffect.families.tasks import Bounds, ClassificationTask, DetectionTask, Prediction, RegressionTask, Task
 
-BUILTIN = ("edgeaffect.families.aver", "edgeaffect.families.speechnet")
 ENTRY_POINT_GROUP = "edgeaffect.families"
 _FAMILIES: dict[str, Family] = {}
 _loaded = False
@@ -36,12 +36,19 @@ def load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN:
+    for module in builtin_families():
         importlib.import_module(module)
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+
+
+def builtin_families() -> list[str]:
+    """The sub-packages of this folder, by module name."""
+    import pkgutil
+
+    return [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.ispkg]
 
 
 def list_families() -> list[str]:
