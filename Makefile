@@ -64,8 +64,8 @@ $(SPEECH)/export/manifest.json:
 bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	$(BIN)/edgeaffect bench $(OUT)/export $(SPEECH)/export --budget 3 --budgets roofline/budgets.toml \
 	  --json $(OUT)/bench.json --markdown $(OUT)/bench.md --junit $(OUT)/bench.xml
-	$(BIN)/edgeaffect bench-aver --work $(OUT) --budget 3
-	$(BIN)/edgeaffect bench-speech $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-speech.json
+	$(BIN)/edgeaffect bench-pipeline --work $(OUT) --budget 3
+	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
 	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
 
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json

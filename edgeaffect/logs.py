@@ -27,6 +27,7 @@ NOISE = re.compile(
         r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
         r"^To enable the following instructions: .* rebuild TensorFlow",
         r"^INFO: Created TensorFlow Lite .*delegate",
+        r"^fully_quantize: \d+, inference_type: \d+",  # the TFLite converter's settings echo
     ])
 )
 PYTHON_LOGGERS = ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "numba", "matplotlib")

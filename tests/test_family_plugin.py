@@ -39,12 +39,12 @@ def test_every_format_exported_and_verified_as_a_regressor(toy):
     assert manifest["family"] == "toy" and manifest["task"]["kind"] == "regression"
     assert set(manifest["files"]) == set(DEFAULT_FORMATS)
     for v in manifest["verification"]:
-        assert v["passed"] and v["task"] == "regression" and v["metric_name"] == "mae", v
+        assert (v["passed"] or not v["gating"]) and v["task"] == "regression" and v["metric_name"] == "mae", v
         b = TASK.bounds({"tflite-int8": "int8", "onnx-qdq": "int8", "tflite-fp16": "float16"}.get(v["format"],
                                                                                               "float32"))
         assert v["metric"] - v["float_metric"] <= max(b.max_metric_drop, 0) + 1e-9
     assert {v["kernels"] for v in manifest["verification"] if v["format"].startswith("tflite")} == {
-        "xnnpack", "reference"}
+        "xnnpack", "builtin", "reference"}
 
 
 @pytest.fixture(scope="module")

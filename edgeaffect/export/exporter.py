@@ -40,10 +40,10 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
     models = {"float": run.model}
     if any(f.source == "qat" for f in fmts):
         print(f"QAT fine-tune of {run.spec.name}", file=log, flush=True)
-        options = {"loss": task.loss, **family.qat_options(run)}
+        qat_options = {"loss": task.loss, **family.qat_options(run)}
         models["qat"] = qat_finetune(run.model, x_train, task.training_targets(y_train, n_outputs), x_val,
                                      task.training_targets(y_val, n_outputs), epochs=qat_epochs,
-                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **options)
+                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **qat_options)
     ref = {k: m.predict(x_test, batch_size=512, verbose=0) for k, m in models.items()}
     results, files = [], {}
     with atomic_dir(out_dir) as tmp:
@@ -55,13 +55,14 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
                 print(f"  {f.name:12s} {v.kernels:9s} {(tmp / name).stat().st_size / 1024:8.1f} KiB  "
                       f"max|diff| {v.max_abs_diff:.2e}  p95 {v.p95_abs_diff:.2e}  agreement {v.agreement:.4f}  "
                       f"{v.metric_name} {v.metric:.4f}  "
-                      f"{'ok' if v.passed else 'FAILED: ' + '; '.join(v.failures)}  ({time.monotonic() - t0:.1f} s)",
+                      f"{'ok' if v.passed else ('FAILED: ' if v.gating else 'recorded, not gating: ') + '; '.join(v.failures)}"
+                      f"  ({time.monotonic() - t0:.1f} s)",
                       file=log, flush=True)
                 results.append(v)
             files[f.name] = {"file": name, "format": f.name, "source_model": f.source, "runtime": f.runtime,
                              "bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name),
                              "description": f.description}
-        failed = [v for v in results if not v.passed]
+        failed = [v for v in results if v.gating and not v.passed]
         if failed:
             raise VerificationError("export verification failed, nothing written: " + "; ".join(
                 f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))

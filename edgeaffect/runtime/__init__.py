@@ -40,9 +40,10 @@ def load_runner(path: str | Path, runtime: str | None = None, threads: int | Non
 
 def kernel_variants(runtime: str) -> tuple[str, ...]:
     """The kernel sets an export is verified with on this runtime (LiteRT: its XNNPACK
-    delegate and its reference kernels, so a bound that holds does not depend on the CPU)."""
+    delegate, its optimised built-in kernels and its reference kernels, so a bound that
+    holds does not depend on which kernels a CPU gets)."""
     if runtime == "litert":
         from edgeaffect.runtime.litert import KERNELS
 
-        return KERNELS
+        return tuple(KERNELS)
     return ("default",)

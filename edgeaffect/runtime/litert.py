@@ -43,21 +43,22 @@ def _info(d: dict) -> TensorInfo:
                       np.dtype(d["dtype"]).name, float(scale), int(zp))
 
 
-# Which kernels run the model: "xnnpack" (the default delegate, what a device runs) or
-# "reference" (TFLite's portable reference kernels: the same arithmetic on every CPU).
-KERNELS = ("xnnpack", "reference")
+# Which kernels run the model: "xnnpack" (the default delegate: what a device runs),
+# "builtin" (LiteRT's optimised kernels without the delegate: what runs an op XNNPACK does not
+# take) or "reference" (the portable reference kernels: plain C++ on every CPU).
+KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
 
 
 def _resolver_options(kernels: str) -> dict:
+    if kernels not in KERNELS:
+        raise InputError(f"unknown LiteRT kernels '{kernels}': choose one of {', '.join(KERNELS)}")
     if kernels == "xnnpack":
         return {}
-    if kernels != "reference":
-        raise InputError(f"unknown LiteRT kernels '{kernels}': choose one of {', '.join(KERNELS)}")
     try:
         from ai_edge_litert.interpreter import OpResolverType
     except ImportError:
         from tflite_runtime.interpreter import OpResolverType
-    return {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF}
+    return {"experimental_op_resolver_type": getattr(OpResolverType, KERNELS[kernels])}
 
 
 class LiteRTRunner:

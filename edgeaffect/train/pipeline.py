@@ -104,7 +104,8 @@ def summary_table(s: dict) -> str:
     for v in s["verification"]:
         inf, both = t.get(f"inference {v['format']}"), t.get(f"features + inference {v['format']}")
         size = ((inf or {}).get("bytes") or 0) / 1024
-        lines.append(f"| {v['format']} | {v['runtime']} | {v['kernels']} | {size:.1f} | {v['metric']:.4f} | "
+        kernels = v["kernels"] + ("" if v.get("gating", True) else " (recorded, not gating)")
+        lines.append(f"| {v['format']} | {v['runtime']} | {kernels} | {size:.1f} | {v['metric']:.4f} | "
                      f"{v['max_abs_diff']:.2e} | {v['p95_abs_diff']:.2e} | {v['agreement']:.4f} | {_ms(inf)} | "
                      f"{_ms(both)} |")
     keras = t.get("inference keras (model(x) direct)")
