@@ -106,3 +106,37 @@ def test_no_face_and_short_audio_exit_2(export_dir, tmp_path):
     assert_one_line_error(cli("predict", tmp_path / "short.mp4", "--model", export_dir), "audio too short")
     _write_video(tmp_path / "mute.mp4", [face] * 12)
     assert_one_line_error(cli("predict", tmp_path / "mute.mp4", "--model", export_dir), "no audio track")
+
+
+def test_quiet_by_default_and_verbose_on_request():
+    """A command that builds a Keras model prints no TensorFlow start-up lines (absl's
+    I/W lines, the missing-CUDA error on a CPU machine); --verbose lets them through."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "EDGEAFFECT_VERBOSE")}
+    run = [sys.executable, "-m", "edgeaffect.cli"]
+    quiet = subprocess.run([*run, "cost", "aver-ravdess"], capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0 and "66,584" in quiet.stdout
+    assert quiet.stderr == "", quiet.stderr
+    loud = subprocess.run([*run, "--verbose", "cost", "aver-ravdess"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert loud.returncode == 0 and loud.stdout == quiet.stdout
+
+
+def test_the_stderr_filter_drops_library_noise_and_keeps_everything_else():
+    from edgeaffect.logs import NOISE
+
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795344431.586981   25418 port.cc:153] oneDNN custom operations are on.",
+        "W0000 00:00:1795344431.588460   25418 cudart_stub.cc:31] Could not find cuda drivers",
+        "E0000 00:00:1795344434.693040   25418 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        "fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8",
+    ]
+    kept = [
+        "error: model file not found: m.tflite",
+        "E0000 00:00:1795344434.693040   25418 kernel.cc:52] a real kernel error",
+        "  epoch 10: loss 0.1",
+        "Traceback (most recent call last):",
+    ]
+    assert all(NOISE.match(line) for line in noise)
+    assert not any(NOISE.match(line) for line in kept)
