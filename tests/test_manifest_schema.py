@@ -71,10 +71,10 @@ def run_cli(*args) -> tuple[int, str]:
     from edgeaffect.cli import app
 
     try:
-        app([str(a) for a in args], standalone_mode=False)
+        code = app([str(a) for a in args], standalone_mode=False)  # typer.Exit(n) comes back as n
     except EdgeAffectError as exc:
         return exc.exit_code, f"error: {exc}"
-    return 0, ""
+    return code or 0, ""
 
 
 def _set(path: str, value):
@@ -263,3 +263,22 @@ def test_the_real_command_line_prints_no_traceback(tmp_path, case):
     folder = _case_bundle(tmp_path, aver_manifest(), mutate)
     assert_one_line_error(cli("verify", folder), fragment)
     assert_one_line_error(cli("predict", "clip.mp4", "--model", folder), fragment)
+
+
+@pytest.mark.parametrize("info, fragment", [
+    ({"model": "aver-ravdess", "seed": "0"}, "'seed' must be an integer"),
+    ({"model": "aver-ravdess", "split": "paper"}, "'split' must be a table"),
+    ({"model": "aver-ravdess", "split": {}}, "missing 'split.kind'"),
+    ({"model": "aver-ravdess", "epochs": -1}, "'epochs' must be an integer >= 0"),
+    ({"model": "aver-ravdess", "labels": []}, "'labels' must be a list of at least 1 items"),
+    ({"model": ""}, "'model' must be a non-empty string"),
+    ({"model": 3}, "names no model"),
+])
+def test_malformed_run_json_is_one_line(tmp_path, info, fragment):
+    from edgeaffect.errors import InputError
+    from edgeaffect.train.runs import read_run_info
+
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError) as exc:
+        read_run_info(tmp_path)
+    assert fragment in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
