@@ -460,7 +460,7 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                       threads: int = 1,
                       budget: Annotated[float, typer.Option(help="Seconds of timed runs per row.")] = 2.0,
                       data: Annotated[Optional[Path], typer.Option(help="npz with one array per input and 'labels': measure accuracy.")] = None,
-                      budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded.")] = None,
+                      budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded, or has no measurement and is not optional.")] = None,
                       json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows (and checks) as JSON.")] = None,
                       markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
                       junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None):
@@ -491,10 +491,15 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
             f.write(md)
     if junit:
         atomic_write_text(junit, to_junit(rows, checks))
-    exceeded = [c for c in checks if not c.passed]
+    exceeded = [c for c in checks if c.checked and not c.passed]
+    unchecked = [c for c in checks if not c.checked and not c.passed]
     if exceeded:
         typer.echo(f"budget exceeded: {'; '.join(f'{c.budget} {c.metric} {c.value:.4g} > {c.limit:g} ({c.kind})' for c in exceeded)}",
                    err=True)
+    if unchecked:
+        typer.echo(f"budget not checked (no measurement behind it): "
+                   f"{'; '.join(f'{c.budget} {c.metric} {c.detail}' for c in unchecked)}", err=True)
+    if exceeded or unchecked:
         raise typer.Exit(1)
 
 

@@ -1,5 +1,6 @@
 """Device side: open an export / bundle folder and trust nothing until it checks out
-(manifest version, toolkit version, every file's SHA-256)."""
+(manifest version, toolkit version, every field's type and range, every file inside the
+folder, every file's SHA-256)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,39 @@ from pathlib import Path
 
 from edgeaffect import __version__
 from edgeaffect.errors import InputError
+from edgeaffect.schema import Any, Int, List, Map, Nullable, OneOf, RelPath, Str, Table, check, field_error, show
 
 MANIFEST_VERSION = 1
+
+SHA256 = Str(pattern=r"[0-9a-f]{64}", what="a SHA-256 (64 lower-case hex digits)")
+VERSION = Str(pattern=r"\d+(\.\d+)*([.+-]?[0-9A-Za-z.+-]*)?", what="a version string such as '0.1.0'")
+SHAPE = List(Nullable(Int(min=1)), min_len=1, max_len=8)
+FILE_ENTRY = Table({"file": RelPath(), "runtime": Str(), "sha256": SHA256, "format": Str(), "bytes": Int(min=0),
+                    "description": Str(empty=True), "source_model": Str()},
+                   optional={"format", "bytes", "description", "source_model"}, what="a table (file, runtime, sha256)")
+ENGINE = Table({"file": RelPath(), "onnx": RelPath(), "precision": Str(), "workspace_mib": Int(min=1),
+                "max_batch": Int(min=1)}, optional={"onnx"}, what="a table (file, precision, workspace_mib, max_batch)")
+TARGET = Table({"key": Str(), "default_format": Str(), "options": Table({"threads": Int(min=1, max=1024)},
+                                                                         optional={"threads"}),
+                "engine": ENGINE}, optional={"key", "default_format", "options", "engine"})
+# What the first reader needs before anything else: a newer manifest may change the rest.
+VERSIONS = Table({"manifest_version": Int(min=1), "toolkit_version": VERSION}, what="a JSON object")
+MANIFEST = Table({
+    "manifest_version": Int(min=1),
+    "toolkit_version": VERSION,
+    "model": Str(),
+    "family": Str(),
+    "task": OneOf(Str(), Table({"kind": Str(), "description": Str(empty=True)}, optional={"description"})),
+    "labels": List(Str(), min_len=1, unique=True),
+    "inputs": Map(Table({"shape": SHAPE, "dtype": Str()}, optional={"dtype"}), min_len=1),
+    "output": Table({"name": Str(), "shape": SHAPE}, optional={"name"}),
+    "preprocessing": Table({}, what="a table (the family's preprocessing)"),
+    "files": Map(FILE_ENTRY, min_len=1, what="a table of format -> file entry"),
+    "verification": List(Any()),
+    "trained": Table({}),
+    "target": Nullable(TARGET),
+    "checksums": Map(SHA256, key=RelPath(), what="a table of file name -> SHA-256"),
+}, optional={"family", "task", "output", "verification", "trained", "target", "checksums"}, what="a JSON object")
 
 
 def sha256(path: Path) -> str:
@@ -26,28 +58,96 @@ def _version_tuple(v: str) -> tuple:
 
 
 def read_manifest(folder: str | Path) -> dict:
+    """The manifest, checked field by field (and by the family for its preprocessing) before
+    anything uses it; every file it names must lie inside ``folder``."""
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
         raise InputError(f"not a bundle or export folder (no manifest.json): {folder}; make one with `edgeaffect export`")
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        manifest = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"manifest.json in {folder} is not valid JSON ({exc})") from None
-    made_by = str(manifest.get("toolkit_version", "0"))
-    if int(manifest.get("manifest_version", 0)) > MANIFEST_VERSION or _version_tuple(made_by) > _version_tuple(__version__):
-        raise InputError(f"{folder} was made by edgeaffect {made_by} (manifest v{manifest.get('manifest_version')}), "
+    source = f"manifest.json in {folder}"
+    check(VERSIONS, manifest, source)
+    _check_not_newer(folder, manifest)
+    check(MANIFEST, manifest, source)
+    _check_consistent(manifest, source)
+    for where, rel in manifest_files(manifest):
+        contained(folder, rel, source, where)
+    _check_preprocessing(manifest, source)
+    return manifest
+
+
+def _refuse_constant(name: str):
+    # json accepts NaN / Infinity, which no number in a manifest may be.
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_not_newer(folder: Path, manifest: dict) -> None:
+    made_by = manifest["toolkit_version"]
+    if manifest["manifest_version"] > MANIFEST_VERSION or _version_tuple(made_by) > _version_tuple(__version__):
+        raise InputError(f"{folder} was made by edgeaffect {made_by} (manifest v{manifest['manifest_version']}), "
                          f"newer than this install ({__version__}, reads up to v{MANIFEST_VERSION}): "
                          "upgrade with pip install -U edgeaffect")
-    return manifest
+
+
+def _check_consistent(manifest: dict, source: str) -> None:
+    """Relations between fields that the per-field schema cannot see."""
+    target = manifest.get("target") or {}
+    default = target.get("default_format")
+    if default is not None and default not in manifest["files"]:
+        raise field_error(source, "target.default_format", f"one of the formats in 'files' ({', '.join(manifest['files'])})",
+                          show(default))
+    sums = manifest.get("checksums")
+    for fmt, entry in manifest["files"].items() if sums else ():
+        if sums.get(entry["file"]) != entry["sha256"]:
+            # verify checks 'checksums' only: a file missing there would be run unchecked.
+            raise field_error(source, f"checksums.<key {entry['file']!r}>", f"the SHA-256 of files.{fmt}",
+                              show(sums.get(entry["file"])))
+    output = manifest.get("output")
+    task = manifest.get("task")
+    kind = task.get("kind") if isinstance(task, dict) else None
+    if output and kind == "classification" and output["shape"][-1] != len(manifest["labels"]):
+        raise field_error(source, "output.shape", f"one score per label ({len(manifest['labels'])} labels)",
+                          show(output["shape"]))
+
+
+def manifest_files(manifest: dict) -> list[tuple[str, str]]:
+    """(field, file name) of every file the manifest names."""
+    out = [(f"files.{fmt}.file", e["file"]) for fmt, e in manifest["files"].items()]
+    out += [(f"checksums.<key {rel!r}>", rel) for rel in manifest.get("checksums") or {}]
+    engine = (manifest.get("target") or {}).get("engine") or {}
+    out += [(f"target.engine.{k}", engine[k]) for k in ("file", "onnx") if k in engine]
+    return out
+
+
+def contained(folder: Path, rel: str, source: str, where: str) -> Path:
+    """``folder / rel``, refused when it resolves outside ``folder`` (a symlink that leaves it)."""
+    root = folder.resolve()
+    path = (folder / rel).resolve()
+    if not path.is_relative_to(root):
+        raise field_error(source, where, f"a file inside {folder}", f"{rel!r}, which resolves to {path}")
+    return folder / rel
+
+
+def _check_preprocessing(manifest: dict, source: str) -> None:
+    from edgeaffect.families import get_family
+
+    try:
+        # Bundles made before families were recorded are all audio-visual.
+        family = get_family(manifest.get("family", "aver"))
+        family.adapter.validate(manifest["preprocessing"], manifest)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
 
 
 def verify_checksums(folder: str | Path, manifest: dict) -> int:
     """Every file the manifest lists must exist and match its SHA-256. Returns how many."""
     folder = Path(folder)
-    sums = manifest.get("checksums") or {e["file"]: e["sha256"] for e in manifest.get("files", {}).values()}
+    sums = manifest.get("checksums") or {e["file"]: e["sha256"] for e in manifest["files"].values()}
     for rel, digest in sums.items():
-        path = folder / rel
+        path = contained(folder, rel, f"manifest.json in {folder}", f"checksums.<key {rel!r}>")
         if not path.is_file():
             raise InputError(f"bundle {folder} is missing {rel}: copy the whole bundle folder again")
         if sha256(path) != digest:

@@ -34,6 +34,19 @@ class LiveInput:
     stage_ms: dict[str, float]
 
 
+def check_inputs(manifest: dict, expected: dict[str, list]) -> None:
+    """The manifest's model inputs must be the ones the adapter makes: same names, and the
+    same shape after the batch dimension (what a mismatched statistics file would break)."""
+    inputs = manifest["inputs"]
+    if sorted(inputs) != sorted(expected):
+        raise InputError(f"'inputs' must name {', '.join(sorted(expected))}, got {', '.join(sorted(inputs))}")
+    for name, tail in expected.items():
+        shape = inputs[name]["shape"]
+        if list(shape[1:]) != list(tail):
+            raise InputError(f"'inputs.{name}.shape' must be [batch, {', '.join(map(str, tail))}] to match the "
+                             f"preprocessing, got {shape}")
+
+
 class DeviceAdapter:
     """Device-side preprocessing of one family, built from ``manifest["preprocessing"]``."""
 
@@ -44,6 +57,14 @@ class DeviceAdapter:
 
     def __init__(self, preprocessing: dict, task: Task, labels: list[str]):
         self.preprocessing, self.task, self.labels = preprocessing, task, labels
+
+    @classmethod
+    def validate(cls, preprocessing: dict, manifest: dict) -> None:
+        """Refuse a malformed ``manifest["preprocessing"]`` with an InputError naming the
+        field, before any adapter is built from it: types, finite numbers, statistics as
+        long as the features they standardise, and the model inputs the adapter will make
+        (``manifest["inputs"]``). Called when a bundle is opened; the default accepts any
+        table (the shared manifest schema has checked that much)."""
 
     def load(self, media: Path, audio: Path | None = None):
         """Decode a recording (a clip, a wav, ...) into what ``inputs`` takes."""

@@ -11,6 +11,7 @@ A budgets file is TOML::
     p99_ms = 6.0
     size_kib = 100
     peak_memory_mib = 64
+    optional = true    # may go unmeasured (its export not benchmarked) without failing the check
 
 For ``host`` every figure is measured. For any other catalog device the latency and memory
 figures are checked against the roofline lower bound and the analytic memory, and are
@@ -28,10 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeaffect.errors import InputError
+from edgeaffect.schema import Bool, Int, Num, check
 
 METRICS = {"p50_ms": "p50 latency (ms)", "p99_ms": "p99 latency (ms)", "size_kib": "file size (KiB)",
            "peak_memory_mib": "peak memory added by the model (MiB)"}
+FLAGS = {"optional": "true: the budget may go unmeasured without failing the check"}
 DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3}
+DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100)}
+LIMIT = Num(above=0)
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Budget:
     model: str
     format: str
     limits: dict[str, float]
+    optional: bool = False
 
     @property
     def key(self) -> str:
@@ -72,10 +78,11 @@ def load_budgets(path: str | Path) -> Budgets:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"budgets file {path} is not valid TOML ({exc})") from None
-    defaults = data.pop("defaults", {})
-    for k in defaults:
+    defaults = _table(path, data.pop("defaults", {}), "defaults")
+    for k, v in defaults.items():
         if k not in DEFAULT_KEYS:
             raise _unknown(path, "key", k, DEFAULT_KEYS, " in [defaults]")
+        check(DEFAULT_SPECS[k], v, f"budgets file {path}", f"defaults.{k}")
     out = Budgets(str(path), float(defaults.get("tolerance", DEFAULT_KEYS["tolerance"])),
                   int(defaults.get("repeats", DEFAULT_KEYS["repeats"])))
     devices, models, formats = load_catalog(), list_models(), list_formats()
@@ -88,14 +95,30 @@ def load_budgets(path: str | Path) -> Budgets:
             for fmt, limits in _table(path, per_format, f"{dev}.{model}").items():
                 if fmt not in formats:
                     raise _unknown(path, "format", fmt, formats, f" in [{dev}.{model}]")
-                for k, v in _table(path, limits, f"{dev}.{model}.{fmt}").items():
-                    if k not in METRICS:
-                        raise _unknown(path, "key", k, METRICS, f" in [{dev}.{model}.{fmt}]")
-                    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                        raise InputError(f"budgets file {path}: [{dev}.{model}.{fmt}] {k} must be a positive "
-                                         f"number, got {v!r}")
-                out.entries.append(Budget(dev, model, fmt, {k: float(v) for k, v in limits.items()}))
+                out.entries.append(_budget(path, dev, model, fmt, _table(path, limits, f"{dev}.{model}.{fmt}")))
     return out
+
+
+def _budget(path, dev: str, model: str, fmt: str, table: dict) -> Budget:
+    where = f"{dev}.{model}.{fmt}"
+    for k, v in table.items():
+        if k not in METRICS and k not in FLAGS:
+            raise _unknown(path, "key", k, {**METRICS, **FLAGS}, f" in [{where}]")
+        if k in METRICS and not _positive(v):
+            raise InputError(f"budgets file {path}: [{where}] {k} must be a positive number, got {v!r}")
+    optional = check(Bool(), table.get("optional", False), f"budgets file {path}", f"{where}.optional")
+    limits = {k: float(v) for k, v in table.items() if k in METRICS}
+    if not limits:
+        raise InputError(f"budgets file {path}: [{where}] sets no budget; give at least one of {', '.join(METRICS)}")
+    return Budget(dev, model, fmt, limits, optional)
+
+
+def _positive(v) -> bool:
+    try:
+        LIMIT.check(v, "")
+    except ValueError:
+        return False
+    return True
 
 
 def _table(path, value, where: str) -> dict:
@@ -104,21 +127,45 @@ def _table(path, value, where: str) -> dict:
     return value
 
 
+NOT_CHECKED = "not checked"
+
+
 @dataclass
 class Check:
     budget: str  # device.model.format
     metric: str
     limit: float
     value: float | None
-    kind: str  # "measured" | "prediction (roofline lower bound)" | "prediction (analytic)" | "not checked"
+    kind: str  # "measured" | "prediction (roofline lower bound)" | "prediction (analytic)" | NOT_CHECKED
     passed: bool
     detail: str = ""
 
     @property
+    def checked(self) -> bool:
+        return self.kind != NOT_CHECKED
+
+    @property
+    def state(self) -> str:
+        """ok | EXCEEDED | UNCHECKED (no measurement: fails) | skipped (no measurement, optional)."""
+        if self.checked:
+            return "ok" if self.passed else "EXCEEDED"
+        return "skipped" if self.passed else "UNCHECKED"
+
+    @property
     def line(self) -> str:
-        state = "ok" if self.passed else "EXCEEDED"
         val = "-" if self.value is None else f"{self.value:.4g}"
-        return f"{state:8s} {self.budget} {self.metric}: {val} vs budget {self.limit:g} [{self.kind}] {self.detail}".rstrip()
+        return f"{self.state:9s} {self.budget} {self.metric}: {val} vs budget {self.limit:g} [{self.kind}] {self.detail}".rstrip()
+
+
+def _not_checked(b: Budget, metric: str, why: str) -> Check:
+    """No measurement behind a budget: a CI gate must fail on it unless it is optional."""
+    detail = f"({why}; optional)" if b.optional else f"({why}; mark it optional = true if that is expected)"
+    return Check(b.key, metric, b.limits[metric], None, NOT_CHECKED, b.optional, detail)
+
+
+def _why_unmeasured(b: Budget, rows: list[dict]) -> str:
+    failed = [r for r in rows if r["model"] == b.model and r["format"] == b.format]
+    return f"its benchmark did not run: {failed[0]['status']}" if failed else "no export of it was benchmarked"
 
 
 def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
@@ -130,8 +177,7 @@ def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
     for b in budgets.entries:
         row = next((r for r in rows if r["model"] == b.model and r["format"] == b.format and r["status"] == "ok"), None)
         if row is None:
-            checks += [Check(b.key, m, v, None, "not checked", True, "(no export of it was benchmarked)")
-                       for m, v in b.limits.items()]
+            checks += [_not_checked(b, m, _why_unmeasured(b, rows)) for m in b.limits]
             continue
         if "size_kib" in b.limits:
             size = row["bytes"] / 1024
@@ -174,7 +220,9 @@ def _host_latency(b: Budget, row: dict, budgets: Budgets, remeasure) -> list[Che
                              f"{detail}, tolerance {budgets.tolerance:.0%}"))
     if "peak_memory_mib" in b.limits:
         mem = row.get("model_memory_mib")
-        out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, "measured",
-                         mem is not None and mem <= b.limits["peak_memory_mib"] * tol,
-                         f"tolerance {budgets.tolerance:.0%}" if mem is not None else "(not measurable on this OS)"))
+        if mem is None:
+            out.append(_not_checked(b, "peak_memory_mib", "not measurable on this OS"))
+        else:
+            out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, "measured",
+                             mem <= b.limits["peak_memory_mib"] * tol, f"tolerance {budgets.tolerance:.0%}"))
     return out

@@ -1,7 +1,11 @@
-"""Audio decoding to mono float32 in [-1, 1] at the file's own sample rate.
+"""Audio decoding to mono float32 at the file's own sample rate, scaled as librosa
+scales it (it reads through soundfile too): int16 / 32768, int24 / 2**23, int32 / 2**31,
+8-bit (x - 128) / 128, float as stored.
 
-WAV goes through the standard library (as librosa scales PCM: int16 / 32768);
-audio inside a video container (RAVDESS modality 01 mp4) goes through PyAV.
+WAV (PCM or float), FLAC, OGG (Vorbis / Opus), MP3, AIFF ... go through soundfile
+(libsndfile, bundled in its wheels for x86_64 and aarch64); without soundfile, PCM WAV
+still reads through the standard library. Audio inside a video container (RAVDESS
+modality 01 mp4), or anything libsndfile does not know, goes through PyAV.
 """
 
 from __future__ import annotations
@@ -28,13 +32,42 @@ def _check_file(path: Path) -> None:
         raise MediaError(f"empty file: {path}")
 
 
+def _soundfile():
+    try:
+        import soundfile
+    except (ImportError, OSError):  # OSError: the wheel's libsndfile could not be loaded
+        return None
+    return soundfile
+
+
+def _read_soundfile(sf, path: Path) -> tuple[np.ndarray, int]:
+    """Raises what soundfile raises (LibsndfileError is a RuntimeError) for the caller to word."""
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return data.mean(axis=1).astype(np.float32), int(sr)
+
+
+_SOUNDFILE_ERRORS = (RuntimeError, ValueError, TypeError, EOFError)
+
+
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    sf = _soundfile()
+    if sf is not None:
+        try:
+            return _read_soundfile(sf, path)
+        except _SOUNDFILE_ERRORS as exc:
+            raise MediaError(f"cannot decode WAV {path}: {exc} (expected PCM 8/16/24/32-bit or float)") from None
+    return _read_wav_stdlib(path)
+
+
+def _read_wav_stdlib(path: Path) -> tuple[np.ndarray, int]:
+    """PCM WAV with the standard library alone (an install without soundfile)."""
     try:
         with wave.open(str(path), "rb") as w:
             n_channels, width, sr = w.getnchannels(), w.getsampwidth(), w.getframerate()
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise MediaError(f"cannot decode WAV {path}: {exc} (expected PCM 8/16/24/32-bit)") from None
+        hint = " (float WAV needs soundfile: pip install soundfile)" if "unknown format: 3" in str(exc) else ""
+        raise MediaError(f"cannot decode WAV {path}: {exc} (expected PCM 8/16/24/32-bit){hint}") from None
     if width == 1:
         data = np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0
     elif width == 3:
@@ -60,8 +93,7 @@ def _read_container_audio(path: Path) -> tuple[np.ndarray, int]:
                 # Planar formats are (channels, n); packed ones (1, n * channels).
                 if not frame.format.is_planar:
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
-                if arr.dtype.kind in "iu":
-                    arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
+                arr = _pcm_to_float(arr)
                 chunks.append(arr.astype(np.float32).mean(axis=0))
             sr = stream.rate
     except av.error.FFmpegError as exc:
@@ -71,16 +103,37 @@ def _read_container_audio(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks), int(sr)
 
 
+def _pcm_to_float(arr: np.ndarray) -> np.ndarray:
+    """Integer samples to float as librosa scales them: int16 / 32768, uint8 (x - 128) / 128."""
+    if arr.dtype.kind == "i":
+        return arr.astype(np.float32) / -float(np.iinfo(arr.dtype).min)
+    if arr.dtype.kind == "u":
+        half = (float(np.iinfo(arr.dtype).max) + 1) / 2
+        return (arr.astype(np.float32) - half) / half
+    return arr
+
+
+def _read_other(path: Path) -> tuple[np.ndarray, int]:
+    """FLAC, OGG, MP3 ... through soundfile; what it does not know (mp4, m4a) through PyAV."""
+    sf = _soundfile()
+    if sf is not None:
+        try:
+            return _read_soundfile(sf, path)
+        except _SOUNDFILE_ERRORS:
+            pass  # not a format libsndfile reads: PyAV decodes containers and says what is wrong
+    return _read_container_audio(path)
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode ``path`` to ``(y, sr)``: y mono float32 [shape=(n,)], sr the file's own rate."""
     path = Path(path)
     _check_file(path)
     with open(path, "rb") as f:
         head = f.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         y, sr = _read_wav(path)
     else:
-        y, sr = _read_container_audio(path)
+        y, sr = _read_other(path)
     if y.size == 0:
         raise MediaError(f"no audio samples in {path}")
     if not np.all(np.isfinite(y)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeaffect._optional import require
-from edgeaffect.errors import InputError
+from edgeaffect.errors import EdgeAffectError, InputError
 from edgeaffect.roofline.graph import Graph, ModelCost, Op, lstm_cost, model_cost, prod
 
 # --------------------------------------------------------------------------- Keras
@@ -279,6 +279,9 @@ def _onnx_const_shape(g, name: str) -> list:
 # --------------------------------------------------------------------------- any
 
 READERS = {".tflite": from_tflite, ".onnx": from_onnx}
+# What a corrupted model file raises once it has got past the reader's own checks.
+CORRUPT_MODEL = (ValueError, RuntimeError, KeyError, IndexError, TypeError, AttributeError, StopIteration,
+                 OverflowError, ZeroDivisionError, MemoryError)
 
 
 def analyse(artifact) -> ModelCost:
@@ -291,4 +294,13 @@ def analyse(artifact) -> ModelCost:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise InputError(f"cannot analyse '{path.name}': expected a {' or '.join(READERS)} file")
-    return model_cost(reader(path))
+    try:
+        return model_cost(reader(path))
+    except EdgeAffectError:
+        raise
+    except CORRUPT_MODEL as exc:
+        # A file that parses but holds nonsense (a tensor name that is not UTF-8, an index
+        # past the tensor table, a zero stride) fails deep inside the reader or the runtime.
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise InputError(f"{path} is not a valid {path.suffix.lower()[1:]} model or is corrupted "
+                         f"({type(exc).__name__}: {first}); export it again") from None

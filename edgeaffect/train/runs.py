@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgeaffect.errors import InputError
 from edgeaffect.models import ModelSpec, get_model
+from edgeaffect.schema import Int, List, Nullable, Str, Table, check
 
 
 @dataclass
@@ -27,6 +28,14 @@ class Run:
         return self.spec.family_plugin
 
 
+# The fields shared code reads; each family reads (and checks) its own when it loads the run.
+RUN_INFO = Table({"model": Str(), "family": Str(), "toolkit_version": Str(), "split": Table({"kind": Str()}),
+                  "seed": Int(), "split_seed": Nullable(Int()), "epochs": Int(min=0),
+                  "labels": List(Str(), min_len=1), "test": Table({})},
+                 optional={"family", "toolkit_version", "split", "seed", "split_seed", "epochs", "labels", "test"},
+                 what="a JSON object")
+
+
 def read_run_info(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -37,6 +46,7 @@ def read_run_info(run_dir: str | Path) -> dict:
         raise InputError(f"{path} is not valid JSON ({exc}); retrain the run with `edgeaffect train`") from None
     if not isinstance(info, dict) or not isinstance(info.get("model"), str):
         raise InputError(f"{path} names no model; retrain the run with `edgeaffect train`")
+    check(RUN_INFO, info, f"{path} (retrain the run with `edgeaffect train`)")
     return info
 
 

@@ -9,11 +9,38 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, model_inputs
-from edgeaffect.families.base import DeviceAdapter, LiveInput
+from edgeaffect.families.base import DeviceAdapter, LiveInput, check_inputs
+from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error, show
+
+_MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16), "hop_length": Int(min=1),
+               "n_mels": Int(min=1, max=1024), "fmin": Num(min=0), "fmax": Nullable(Num(above=0)),
+               "top_db": Nullable(Num(above=0))},
+              optional={"n_mfcc", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"}, closed=True)
+_FACE = Table({"size": Int(min=8, max=1024), "cascade": Str(pattern=r"[\w.-]+\.xml", what="a Haar cascade file name"),
+               "scale_factor": Num(above=1, max=2), "min_neighbors": Int(min=0), "min_size_frac": Num(above=0, max=1)},
+              optional={"size", "cascade", "scale_factor", "min_neighbors", "min_size_frac"}, closed=True)
+_FEATURES = Table({"n_segments": Int(min=1, max=1000), "frame_position": Str(choices=("start", "center")),
+                   "mfcc": _MFCC, "face": _FACE, "reuse_nearest_face": Bool()},
+                  optional={"n_segments", "frame_position", "mfcc", "face", "reuse_nearest_face"}, closed=True)
+PREPROCESSING = Table({"features": _FEATURES, "mfcc_mean": List(Num(), min_len=1),
+                       "mfcc_std": List(Num(above=0), min_len=1), "face_scale": Num(above=0)},
+                      optional={"face_scale"})
 
 
 class AverAdapter(DeviceAdapter):
     needs_video = True
+
+    @classmethod
+    def validate(cls, preprocessing: dict, manifest: dict) -> None:
+        check(PREPROCESSING, preprocessing, None, "preprocessing")
+        features = AverFeatureConfig.from_dict(preprocessing["features"])
+        n = features.mfcc.n_mfcc
+        for key in ("mfcc_mean", "mfcc_std"):
+            if len(preprocessing[key]) != n:
+                raise field_error(None, f"preprocessing.{key}", f"{n} numbers (one per MFCC, features.mfcc.n_mfcc)",
+                                  f"{len(preprocessing[key])} numbers")
+        size = features.face.size
+        check_inputs(manifest, {"face": [size, size, 1], "mfcc": [n, 1]})
 
     def __init__(self, preprocessing: dict, task, labels):
         super().__init__(preprocessing, task, labels)

@@ -8,13 +8,44 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.errors import MediaError
-from edgeaffect.families.base import DeviceAdapter, LiveInput
+from edgeaffect.errors import InputError, MediaError
+from edgeaffect.families.base import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.families.speechnet.features import FusionConfig, fusion_features, model_input
+from edgeaffect.schema import Int, List, Num, Str, Table, Tuple, check, field_error, show
+
+_FEATURES = Table({"sample_rate": Int(min=1000, max=384000), "n_fft": Int(min=16, max=1 << 16),
+                   "hop_length": Int(min=1), "n_mels": Int(min=1, max=1024),
+                   "composition": List(Tuple(Str(), Int(min=1, max=512)), min_len=1),
+                   "rolloff_percent": Num(above=0, max=1), "contrast_fmin": Num(above=0),
+                   "pitch_fmin": Num(above=0), "pitch_fmax": Num(above=0), "yin_threshold": Num(above=0, max=1),
+                   "silence_dbfs": Num(max=0), "max_clipped_fraction": Num(min=0, max=1),
+                   "expected_dim": Int(min=1)},
+                  optional={"sample_rate", "n_fft", "hop_length", "n_mels", "composition", "rolloff_percent",
+                            "contrast_fmin", "pitch_fmin", "pitch_fmax", "yin_threshold", "silence_dbfs",
+                            "max_clipped_fraction", "expected_dim"}, closed=True)
+# std may hold a 0 (a constant feature); standardise() refuses the non-finite result.
+PREPROCESSING = Table({"features": _FEATURES, "mean": List(Num(), min_len=1), "std": List(Num(min=0), min_len=1),
+                       "max_frames": Int(min=1, max=100000)})
 
 
 class SpeechAdapter(DeviceAdapter):
     needs_video = False
+
+    @classmethod
+    def validate(cls, preprocessing: dict, manifest: dict) -> None:
+        check(PREPROCESSING, preprocessing, None, "preprocessing")
+        try:
+            features = FusionConfig.from_dict(preprocessing["features"])
+        except ValueError as exc:
+            raise InputError(f"'preprocessing.features.composition' is not a fusion composition ({exc})") from None
+        if features.pitch_fmin >= features.pitch_fmax:
+            raise field_error(None, "preprocessing.features.pitch_fmax",
+                              f"above pitch_fmin ({features.pitch_fmin:g})", show(features.pitch_fmax))
+        for key in ("mean", "std"):
+            if len(preprocessing[key]) != features.dim:
+                raise field_error(None, f"preprocessing.{key}", f"{features.dim} numbers (one per fusion feature)",
+                                  f"{len(preprocessing[key])} numbers")
+        check_inputs(manifest, {"features": [preprocessing["max_frames"], features.dim]})
 
     def __init__(self, preprocessing: dict, task, labels):
         super().__init__(preprocessing, task, labels)
