@@ -59,7 +59,8 @@ def write_target_files(folder: Path, target: Target, options: dict, files: dict,
         for p in ("fp16", "int8", "int8-calibrated"):
             cmd = trtexec_command(files[ONNX_FOR_PRECISION[p]]["file"], f"model-{p}.engine", p, manifest_inputs,
                                   workspace_mib=section["engine"]["workspace_mib"],
-                                  max_batch=section["engine"]["max_batch"], calibration_cache="calibration.cache")
+                                  max_batch=section["engine"]["max_batch"], calibration_cache="calibration.cache",
+                                  tensorrt=target.tensorrt)
             lines.append(("" if p == precision else "# ") + cmd)
         if precision == "int8-calibrated":
             lines.insert(5, "# trtexec reads calibration.cache: make it first with `edgeaffect build-engine . "
