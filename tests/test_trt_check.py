@@ -319,7 +319,7 @@ def test_speechnet_nano_bundle_is_opset_13_without_reciprocal_and_passes_8_2(spe
     for e in m["files"].values():
         model = onnx.load(str(speech_nano_bundle / e["file"]))
         ops = {n.op_type for n in model.graph.node}
-        assert e["onnx_opset"] == 13 and {"LSTM", "Einsum"} <= ops and "Reciprocal" not in ops, e["file"]
+        assert e["onnx_opset"] == 13 and "LSTM" in ops and "Reciprocal" not in ops, e["file"]
         assert e["replaced_ops"]["Reciprocal"] > 0
         r = cli("trt-check", speech_nano_bundle / e["file"], "--tensorrt", "8.2")
         assert r.returncode == 0, r.stdout + r.stderr
