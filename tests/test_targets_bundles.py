@@ -38,6 +38,17 @@ def jetson_bundle(trained_run, dataset, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def nano_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target, resolve_options
+
+    out = tmp_path_factory.mktemp("bundles") / "nano"
+    nano = get_target("jetson-nano")
+    export_run(trained_run, dataset, out, target=nano, options=resolve_options(nano, {}))  # as the CLI does
+    return out
+
+
 def test_targets_are_data_with_close_match_and_refused_options():
     from edgeaffect.export.targets import get_target, load_targets, resolve_options
 
@@ -81,10 +92,81 @@ def test_jetson_bundle_checks_ops_and_carries_the_trt_build(jetson_bundle):
     sh = (jetson_bundle / "trtexec.sh").read_text()
     active = [line for line in sh.splitlines() if line.startswith("/usr/src/tensorrt/bin/trtexec")]
     assert len(active) == 1 and "--int8" in active[0] and "onnx-int8-trt.onnx" in active[0]
-    assert "--maxShapes=face:8x64x64x1,mfcc:8x40x1" in active[0]
+    assert "--maxShapes=face:8x64x64x1,mfcc:8x40x1" in active[0] and "--memPoolSize=workspace:256M" in active[0]
     batches = list(calibration_batches(jetson_bundle / "calibration.npz", 32))
     assert len(batches) == 3 and batches[0]["face"].shape == (32, 64, 64, 1)  # 100 samples -> 3 full batches
     assert batches[0]["face"].dtype == np.float32 and 0 <= batches[0]["face"].min() <= batches[0]["face"].max() <= 1
+
+
+def test_jetson_nano_bundle_is_opset_13_and_passes_tensorrt_8_2(nano_bundle):
+    import onnx
+
+    from edgeaffect.export.onnx import opset_of
+
+    m = json.loads((nano_bundle / "manifest.json").read_text())
+    t = m["target"]
+    assert t["tensorrt"] == "8.2" and t["writer_options"]["onnx_opset"] == 13
+    assert "trt-check --tensorrt 8.2" in t["tensorrt_ops_checked"]
+    assert t["options"] == {"precision": "fp16"} and t["engine"]["onnx"] == m["files"]["onnx-fp32"]["file"]
+    assert list(m["files"]) == ["onnx-fp32", "onnx-int8-trt"]
+    for e in m["files"].values():
+        assert e["onnx_opset"] == 13 == opset_of(onnx.load(str(nano_bundle / e["file"]))), e["file"]
+        r = cli("trt-check", nano_bundle / e["file"], "--tensorrt", "8.2")
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert all(v["passed"] for v in m["verification"])
+    assert "opset 13" in (nano_bundle / "README.md").read_text()
+    active = [x for x in (nano_bundle / "trtexec.sh").read_text().splitlines() if x.startswith("/usr/src/tensorrt")]
+    # TensorRT 8.2's trtexec: --workspace (MiB); --memPoolSize came in 8.4
+    assert len(active) == 1 and "--fp16" in active[0] and "--workspace=256" in active[0]
+    assert "onnx-fp32.onnx" in active[0] and "memPoolSize" not in (nano_bundle / "trtexec.sh").read_text()
+
+
+def test_writer_options_reach_only_the_formats_that_take_them():
+    from edgeaffect.export.exporter import writer_options
+    from edgeaffect.export.formats import get_format
+    from edgeaffect.export.targets import get_target, load_targets
+
+    nano = get_target("jetson-nano")
+    assert writer_options(get_format("onnx-int8-trt"), nano) == {"onnx_opset": 13, "onnx_replace_ops": ["Reciprocal"]}
+    assert writer_options(get_format("tflite-int8"), nano) == {}
+    assert writer_options(get_format("onnx-fp32"), None) == {}
+    # only the Nano's TensorRT needs another opset: the others keep the writers' default
+    assert [k for k, t in load_targets().items() if t.writer_options] == ["jetson-nano"]
+
+
+def test_reciprocal_is_rewritten_as_an_exact_div(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edgeaffect.export.onnx import replace_ops
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
+    g = helper.make_graph([helper.make_node("Sqrt", ["x"], ["s"], "sqrt"),
+                           helper.make_node("Reciprocal", ["s"], ["y"], "rsqrt")], "g", [x], [y])
+    before = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    before.ir_version = 8  # what this onnxruntime reads (newer onnx writes a newer IR by default)
+    after = onnx.ModelProto()
+    after.CopyFrom(before)
+    assert replace_ops(after, ("Reciprocal",)) == {"Reciprocal": 1}
+    assert [n.op_type for n in after.graph.node] == ["Sqrt", "Div"]
+    onnx.checker.check_model(after, full_check=True)
+    v = {"x": np.random.default_rng(0).uniform(1e-6, 1e6, (64, 3)).astype(np.float32)}
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, v)[0]  # noqa: E731
+    assert np.array_equal(run(before), run(after))  # bit for bit: both are one IEEE division
+    with pytest.raises(ValueError, match="no ONNX rewrite for Det"):
+        replace_ops(after, ("Det",))
+
+
+def test_the_orin_budget_is_checked_on_the_jetson_bundle(jetson_bundle, tmp_path):
+    """roofline/budgets.toml keys the Orin budget on onnx-int8-trt, the format Jetson bundles carry."""
+    r = cli("bench", jetson_bundle, "--budget", "0.2", "--budgets", ROOT / "roofline" / "budgets.toml",
+            "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    checks = {c["budget"]: c for c in json.loads((tmp_path / "b.json").read_text())["budgets"]}
+    c = checks["jetson-orin-nano.aver-ravdess.onnx-int8-trt"]
+    assert c["kind"] == "prediction (roofline lower bound)" and c["passed"] and c["value"] is not None
 
 
 def test_an_unsupported_op_fails_the_export_check_by_name(tmp_path):

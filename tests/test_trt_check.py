@@ -293,3 +293,50 @@ def test_jetson_bundles_of_both_models_pass_for_10_3(which, request):
     assert m["target"]["engine"]["onnx"] == m["files"]["onnx-int8-trt"]["file"]
     v = {x["format"]: x for x in m["verification"]}["onnx-int8-trt"]
     assert v["passed"] and v["top1_agreement"] >= 0.95
+
+
+# --- the Jetson Nano (TensorRT 8.2: opset 13, no Reciprocal in its parser table) -----------
+
+def _nano_bundle(run, data, out):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target, resolve_options
+
+    nano = get_target("jetson-nano")
+    export_run(run, data, out, target=nano, options=resolve_options(nano, {}))  # the defaults, as the CLI does
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_nano_bundle(speech_run, speech_dataset, tmp_path_factory):
+    return _nano_bundle(speech_run, speech_dataset, tmp_path_factory.mktemp("bundles") / "speech-nano")
+
+
+def test_speechnet_nano_bundle_is_opset_13_without_reciprocal_and_passes_8_2(speech_nano_bundle):
+    """SpeechNet (LSTM, multi-head attention, capsule routing with Rsqrt) at opset 13: tf2onnx's
+    Reciprocal (N in 8.2's table) is written as Div(1, x); both files pass TensorRT 8.2's rules."""
+    m = json.loads((speech_nano_bundle / "manifest.json").read_text())
+    assert m["target"]["tensorrt"] == "8.2"
+    for e in m["files"].values():
+        model = onnx.load(str(speech_nano_bundle / e["file"]))
+        ops = {n.op_type for n in model.graph.node}
+        assert e["onnx_opset"] == 13 and "LSTM" in ops and "Reciprocal" not in ops, e["file"]
+        assert e["replaced_ops"]["Reciprocal"] > 0
+        r = cli("trt-check", speech_nano_bundle / e["file"], "--tensorrt", "8.2")
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert all(v["passed"] for v in m["verification"])
+
+
+def test_an_op_the_nano_cannot_parse_fails_the_export_in_one_line(speech_run, speech_dataset, tmp_path):
+    """Without the rewrite, SpeechNet's Reciprocal reaches the 8.2 check: the export fails naming
+    it, and nothing is written."""
+    from dataclasses import replace
+
+    from edgeaffect.errors import VerificationError
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    nano = get_target("jetson-nano")
+    bare = replace(nano, writer_options={"onnx_opset": 13})
+    with pytest.raises(VerificationError, match=r"TensorRT 8\.2.*\(Reciprocal\): operator: marked unsupported") as e:
+        export_run(speech_run, speech_dataset, tmp_path / "b", target=bare)
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()

@@ -31,6 +31,8 @@ def write_target_files(folder: Path, target: Target, options: dict, files: dict,
     section = {"key": target.key, "name": target.name, "device": target.device, "runtime": target.runtime,
                "fallback_runtime": target.fallback_runtime, "install": f"pip install 'edgeaffect[{target.extra}]'",
                "options": options, "default_format": target.formats[0]}
+    if target.writer_options:  # what the files were written for (opset, rewritten ops)
+        section["writer_options"] = dict(target.writer_options)
     for fmt, entry in files.items():
         if fmt == "tflite-int8":
             entry["quantization"] = tflite_quantization(folder / entry["file"])
@@ -57,7 +59,8 @@ def write_target_files(folder: Path, target: Target, options: dict, files: dict,
         for p in ("fp16", "int8", "int8-calibrated"):
             cmd = trtexec_command(files[ONNX_FOR_PRECISION[p]]["file"], f"model-{p}.engine", p, manifest_inputs,
                                   workspace_mib=section["engine"]["workspace_mib"],
-                                  max_batch=section["engine"]["max_batch"], calibration_cache="calibration.cache")
+                                  max_batch=section["engine"]["max_batch"], calibration_cache="calibration.cache",
+                                  tensorrt=target.tensorrt)
             lines.append(("" if p == precision else "# ") + cmd)
         if precision == "int8-calibrated":
             lines.insert(5, "# trtexec reads calibration.cache: make it first with `edgeaffect build-engine . "
@@ -88,6 +91,9 @@ def bundle_readme(target: Target, section: dict, files: dict) -> str:
                  "`int8` uses the symmetric int8 Q/DQ model (`onnx-int8-trt`: explicit quantization, the path "
                  "TensorRT 11 keeps). `int8-calibrated` runs TensorRT's entropy calibrator on `calibration.npz` "
                  "(deprecated since TensorRT 10.1). Until an engine exists, the bundle runs on ONNX Runtime."]
+        opsets = sorted({e["onnx_opset"] for e in files.values() if "onnx_opset" in e})
+        text += ["", f"The ONNX files are opset {', '.join(map(str, opsets))}, checked against TensorRT "
+                 f"{target.tensorrt}'s parser table (`edgeaffect trt-check FILE --tensorrt {target.tensorrt}`)."]
     text += ["", "Latency figures for this device made on another machine are roofline predictions; only "
              "`edgeaffect profile` run on the device measures it."]
     return "\n".join(text) + "\n"

@@ -40,6 +40,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
     models = {"float": run.model}
     if any(f.source == "qat" for f in fmts):
         print(f"QAT fine-tune of {run.spec.name}", file=log, flush=True)
+        # not ``options``: those are the target's and go into its manifest section
         qat_options = {"loss": task.loss, **family.qat_options(run)}
         models["qat"] = qat_finetune(run.model, x_train, task.training_targets(y_train, n_outputs), x_val,
                                      task.training_targets(y_val, n_outputs), epochs=qat_epochs,
@@ -50,7 +51,8 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
         for f in fmts:
             name = f"{run.spec.name}-{f.name}{f.suffix}"
             t0 = time.monotonic()
-            f.write(models[f.source], run.spec.inputs, calibration, tmp / name)
+            facts = f.write(models[f.source], run.spec.inputs, calibration, tmp / name,
+                            **writer_options(f, target)) or {}
             for v in verify(task, f, tmp / name, ref[f.source], ref["float"], x_test, y_test):
                 print(f"  {f.name:12s} {v.kernels:9s} {(tmp / name).stat().st_size / 1024:8.1f} KiB  "
                       f"max|diff| {v.max_abs_diff:.2e}  p95 {v.p95_abs_diff:.2e}  agreement {v.agreement:.4f}  "
@@ -61,7 +63,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
                 results.append(v)
             files[f.name] = {"file": name, "format": f.name, "source_model": f.source, "runtime": f.runtime,
                              "bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name),
-                             "description": f.description}
+                             "description": f.description, **facts}
         failed = [v for v in results if v.gating and not v.passed]
         if failed:
             raise VerificationError("export verification failed, nothing written: " + "; ".join(
@@ -77,6 +79,12 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
         manifest["checksums"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
+
+
+def writer_options(fmt, target) -> dict:
+    """The target's writer options that ``fmt`` accepts (a format without an opset gets none)."""
+    given = target.writer_options if target is not None else {}
+    return {k: v for k, v in given.items() if k in fmt.options}
 
 
 def build_manifest(run: Run, files: dict, results) -> dict:

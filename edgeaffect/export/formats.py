@@ -21,8 +21,13 @@ class ExportFormat:
     # "float32", "float16" or "int8": the model's task turns it into verification bounds
     # (edgeaffect.families.tasks), so a format never assumes what its outputs mean.
     precision: str
-    write: Callable  # (keras_model, input_specs, calibration, path) -> None
+    # (keras_model, input_specs, calibration, path, **options) -> dict of facts about the written
+    # file for the manifest (e.g. its ONNX opset), or None
+    write: Callable
     description: str
+    # writer options it accepts (a target's ``writer_options``, e.g. ``onnx_opset``); the
+    # exporter passes only these, so a format without an opset never sees one
+    options: tuple[str, ...] = ()
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeaffect._optional import require
 from edgeaffect.export.formats import ExportFormat, register_format
-from edgeaffect.export.onnx import OPSET, write_onnx
+from edgeaffect.export.onnx import OPSET, WRITER_OPTIONS, opset_of, write_onnx
 from edgeaffect.io import atomic_write_bytes
 
 FUSED_OPS = ("Conv", "Gemm", "MatMul")  # the ops TensorRT runs in int8 from Q/DQ inputs
@@ -69,12 +69,17 @@ def _quantize(q, float_onnx: Path, out: Path, calibration: list[dict]) -> None:
                        "OpTypesToExcludeOutputQuantization": list(FUSED_OPS)})
 
 
-def write_onnx_int8_trt(model, input_specs, calibration, path) -> None:
+def write_onnx_int8_trt(model, input_specs, calibration, path, **options) -> dict:
+    """``options``: the ONNX writer's (opset, op rewrites), applied to the float model it quantizes."""
+    onnx = require("onnx", "train")
     with tempfile.TemporaryDirectory(prefix="edgeaffect-trt-") as d:
         float_onnx, q_onnx = Path(d) / "float.onnx", Path(d) / "int8.onnx"
-        write_onnx(model, input_specs, calibration, float_onnx)
+        facts = write_onnx(model, input_specs, calibration, float_onnx, **options)
         quantize_for_tensorrt(float_onnx, q_onnx, calibration)
+        # the quantizer may raise the opset (per-channel Q/DQ needs 13): record what it wrote
+        facts["onnx_opset"] = opset_of(onnx.load(str(q_onnx)))
         atomic_write_bytes(path, q_onnx.read_bytes())
+    return facts
 
 
 # Post-training quantization from the float model, verified against it: the same bounds as
@@ -83,4 +88,5 @@ def write_onnx_int8_trt(model, input_specs, calibration, path) -> None:
 register_format(ExportFormat("onnx-int8-trt", ".onnx", "float", "onnxruntime", "int8",
                              write_onnx_int8_trt,
                              f"ONNX int8 Q/DQ for TensorRT (symmetric, per-channel weights, post-training "
-                             f"calibration on Conv/Gemm/MatMul inputs), opset {OPSET}"))
+                             f"calibration on Conv/Gemm/MatMul inputs), opset {OPSET} unless the target sets one",
+                             WRITER_OPTIONS))

@@ -27,6 +27,9 @@ class Target:
     fallback_runtime: str | None = None
     jetpack: str | None = None
     tensorrt: str | None = None
+    # options for the format writers that accept them (``ExportFormat.options``), e.g. the ONNX
+    # opset the device's parser takes; not user options (the device decides them)
+    writer_options: dict = field(default_factory=dict)
 
     @property
     def is_jetson(self) -> bool:
@@ -35,12 +38,21 @@ class Target:
 
 def load_targets() -> dict[str, Target]:
     data = tomllib.loads(resources.files("edgeaffect.export").joinpath("targets.toml").read_text())
+    writer_keys = _writer_option_names()
     out = {}
     for key, t in data.items():
         out[key] = Target(key, t["name"], t["device"], tuple(t["formats"]), t["runtime"], t["extra"],
                           tuple(t.get("options", ())), {o: t[o] for o in t.get("options", ()) if o in t},
-                          t.get("fallback_runtime"), t.get("jetpack"), t.get("tensorrt"))
+                          t.get("fallback_runtime"), t.get("jetpack"), t.get("tensorrt"),
+                          {o: t[o] for o in writer_keys if o in t})
     return out
+
+
+def _writer_option_names() -> set[str]:
+    """Every option some registered format's writer accepts (a new format brings its own)."""
+    from edgeaffect.export.formats import get_format, list_formats
+
+    return {o for f in list_formats() for o in get_format(f).options}
 
 
 def get_target(key: str) -> Target:

@@ -46,11 +46,21 @@ def shape_spec(inputs: dict, batch: int) -> str:
     return ",".join(f"{name}:{'x'.join(str(d) for d in [batch, *_per_sample(s)])}" for name, s in inputs.items())
 
 
+def workspace_flag(workspace_mib: int, tensorrt: str | None) -> str:
+    """trtexec's --memPoolSize came with TensorRT's memory-pool API (8.4); 8.2 (JetPack 4.6)
+    only knows --workspace (MiB) and refuses the newer flag."""
+    if tensorrt is not None and tuple(int(x) for x in tensorrt.split(".")[:2]) < (8, 4):
+        return f"--workspace={workspace_mib}"
+    return f"--memPoolSize=workspace:{workspace_mib}M"
+
+
 def trtexec_command(onnx_file: str, engine_file: str, precision: str, inputs: dict, *,
-                    workspace_mib: int = 256, max_batch: int = 8, calibration_cache: str | None = None) -> str:
-    """The trtexec line equivalent to ``build_engine`` (for users who prefer NVIDIA's tool)."""
+                    workspace_mib: int = 256, max_batch: int = 8, calibration_cache: str | None = None,
+                    tensorrt: str | None = None) -> str:
+    """The trtexec line equivalent to ``build_engine`` (for users who prefer NVIDIA's tool), for
+    TensorRT ``tensorrt`` (None: the current flags)."""
     args = ["/usr/src/tensorrt/bin/trtexec", f"--onnx={onnx_file}", f"--saveEngine={engine_file}",
-            f"--memPoolSize=workspace:{workspace_mib}M",
+            workspace_flag(workspace_mib, tensorrt),
             f"--minShapes={shape_spec(inputs, 1)}", f"--optShapes={shape_spec(inputs, 1)}",
             f"--maxShapes={shape_spec(inputs, max_batch)}"]
     if precision == "fp16":
