@@ -101,11 +101,13 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
               seed: int = 0):
     """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
-    from edgeaffect.train.families import load_corpus, train
+    from edgeaffect.train.families import check_request, load_corpus, train
 
+    options = {"margins": margins}
+    check_request(model, split, ablation, options)  # a typo fails before the corpus is read
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
-                deterministic=deterministic, options={"margins": margins})
+                deterministic=deterministic, options=options)
     metric = run.family.task.metric_name
     typer.echo(f"{out}: test {metric} {run.info['test'][metric]:.4f} ({run.info['split']['kind']} split)")
 

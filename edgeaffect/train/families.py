@@ -17,13 +17,21 @@ def load_corpus(model: str, data: str | Path, cache_dir: str | Path, corpus: str
     return spec.family_plugin.load_corpus(spec, Path(data), Path(cache_dir), corpus, log=log)
 
 
+def check_request(model: str, split: str = "paper", ablation: str | None = None, options: dict | None = None):
+    """Refuse a split, ablation or option the model's family does not have, before any work."""
+    family = get_model(model).family_plugin
+    if split not in family.split_kinds:
+        raise InputError(f"unknown split '{split}' for {model}; choose one of: {', '.join(family.split_kinds)}")
+    family.check_ablation(ablation)
+    family.check_options(options or {})
+    return family
+
+
 def train(model: str, dataset, out: str | Path, *, split: str = "paper", seed: int = 0, split_seed: int | None = None,
           epochs: int | None = None, deterministic: bool = False, ablation: str | None = None,
           options: dict | None = None, log=sys.stderr):
     spec = get_model(model)
-    family = spec.family_plugin
-    if split not in family.split_kinds:
-        raise InputError(f"unknown split '{split}' for {model}; choose one of: {', '.join(family.split_kinds)}")
+    family = check_request(model, split, ablation, options)
     return family.train(spec, dataset, Path(out), split=split, seed=seed, split_seed=split_seed, epochs=epochs,
                         deterministic=deterministic, ablation=ablation, options=options or {}, log=log)
 

@@ -24,6 +24,13 @@ class SpeechNetFamily(Family):
     corpus_layouts = tuple(CORPORA)
     adapter = SpeechAdapter
 
+    def check_options(self, options: dict) -> None:
+        from edgeaffect._optional import lookup
+
+        super().check_options(options)
+        if options.get("margins") is not None:
+            lookup("--margins", options["margins"], MARGINS)
+
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.speechnet.dataset import build_speech_dataset
 
