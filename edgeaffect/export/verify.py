@@ -66,11 +66,15 @@ def judge(task, fmt: ExportFormat, outputs: np.ndarray, reference: np.ndarray, f
     # flipped near-tie is allowed, so it is not called a regression.
     if b.agreement is not None and agree < min(b.agreement, 1.0 - 1.0 / n) - 1e-9:
         failures.append(f"decisions agree {agree:.4f} < {b.agreement} (or all but one of {n})")
-    allowed = max(b.max_metric_drop, task.metric_resolution(n))
-    drop = task.metric_drop(value, float_value)
-    if drop > allowed + 1e-9:
-        failures.append(f"{task.metric_name} {value:.4f} is {drop:.4f} worse than float {float_value:.4f} "
-                        f"(bound {allowed:.4g})")
+    one_sample = task.metric_resolution(n)
+    checks = [("its source model", ref_value, b.max_metric_drop)]
+    if b.max_quantization_drop is not None:
+        checks.append(("the float model", float_value, b.max_quantization_drop))
+    for what, against, bound in checks:
+        drop, allowed = task.metric_drop(value, against), max(bound, one_sample)
+        if drop > allowed + 1e-9:
+            failures.append(f"{task.metric_name} {value:.4f} is {drop:.4f} worse than {what} ({against:.4f}; "
+                            f"bound {allowed:.4g})")
     steps = max_abs / output_scale if output_scale else None
     return Verification(fmt.name, runtime, kernels, task.kind, n, max_abs, p95, steps, agree, task.metric_name, value,
                         ref_value, float_value, b.describe(), failures)
