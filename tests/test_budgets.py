@@ -35,8 +35,10 @@ def _no_remeasure(row):
 def test_the_repository_budgets_say_which_may_go_unmeasured():
     b = load_budgets(ROOT / "roofline" / "budgets.toml")
     optional = {e.key for e in b.entries if e.optional}
-    assert optional and all(".speechnet-emodb." in k for k in optional)
-    assert all(not e.optional for e in b.entries if e.model == "aver-ravdess")
+    # SpeechNet (the suite's gate benchmarks the AVER export alone) and formats only a Jetson
+    # bundle carries (`make bench` benchmarks the desktop exports).
+    assert optional and all(".speechnet-emodb." in k or k.startswith("jetson-") for k in optional)
+    assert all(not e.optional for e in b.entries if e.model == "aver-ravdess" and not e.key.startswith("jetson-"))
 
 
 def test_an_unmeasured_budget_fails_unless_optional(tmp_path):
