@@ -210,7 +210,16 @@ def build_spectronet(c: SpectroNetConfig):
     v = L.Dropout(c.dropout, name="dropout")(v)
     v = L.Dense(c.dense_units, activation="relu", name="dense")(v)
     out = L.Dense(1, name="bdi")(v)
-    return k.Model({"spectrogram": spec_in, "vlnep": vlnep_in}, out, name="spectrotemporal")
+    return _detached(k, k.Model({"spectrogram": spec_in, "vlnep": vlnep_in}, out, name="spectrotemporal"), custom)
+
+
+def _detached(k, model, custom):
+    """The same model rebuilt from its config: its backbone layers then carry only the five
+    views' nodes, not the template's (Keras' clone_model, which QAT uses, trips on those)."""
+    clean = k.Model.from_config(model.get_config(), custom_objects=custom)
+    for layer in clean.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clean
 
 
 def _stream(k, custom, c: SpectroNetConfig, x, name: str):
