@@ -102,7 +102,11 @@ def custom_objects() -> dict:
             self.shape = tuple(shape)
 
         def call(self, x):
-            return t.reshape(x, (-1, *self.shape))
+            # The new batch size from the old one, never -1: TFLite's int8 calibrator resizes
+            # inputs, and a -1 reshape then gets a zero-sized shape (measured).
+            n = t.shape(x)[0]
+            first = n * x.shape[1] if len(self.shape) == 3 else n // self.shape[0]
+            return t.reshape(x, t.concat([[first], list(self.shape)], 0))
 
         def get_config(self):
             return {**super().get_config(), "shape": list(self.shape)}
@@ -125,7 +129,21 @@ def custom_objects() -> dict:
             z, beta = inputs
             return t.reduce_sum(z * beta, axis=1)
 
-    return {c.__name__: c for c in (FoldSegments, PositionalEncoding, WeightedSum)}
+    class ChannelAffine(k.layers.Layer):
+        """x * scale + offset per channel, constants in the config: the backbone stem's
+        Normalization (whose state tensors tf2onnx turns into extra graph inputs)."""
+
+        def __init__(self, scale, offset, **kw):
+            super().__init__(**kw)
+            self.scale, self.offset = [float(v) for v in scale], [float(v) for v in offset]
+
+        def call(self, x):
+            return x * t.constant(self.scale, x.dtype) + t.constant(self.offset, x.dtype)
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    return {c.__name__: c for c in (FoldSegments, PositionalEncoding, WeightedSum, ChannelAffine)}
 
 
 # --- the backbone, flat ---
@@ -170,16 +188,29 @@ def reapply(template, x):
     from edgeaffect.keras_backend import tf
 
     nest = tf().nest
+    affine = custom_objects()["ChannelAffine"]
     memo = {id(template.inputs[0]): x}
     for depth in sorted(template._nodes_by_depth, reverse=True):  # noqa: SLF001 - tf_keras' graph
         for node in template._nodes_by_depth[depth]:  # noqa: SLF001
             if node.is_input:
                 continue
             sub = lambda v: memo.get(id(v), v)  # noqa: E731
-            out = node.layer(*nest.map_structure(sub, node.call_args), **nest.map_structure(sub, node.call_kwargs))
+            layer = node.layer
+            if type(layer).__name__ == "Normalization":
+                layer = _stem_affine(affine, layer)
+            out = layer(*nest.map_structure(sub, node.call_args), **nest.map_structure(sub, node.call_kwargs))
             for old, new in zip(nest.flatten(node.outputs), nest.flatten(out)):
                 memo[id(old)] = new
     return memo[id(template.outputs[0])]
+
+
+def _stem_affine(affine, norm):
+    """The Normalization layer's (x - mean) / sqrt(variance) as constants (one per view)."""
+    import numpy as np
+
+    mean, var = (np.asarray(v, np.float64).reshape(-1) for v in norm.get_weights()[:2])
+    scale = 1.0 / np.maximum(np.sqrt(var), 1e-7)  # Keras' Normalization: max(sqrt(var), epsilon)
+    return affine(scale.tolist(), (-mean * scale).tolist())
 
 
 def build_spectronet(c: SpectroNetConfig):
@@ -298,9 +329,9 @@ def backbone_params(c: SpectroNetConfig) -> int:
 def spectronet_cost(c: SpectroNetConfig) -> list[LayerCost]:
     """Rows for one sequence: the backbone's parameters once (shared), its FLOPs for every
     view of every segment (row names say which), then the transformer."""
-    rows = [LayerCost("backbone_normalization", "normalization", c.image + (3,), 7, 0)]
+    # The stem's Normalization becomes constants (ChannelAffine): Keras' 7 state values are not weights here.
     whole = efficientnet_cost("whole/", c.image, *c.backbone)
-    rows += [LayerCost(r.name, r.kind, r.out_shape, r.params, r.flops * c.segments) for r in whole]
+    rows = [LayerCost(r.name, r.kind, r.out_shape, r.params, r.flops * c.segments) for r in whole]
     for i, (_, _, ph, pw) in enumerate(c.patches()):
         rows += [LayerCost(r.name, r.kind, r.out_shape, 0, r.flops * c.segments)
                  for r in efficientnet_cost(f"patch{i}/", (ph, pw), *c.backbone)]
