@@ -80,7 +80,9 @@ def write_fp16(model, input_specs, calibration, path) -> None:
 def write_int8(model, input_specs, calibration, path) -> None:
     def configure(t, c):
         c.optimizations = [t.lite.Optimize.DEFAULT]
-        c.representative_dataset = lambda: ([s[name] for name in input_specs] for s in calibration)
+        # By name: the converter orders a multi-input model's inputs its own way (measured:
+        # spectrogram, vlnep -> vlnep, spectrogram), so a list would feed them crossed.
+        c.representative_dataset = lambda: ({name: s[name] for name in input_specs} for s in calibration)
         c.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
         c.inference_input_type = t.int8
         c.inference_output_type = t.int8

@@ -154,17 +154,26 @@ def calibrate_ranges(qat, float_model, x: dict[str, np.ndarray]) -> None:
 
     k = keras()
     layers = [layer for layer in float_model.layers if not isinstance(layer, k.layers.InputLayer)]
-    outputs = {layer.name: layer.output for layer in layers}
+    # A layer called more than once (shared weights: one backbone on several views) gets one
+    # range covering every call.
+    outputs = {f"{layer.name}#{i}": layer.get_output_at(i) for layer in layers
+               for i in range(len(layer._inbound_nodes))}  # noqa: SLF001
     outputs.update({f"{layer.name}:in": layer.input for layer in layers if isinstance(layer, k.layers.Dense)})
-    seen = k.Model(float_model.inputs, outputs).predict(x, batch_size=256, verbose=0)
+    raw = k.Model(float_model.inputs, outputs).predict(x, batch_size=256, verbose=0)
+    seen = {key: value for key, value in raw.items() if key.endswith(":in")}
+    for layer in layers:
+        calls = [raw[f"{layer.name}#{i}"] for i in range(len(layer._inbound_nodes))]  # noqa: SLF001
+        seen[layer.name] = np.asarray([min(c.min() for c in calls), max(c.max() for c in calls)])
     for layer in qat.layers:
         wrapped = getattr(layer, "layer", None)
         for var in layer.non_trainable_variables:
             name = var.name.split("/")[-1].split(":")[0]
-            if not name.endswith(("_min", "_max")) or name.startswith("kernel"):
+            if not name.endswith(("_min", "_max")) or "kernel" in name:  # weights (also depthwise_kernel)
                 continue
             if wrapped is None:  # QuantizeLayer on a model input
                 data = x[layer.input.name.split(":")[0].split("/")[0]]
+            elif name.startswith("pre_activation") and f"{wrapped.name}:in" not in seen:
+                continue  # a conv's pre-activation (e.g. squeeze-excite's sigmoid): tfmot's range, moved by QAT
             elif name.startswith("pre_activation"):
                 kernel, bias = float_model.get_layer(wrapped.name).get_weights()
                 data = seen[f"{wrapped.name}:in"] @ kernel + bias

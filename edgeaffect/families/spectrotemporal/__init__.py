@@ -1,0 +1,69 @@
+"""The deep spectrotemporal depression network (Jabbar, Uddin et al., Sci. Rep. 2025) as a
+family: speech -> 3-channel log-Mel segments (features.py) and VLNEP histograms
+(vlnep.py) -> EfficientNet-B3 spectral stream + dual-stream transformer (model.py) -> the
+BDI-II score per sequence; a recording's score is the mean over its sequences."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgeaffect.families import Family, RegressionTask, register_family
+from edgeaffect.families.spectrotemporal import model  # noqa: F401  (registers the spectrotemporal-* variants)
+from edgeaffect.families.spectrotemporal.avec import LAYOUTS
+from edgeaffect.families.spectrotemporal.device import SpectroAdapter
+from edgeaffect.families.spectrotemporal.model import BANDS
+
+
+class SpectrotemporalFamily(Family):
+    name = "spectrotemporal"
+    task = RegressionTask("BDI-II", 0, 63, bands=BANDS)
+    corpus_layouts = tuple(LAYOUTS)
+    adapter = SpectroAdapter
+
+    def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
+        from edgeaffect.families.spectrotemporal.dataset import build_dataset
+
+        return build_dataset(data, spec.config.features, spec.config.vlnep_rule, corpus, cache_dir, log)
+
+    def synthesize(self, folder, *, scale, seed, log=sys.stderr):
+        from edgeaffect.families.spectrotemporal.synthetic import generate_avec2013
+
+        print(f"synthetic AVEC2013-layout corpus: {3 * scale} recordings -> {folder}", file=log, flush=True)
+        return generate_avec2013(folder, per_partition=scale, seconds=8.0, seed=seed)
+
+    def recordings(self, folder):
+        return sorted(Path(folder).rglob("*_audio.wav"))
+
+    def train(self, spec, dataset, out, *, split, seed, split_seed, epochs, deterministic, ablation, options,
+              log=sys.stderr):
+        from edgeaffect.families.spectrotemporal.train import train_spectronet
+
+        self.check_ablation(ablation)
+        self.check_options(options)
+        return train_spectronet(spec, dataset, Path(out), seed=seed, epochs=epochs, task=self.task,
+                                deterministic=deterministic, log=log)
+
+    def load_run(self, folder, info):
+        from edgeaffect.families.spectrotemporal.train import load_spectro_run
+
+        return load_spectro_run(Path(folder), info)
+
+    def run_dataset(self, run):
+        from edgeaffect.families.spectrotemporal.train import spectro_run_dataset
+
+        return spectro_run_dataset(run)
+
+    def split_inputs(self, run, dataset, part):
+        return run.split_inputs(dataset, part)
+
+    def qat_options(self, run) -> dict:
+        from edgeaffect.families.spectrotemporal.model import custom_objects
+
+        return {"custom_objects": custom_objects()}
+
+    def preprocessing(self, run) -> dict:
+        return run.preprocessing()
+
+
+FAMILY = register_family(SpectrotemporalFamily())

@@ -1,0 +1,133 @@
+"""Train the spectrotemporal network: the official partitions (Training to fit,
+Development for the learning curves, Testing for the reported figures); Adam 1e-4, batch
+32, RMSE loss (the paper's Sec. "Experimental settings"); the model after the last epoch.
+Figures are per recording (the mean over its sequences), as AVEC reports them.
+
+A run folder holds ``run.json`` (config, normalisation, metrics), ``weights.h5`` and
+``features.npz`` (the segment features, for export).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect.families.spectrotemporal.dataset import SpectroDataset, load_dataset, save_dataset
+from edgeaffect.families.spectrotemporal.features import to_pixels
+from edgeaffect.families.spectrotemporal.model import SpectroNetConfig
+from edgeaffect.io import atomic_path, atomic_write_text
+from edgeaffect.models import get_model
+from edgeaffect.train.runs import Run, epoch_logger
+
+
+@dataclass
+class SpectroRun(Run):
+    norm: dict | None = None
+
+    @property
+    def config(self) -> SpectroNetConfig:
+        return self.spec.config
+
+    def split_inputs(self, data: SpectroDataset, part: str):
+        """Every sequence of the part's recordings; each sequence's target is its recording's score."""
+        x, y, _ = sequence_inputs(data, data.recordings(part), self.norm)
+        return x, y
+
+    def preprocessing(self) -> dict:
+        return {"kind": "spectrotemporal", "features": self.config.features.to_dict(),
+                "vlnep_rule": self.config.vlnep_rule, "normalisation": self.norm,
+                "output": "BDI-II score per sequence; the recording's score is their mean"}
+
+
+def sequence_inputs(data: SpectroDataset, idx, norm: dict):
+    rows, owner = data.sequences(idx)
+    pixels = to_pixels(data.mel[rows.ravel()], np.asarray(norm["mel_mean"], np.float32),
+                       np.asarray(norm["mel_std"], np.float32)).reshape(*rows.shape, *data.mel.shape[1:])
+    h = ((data.vlnep - np.asarray(norm["vlnep_mean"], np.float32)) / np.asarray(norm["vlnep_std"], np.float32))[rows]
+    return {"spectrogram": pixels, "vlnep": h.astype(np.float32)}, data.scores[owner], owner
+
+
+def normalisation(data: SpectroDataset) -> dict:
+    """Per-channel log-Mel and per-bin VLNEP statistics over the training partition's segments."""
+    segs = np.concatenate([np.arange(data.offsets[i], data.offsets[i + 1]) for i in data.recordings("train")])
+    mel = data.mel[segs].astype(np.float64)
+    v = data.vlnep[segs].astype(np.float64)
+    return {"mel_mean": mel.mean(axis=(0, 1, 2)).tolist(), "mel_std": (mel.std(axis=(0, 1, 2)) + 1e-6).tolist(),
+            "vlnep_mean": v.mean(0).tolist(), "vlnep_std": np.maximum(v.std(0), 1e-3).tolist()}
+
+
+def rmse_loss():
+    from edgeaffect.keras_backend import tf
+
+    t = tf()
+
+    def rmse(y_true, y_pred):
+        return t.sqrt(t.reduce_mean(t.square(y_true - y_pred)) + 1e-9)
+
+    return rmse
+
+
+def per_recording(pred: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    recs = np.unique(owner)
+    return recs, np.asarray([pred[owner == r].mean() for r in recs])
+
+
+def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs: int | None, task,
+                     deterministic: bool = False, log=sys.stderr) -> SpectroRun:
+    from edgeaffect.keras_backend import keras, tf
+
+    k, c = keras(), spec.config
+    out.mkdir(parents=True, exist_ok=True)
+    k.utils.set_random_seed(seed)
+    if deterministic:
+        tf().config.experimental.enable_op_determinism()
+    norm = normalisation(data)
+    run = SpectroRun(out, spec, None, {}, norm)
+    (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, own_te) = (
+        sequence_inputs(data, data.recordings(p), norm) for p in ("train", "val", "test"))
+    model = spec.build_model()
+    model.compile(optimizer=k.optimizers.Adam(c.learning_rate), loss=rmse_loss(), metrics=["mae"])
+    n_epochs = epochs or c.epochs
+    print(f"training {spec.name}: {len(y_tr)} / {len(y_va)} / {len(y_te)} sequences, {n_epochs} epochs", file=log,
+          flush=True)
+    t0 = time.monotonic()
+    hist = model.fit(x_tr, y_tr, batch_size=c.batch_size, epochs=n_epochs, validation_data=(x_va, y_va),
+                     shuffle=True, verbose=0, callbacks=[epoch_logger(k, log, max(1, n_epochs // 10))])
+    pred = model.predict(x_te, batch_size=64, verbose=0).reshape(-1)
+    recs, scores = per_recording(pred, own_te)
+    report = task.report(data.scores[recs], scores, spec.labels)
+    train_mean = float(data.scores[data.recordings("train")].mean())
+    baseline = float(np.abs(data.scores[recs] - train_mean).mean())
+    run.info.update({"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "seed": seed,
+                     "corpus": data.corpus, "split": {"kind": "paper", "train": int(len(data.recordings("train"))),
+                                                      "val": int(len(data.recordings("val"))), "test": len(recs)},
+                     "epochs": len(hist.history["loss"]), "train_seconds": round(time.monotonic() - t0, 1),
+                     "norm": norm, "test": {key: report[key] for key in task.summary_keys()},
+                     "test_unit": "recording (mean over its sequences)",
+                     "baseline_mae_predicting_the_training_mean": baseline,
+                     "note": "Figures on the data given to train; on the synthetic corpus they are not paper results."})
+    with atomic_path(out / "weights.h5") as tmp:
+        model.save_weights(str(tmp))
+    save_dataset(out / "features.npz", data)
+    atomic_write_text(out / "run.json", json.dumps(run.info, indent=2))
+    print(f"  test MAE {report['mae']:.2f}, RMSE {report['rmse']:.2f} per recording (predicting the training mean: "
+          f"MAE {baseline:.2f})", file=log, flush=True)
+    run.model = model
+    return run
+
+
+def load_spectro_run(folder: Path, info: dict) -> SpectroRun:
+    spec = get_model(info["model"])
+    spec = replace(spec, config=SpectroNetConfig.from_dict(info["model_config"]))
+    model = spec.build_model()
+    model.load_weights(str(folder / "weights.h5"))
+    return SpectroRun(folder, spec, model, info, info["norm"])
+
+
+def spectro_run_dataset(run: SpectroRun) -> SpectroDataset:
+    return load_dataset(run.folder / "features.npz", run.config.features)
