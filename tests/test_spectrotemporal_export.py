@@ -10,11 +10,10 @@ import pytest
 
 from edgeaffect.families.spectrotemporal.synthetic import speech
 
-# Measured: 9 of the 10 verifications pass (tflite-int8 on XNNPACK, fp16, fp32 on both kernel
-# sets, onnx-fp32, onnx-qdq); tflite-int8 on the reference kernels does not (p95 |diff| 24.7
-# against the QAT model, bound 3.15), so export_run writes nothing. Open: see the model card.
-pytestmark = [pytest.mark.slow, pytest.mark.xfail(reason="tflite-int8 fails verification on the reference "
-                                                         "kernels (XNNPACK passes); see models/spectrotemporal")]
+# tflite-int8 on LiteRT's reference kernels is far off (p95 |diff| 24.7 BDI-II points against
+# the QAT model, measured) while XNNPACK and the built-in kernels pass: recorded, not gating,
+# as for SpeechNet (edgeaffect/export/verify.py, gates).
+pytestmark = pytest.mark.slow
 MODEL = "spectrotemporal-tiny"
 
 
