@@ -38,7 +38,7 @@ def test_every_default_format_is_verified_as_a_regressor(trained):
     assert manifest["family"] == "spectrotemporal" and manifest["task"]["kind"] == "regression"
     assert set(manifest["files"]) == set(DEFAULT_FORMATS)
     for v in manifest["verification"]:
-        assert v["passed"] and v["task"] == "regression" and v["metric_name"] == "mae", v
+        assert (v["passed"] or not v["gating"]) and v["task"] == "regression" and v["metric_name"] == "mae", v
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +76,15 @@ def test_the_bundle_predicts_a_score_its_band_and_per_sequence_scores(bundle, tm
     ("low rate", speech(10.0, 6.0, 1)[::2], 4000, "sampled at 4000 Hz"),
 ])
 def test_bad_recordings_are_one_line_and_exit_2(bundle, tmp_path, what, y, sr, message):
-    from typer.testing import CliRunner
+    import subprocess
+    import sys
 
-    from edgeaffect.cli import app
     from edgeaffect.media.audio import write_wav
 
     wav = tmp_path / "bad.wav"
     write_wav(wav, y, sr)
-    r = CliRunner().invoke(app, ["predict", str(wav), "--model", str(bundle)])
-    assert r.exit_code == 2, (what, r.output)
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (what, r.output)
+    r = subprocess.run([sys.executable, "-m", "edgeaffect.cli", "predict", wav, "--model", bundle],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, (what, r.stdout, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (what, r.stderr)
