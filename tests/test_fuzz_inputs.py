@@ -8,7 +8,6 @@ hypothesis: no new test dependency, and every run sees the same cases.)"""
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 

@@ -155,8 +155,6 @@ class ToyFamily(Family):
               log=sys.stderr):
         from edgeaffect.keras_backend import keras
 
-        self.check_ablation(ablation)
-        self.check_options(options)
         k, c = keras(), spec.config
         k.utils.set_random_seed(seed)
         out.mkdir(parents=True, exist_ok=True)

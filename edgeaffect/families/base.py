@@ -78,6 +78,10 @@ class DeviceAdapter:
         """What ``inputs`` does, for benchmark tables."""
         return "features"
 
+    def duration_s(self, decoded) -> float:
+        """Seconds of audio in a decoded recording (0 when it has none), for benchmark tables."""
+        return 0.0
+
     def combine(self, outputs: np.ndarray) -> np.ndarray:
         """The recording's output from its batch's outputs."""
         return self.task.combine(outputs)
@@ -141,6 +145,8 @@ class Family:
 
     def train(self, spec, dataset, out: Path, *, split: str, seed: int, split_seed: int | None, epochs: int | None,
               deterministic: bool, ablation: str | None, options: dict, log=sys.stderr):
+        """Called through ``edgeaffect.train.families.train``, which has already checked the
+        split, the ablation and the options against this family."""
         raise NotImplementedError
 
     def load_run(self, folder: Path, info: dict):

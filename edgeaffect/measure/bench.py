@@ -197,7 +197,7 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
     adapter = any_model.adapter
     decoded = [adapter.load(f) for f in files]
     inputs = [adapter.inputs(d) for d in decoded]
-    seconds = float(np.mean([_seconds(d) for d in decoded]))
+    seconds = float(np.mean([adapter.duration_s(d) for d in decoded]))
 
     def cycling(fn, items):
         state = {"i": 0}
@@ -225,8 +225,3 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
         row(f"features + inference {fmt}", m.runner.package, t)
     return rows
 
-
-def _seconds(decoded) -> float:
-    """Audio length of a decoded recording ((y, sr) or (frames, y, sr)), 0 if it has none."""
-    y, sr = decoded[-2], decoded[-1]
-    return y.size / sr if isinstance(sr, int) and sr > 0 else 0.0

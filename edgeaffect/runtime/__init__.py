@@ -39,11 +39,8 @@ def load_runner(path: str | Path, runtime: str | None = None, threads: int | Non
 
 
 def kernel_variants(runtime: str) -> tuple[str, ...]:
-    """The kernel sets an export is verified with on this runtime (LiteRT: its XNNPACK
-    delegate, its optimised built-in kernels and its reference kernels, so a bound that
-    holds does not depend on which kernels a CPU gets)."""
-    if runtime == "litert":
-        from edgeaffect.runtime.litert import KERNELS
-
-        return tuple(KERNELS)
-    return ("default",)
+    """The kernel sets an export is verified with on this runtime: a runner class that has
+    several (LiteRT: XNNPACK, built-in, reference) names them in ``KERNEL_SETS``, so a bound
+    that holds does not depend on which kernels a CPU gets."""
+    module, cls = lookup("runtime", runtime, RUNTIMES)
+    return getattr(getattr(importlib.import_module(module), cls), "KERNEL_SETS", ("default",))

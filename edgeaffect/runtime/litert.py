@@ -63,6 +63,7 @@ def _resolver_options(kernels: str) -> dict:
 
 class LiteRTRunner:
     name = "litert"
+    KERNEL_SETS = tuple(KERNELS)  # each verified: edgeaffect.runtime.kernel_variants
 
     def __init__(self, path: str | Path, threads: int | None = None, kernels: str = "xnnpack"):
         self.path = Path(path)

@@ -43,8 +43,6 @@ class AverFamily(Family):
               log=sys.stderr):
         from edgeaffect.families.aver.train import train_aver
 
-        self.check_ablation(ablation)
-        self.check_options(options)
         return train_aver(spec.name, dataset, out, split=split, seed=seed, split_seed=split_seed, max_epochs=epochs,
                           deterministic=deterministic, log=log)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, model_inputs
 from edgeaffect.families.base import DeviceAdapter, LiveInput, check_inputs
-from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error, show
+from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error
 
 _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16), "hop_length": Int(min=1),
                "n_mels": Int(min=1, max=1024), "fmin": Num(min=0), "fmax": Nullable(Num(above=0)),
@@ -58,6 +58,10 @@ class AverAdapter(DeviceAdapter):
     def inputs(self, decoded) -> dict[str, np.ndarray]:
         frames, y, sr = decoded
         return model_inputs(clip_features(frames, y, sr, self.features), self.mean, self.std)
+
+    def duration_s(self, decoded) -> float:
+        _, y, sr = decoded
+        return y.size / sr
 
     def describe_inputs(self) -> str:
         n = self.features.n_segments

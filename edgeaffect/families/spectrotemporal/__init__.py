@@ -39,8 +39,6 @@ class SpectrotemporalFamily(Family):
               log=sys.stderr):
         from edgeaffect.families.spectrotemporal.train import train_spectronet
 
-        self.check_ablation(ablation)
-        self.check_options(options)
         return train_spectronet(spec, dataset, Path(out), seed=seed, epochs=epochs, task=self.task,
                                 deterministic=deterministic, log=log)
 

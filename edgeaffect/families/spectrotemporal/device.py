@@ -47,6 +47,10 @@ class SpectroAdapter(DeviceAdapter):
         z, hist = segment_features(recording_features(y, sr, self.features), self.rule)
         return model_inputs(z, hist, self.features, self.norm)
 
+    def duration_s(self, decoded) -> float:
+        y, sr = decoded
+        return y.size / sr
+
     def describe_inputs(self) -> str:
         f = self.features
         return f"NumPy 3-channel log-Mel ({f.n_mels} bands) + VLNEP, sequences of {f.segments_per_sequence} segments"

@@ -53,8 +53,6 @@ class SpeechNetFamily(Family):
         from edgeaffect._optional import lookup
         from edgeaffect.families.speechnet.train import train_speechnet
 
-        self.check_ablation(ablation)
-        self.check_options(options)
         config = None
         if options.get("margins") is not None:
             config = replace(spec.config, margin_alphas=lookup("--margins", options["margins"], MARGINS))

@@ -66,6 +66,10 @@ class SpeechAdapter(DeviceAdapter):
         y, sr = decoded
         return {"features": model_input(self.speech_features(y, sr), self.mean, self.std, self.max_frames)}
 
+    def duration_s(self, decoded) -> float:
+        y, sr = decoded
+        return y.size / sr
+
     def describe_inputs(self) -> str:
         return f"NumPy fusion features, {self.features.dim} per frame"
 
