@@ -99,11 +99,13 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               ablation: Annotated[Optional[str], typer.Option(help="SpeechNet: a Table 2 row, e.g. no-pre-attention (see `edgeaffect ablation --help`).")] = None,
               deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism (slower).")] = False,
               margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
+              backbone_weights: Annotated[Optional[Path], typer.Option(help="Spectrotemporal: a local efficientnetb3_notop.h5 (Keras' ImageNet weights; nothing is downloaded).")] = None,
+              freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone", help="Spectrotemporal: keep the backbone frozen and train on its cached per-segment features.")] = None,
               seed: int = 0):
     """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
     from edgeaffect.train.families import check_request, load_corpus, train
 
-    options = {"margins": margins}
+    options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
@@ -354,10 +356,18 @@ def cost_cmd(target: Annotated[str, typer.Argument(help="A .tflite / .onnx file,
     """Parameters, MACs, FLOPs, bytes moved, arithmetic intensity and peak activation memory."""
     from edgeaffect.roofline.readers import analyse
 
-    cost = analyse(_model_or_file(target))
+    parts = _model_parts(target)
     if as_json:
-        typer.echo(json.dumps(cost.to_dict(layers), indent=2))
+        costs = {label: analyse(m).to_dict(layers) for label, m in parts}
+        typer.echo(json.dumps(costs[parts[0][0]] if len(parts) == 1 else costs, indent=2))
         return
+    for label, m in parts:
+        if len(parts) > 1:
+            typer.echo(f"\n== {label}")
+        _print_cost(analyse(m), layers)
+
+
+def _print_cost(cost, layers: bool) -> None:
     typer.echo(f"{cost.name} (from {cost.source}); {cost.convention}")
     typer.echo(f"params {cost.params:,}   MACs {cost.macs:,}   FLOPs {cost.flops:,}")
     for p in ("float32", "float16", "int8"):
@@ -370,6 +380,19 @@ def cost_cmd(target: Annotated[str, typer.Argument(help="A .tflite / .onnx file,
         for r in cost.layers:
             typer.echo(f"{r.name[:34]:34s} {r.kind:7s} {r.params:8,} {r.flops:11,} {r.bytes['float32']:11,} "
                        f"{r.intensity['float32']:7.2f}")
+
+
+def _model_parts(target: str) -> list[tuple[str, object]]:
+    """(label, model or file) to cost: a file; a registered model; or, for a model its
+    family exports in stages, each stage (one segment, one sequence...), as it runs."""
+    from edgeaffect.models import get_model
+
+    found = _model_or_file(target)
+    if isinstance(found, Path):
+        return [(found.stem, found)]
+    spec = get_model(target)
+    stages = spec.family_plugin.stage_models(spec)
+    return [(f"{target}/{name} (per {per})", m) for name, (m, per) in stages.items()] or [(target, found)]
 
 
 def _model_or_file(target: str):
@@ -416,8 +439,9 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
         points.append({"label": a.stem, "cost": analyse(a), "precision": precision_of_format(a.stem),
                        "p50_ms": measured.get(a.name)})
     for m in model or ([] if artifact else list_models()):
-        cost = analyse(_model_or_file(m))
-        points += [{"label": f"{m} {p}", "cost": cost, "precision": p} for p in ("float32", "int8")]
+        for label, part in _model_parts(m):
+            cost = analyse(part)
+            points += [{"label": f"{label} {p}", "cost": cost, "precision": p} for p in ("float32", "int8")]
     bounds, written = [], []
     for d in devices:
         pts = [{**p, "achieved_gflops": (p["cost"].flops / (p["p50_ms"] / 1e3) / 1e9

@@ -118,7 +118,7 @@ class Demo:
                     inf_ms = 0.0
                 else:
                     t3 = time.perf_counter()
-                    outputs = self.model.runner.run(step.x)
+                    outputs = self.model.outputs(step.x)
                     inf_ms = (time.perf_counter() - t3) * 1e3
                     recent.append(self.adapter.combine(outputs))
                     pred = self.model.task.prediction(self.adapter.smooth(list(recent)), outputs, self.model.labels)

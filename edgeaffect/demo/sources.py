@@ -33,6 +33,12 @@ class AudioRing:
             self._written += block.size
             self.last_write = time.monotonic()
 
+    @property
+    def written(self) -> int:
+        """Samples written since the start (a position in the stream, for segment numbers)."""
+        with self._lock:
+            return self._written
+
     def latest(self, n: int) -> np.ndarray:
         """The newest ``n`` samples (zeros before anything was written)."""
         with self._lock:

@@ -25,6 +25,8 @@ ENGINE = Table({"file": RelPath(), "onnx": RelPath(), "precision": Str(), "works
 TARGET = Table({"key": Str(), "default_format": Str(), "options": Table({"threads": Int(min=1, max=1024)},
                                                                          optional={"threads"}),
                 "engine": ENGINE}, optional={"key", "default_format", "options", "engine"})
+STAGE = Table({"name": Str(), "folder": RelPath(), "per": Str(), "inputs": Table({}), "output": Table({})},
+              optional={"per", "inputs", "output"}, what="a table (name, folder)")
 # What the first reader needs before anything else: a newer manifest may change the rest.
 VERSIONS = Table({"manifest_version": Int(min=1), "toolkit_version": VERSION}, what="a JSON object")
 MANIFEST = Table({
@@ -42,7 +44,12 @@ MANIFEST = Table({
     "trained": Table({}),
     "target": Nullable(TARGET),
     "checksums": Map(SHA256, key=RelPath(), what="a table of file name -> SHA-256"),
-}, optional={"family", "task", "output", "verification", "trained", "target", "checksums"}, what="a JSON object")
+    # A staged export: one export folder per stage (each a manifest of its own), run in order.
+    "stages": List(STAGE, min_len=1, max_len=8),
+    "formats": List(Str(), min_len=1),
+    "stage": Str(),  # in a stage's own manifest: which stage it is
+}, optional={"family", "task", "inputs", "output", "files", "verification", "trained", "target", "checksums",
+             "stages", "formats", "stage"}, what="a JSON object")
 
 
 def sha256(path: Path) -> str:
@@ -94,13 +101,22 @@ def _check_not_newer(folder: Path, manifest: dict) -> None:
 
 def _check_consistent(manifest: dict, source: str) -> None:
     """Relations between fields that the per-field schema cannot see."""
+    if "stages" in manifest:
+        names = [st["name"] for st in manifest["stages"]]
+        if len(set(names)) != len(names):
+            raise field_error(source, "stages", "stages with different names", show(names))
+    else:
+        for key in ("files", "inputs"):
+            if key not in manifest:
+                raise field_error(source, key, "present (or 'stages', for a staged export)", "nothing")
+    formats = manifest.get("files") or dict.fromkeys(manifest.get("formats") or [])
     target = manifest.get("target") or {}
     default = target.get("default_format")
-    if default is not None and default not in manifest["files"]:
-        raise field_error(source, "target.default_format", f"one of the formats in 'files' ({', '.join(manifest['files'])})",
+    if default is not None and formats and default not in formats:
+        raise field_error(source, "target.default_format", f"one of the formats in 'files' ({', '.join(formats)})",
                           show(default))
     sums = manifest.get("checksums")
-    for fmt, entry in manifest["files"].items() if sums else ():
+    for fmt, entry in (manifest.get("files") or {}).items() if sums else ():
         if sums.get(entry["file"]) != entry["sha256"]:
             # verify checks 'checksums' only: a file missing there would be run unchecked.
             raise field_error(source, f"checksums.<key {entry['file']!r}>", f"the SHA-256 of files.{fmt}",
@@ -115,7 +131,8 @@ def _check_consistent(manifest: dict, source: str) -> None:
 
 def manifest_files(manifest: dict) -> list[tuple[str, str]]:
     """(field, file name) of every file the manifest names."""
-    out = [(f"files.{fmt}.file", e["file"]) for fmt, e in manifest["files"].items()]
+    out = [(f"files.{fmt}.file", e["file"]) for fmt, e in (manifest.get("files") or {}).items()]
+    out += [(f"stages[{i}].folder", st["folder"]) for i, st in enumerate(manifest.get("stages") or [])]
     out += [(f"checksums.<key {rel!r}>", rel) for rel in manifest.get("checksums") or {}]
     engine = (manifest.get("target") or {}).get("engine") or {}
     out += [(f"target.engine.{k}", engine[k]) for k in ("file", "onnx") if k in engine]
@@ -145,7 +162,7 @@ def _check_preprocessing(manifest: dict, source: str) -> None:
 def verify_checksums(folder: str | Path, manifest: dict) -> int:
     """Every file the manifest lists must exist and match its SHA-256. Returns how many."""
     folder = Path(folder)
-    sums = manifest.get("checksums") or {e["file"]: e["sha256"] for e in manifest["files"].values()}
+    sums = manifest.get("checksums") or {e["file"]: e["sha256"] for e in (manifest.get("files") or {}).values()}
     for rel, digest in sums.items():
         path = contained(folder, rel, f"manifest.json in {folder}", f"checksums.<key {rel!r}>")
         if not path.is_file():

@@ -18,7 +18,9 @@ __all__ = ["ExportedModel", "Prediction"]
 
 
 class ExportedModel:
-    """An export folder (``manifest.json`` + model files) ready to predict."""
+    """An export folder (``manifest.json`` + model files) ready to predict. A staged export
+    (``stages`` in the manifest) holds one export folder per stage; the family's adapter
+    runs them in turn."""
 
     def __init__(self, folder: str | Path, fmt: str | None = None, threads: int | None = None):
         self.folder = Path(folder)
@@ -26,38 +28,70 @@ class ExportedModel:
         target = self.manifest.get("target") or {}
         if threads is None:
             threads = target.get("options", {}).get("threads")
+        self.stage_manifests = {s["name"]: open_bundle(self.folder / s["folder"])
+                                for s in self.manifest.get("stages") or []}
         if fmt == "engine":  # a TensorRT engine built on this device by `edgeaffect build-engine`
-            engine = self.folder / target.get("engine", {}).get("file", "model.engine")
-            if not engine.is_file():
-                raise InputError(f"no TensorRT engine in {self.folder}: build it on this device with "
-                                 f"`edgeaffect build-engine {self.folder}`")
             self.format = "engine"
-            self._load = lambda: load_runner(engine, "tensorrt")
+            self._loaders = {name: self._engine_loader(self.folder / (s or {}).get("folder", ""), m)
+                             for name, s, m in self._parts()}
         else:
             self.format = fmt or target.get("default_format") or "tflite-int8"
-            entry = lookup("format in this export", self.format, self.manifest["files"])
-            self._load = lambda: load_runner(self.folder / entry["file"], entry["runtime"], threads=threads)
-        self._runner = None
+            self._loaders = {name: self._file_loader(self.folder / (s or {}).get("folder", ""), m, threads)
+                             for name, s, m in self._parts()}
+        self._runners: dict = {}
         self.labels = list(self.manifest["labels"])
         # Bundles made before families were recorded are all audio-visual.
         self.family = get_family(self.manifest.get("family", "aver"))
         self.task = self.family.task
         self.adapter = self.family.device(self.manifest)
 
+    def _parts(self):
+        """(stage name or None, its manifest entry, its manifest) of every model to load."""
+        if not self.stage_manifests:
+            return [(None, None, self.manifest)]
+        return [(s["name"], s, self.stage_manifests[s["name"]]) for s in self.manifest["stages"]]
+
+    def _file_loader(self, folder: Path, manifest: dict, threads):
+        entry = lookup("format in this export", self.format, manifest["files"])
+        return lambda: load_runner(folder / entry["file"], entry["runtime"], threads=threads)
+
+    def _engine_loader(self, folder: Path, manifest: dict):
+        engine = folder / ((manifest.get("target") or {}).get("engine") or {}).get("file", "model.engine")
+        if not engine.is_file():
+            raise InputError(f"no TensorRT engine in {folder}: build it on this device with "
+                             f"`edgeaffect build-engine {folder}`")
+        return lambda: load_runner(engine, "tensorrt")
+
+    def stage_runner(self, stage: str | None):
+        """A stage's runner (None: the one model), loaded on first use, so bad input is
+        refused before any runtime starts (and prints)."""
+        if stage not in self._runners:
+            self._runners[stage] = self._loaders[stage]()
+        return self._runners[stage]
+
     @property
     def runner(self):
-        """Loaded on first use, so bad input is refused before any runtime starts (and prints)."""
-        if self._runner is None:
-            self._runner = self._load()
-        return self._runner
+        """The model's runner (a one-model export), or its last stage's."""
+        return self.stage_runner(next(reversed(self._loaders)))
 
     @property
     def needs_video(self) -> bool:
         return self.adapter.needs_video
 
+    def file_bytes(self) -> int:
+        """Bytes of this format's model files (every stage's)."""
+        return sum(lookup("format in this export", self.format, m["files"])["bytes"] for _, _, m in self._parts())
+
+    def formats(self) -> list[str]:
+        return list(self.manifest.get("files") or self.manifest["formats"])
+
+    def outputs(self, x: dict[str, np.ndarray]) -> np.ndarray:
+        """The model's outputs for the adapter's inputs (every stage run in turn)."""
+        return self.adapter.run_stages(lambda stage, xs: self.stage_runner(stage).run(xs), dict(x))
+
     def predict_inputs(self, x: dict[str, np.ndarray]) -> Prediction:
         """Model inputs of one recording (a batch of its segments) -> its prediction."""
-        outputs = self.runner.run(x)
+        outputs = self.outputs(x)
         return self.task.prediction(self.adapter.combine(outputs), outputs, self.labels)
 
     def inputs(self, media: str | Path, audio: str | Path | None = None) -> dict[str, np.ndarray]:

@@ -27,6 +27,12 @@ DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "on
 def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
                target=None, options: dict | None = None, log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
+    stages = run.family.stages(run)
+    if stages:
+        from edgeaffect.export.staged import export_staged
+
+        return export_staged(run, data, stages, out_dir, formats, qat_epochs=qat_epochs, target=target,
+                             options=options, log=log)
     if target is not None:
         formats = target.formats
     fmts = [get_format(f) for f in formats]

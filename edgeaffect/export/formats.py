@@ -28,6 +28,9 @@ class ExportFormat:
     # writer options it accepts (a target's ``writer_options``, e.g. ``onnx_opset``); the
     # exporter passes only these, so a format without an opset never sees one
     options: tuple[str, ...] = ()
+    # An int8 format's writer for a float model (post-training quantization), where ``write``
+    # needs a QAT model to be int8 at all (the QDQ ONNX); None: ``write`` does both.
+    post_training_write: Callable | None = None
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

@@ -97,6 +97,13 @@ register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "floa
 # TensorFlow's fake-quant simulation: on near-tie samples single probabilities move by
 # 0.07 to 0.25 (measured on clean `make demo` runs) while decisions agree 100 %. So int8
 # formats are judged by decisions, the metric and a percentile of the difference.
+def _post_training_qdq(model, input_specs, calibration, path, **options) -> dict:
+    """A float model (a stage without QAT) -> static Q/DQ from calibration samples."""
+    from edgeaffect.export.onnx_trt import write_onnx_int8_trt
+
+    return write_onnx_int8_trt(model, input_specs, calibration, path, **options)
+
+
 register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", "int8", write_onnx,
                              f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model (opset {OPSET} "
-                             "unless the target sets one)", WRITER_OPTIONS))
+                             "unless the target sets one)", WRITER_OPTIONS, post_training_write=_post_training_qdq))

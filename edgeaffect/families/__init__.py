@@ -12,14 +12,14 @@ from __future__ import annotations
 import importlib
 
 from edgeaffect._optional import lookup
-from edgeaffect.families.base import DeviceAdapter, Family, LiveInput
+from edgeaffect.families.base import DeviceAdapter, Family, LiveInput, Stage
 from edgeaffect.families.tasks import Bounds, ClassificationTask, DetectionTask, Prediction, RegressionTask, Task
 
 ENTRY_POINT_GROUP = "edgeaffect.families"
 _FAMILIES: dict[str, Family] = {}
 _loaded = False
 
-__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "Prediction",
+__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "Prediction", "Stage",
            "RegressionTask", "Task", "get_family", "list_families", "load_all", "register_family"]
 
 

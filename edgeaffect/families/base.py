@@ -82,6 +82,16 @@ class DeviceAdapter:
         """Seconds of audio in a decoded recording (0 when it has none), for benchmark tables."""
         return 0.0
 
+    # Names of the exported stages in the order they run (a bundle with ``stages``); empty:
+    # one model, fed ``inputs`` directly.
+    stages: tuple[str, ...] = ()
+
+    def run_stages(self, run, x: dict[str, np.ndarray]) -> np.ndarray:
+        """The model's outputs for ``inputs``' batch. ``run(stage, inputs)`` runs one stage
+        (an exported file, or a Keras model when the exporter verifies); a staged family
+        feeds each stage's outputs to the next here. One model: ``run(None, x)``."""
+        return run(None, x)
+
     def combine(self, outputs: np.ndarray) -> np.ndarray:
         """The recording's output from its batch's outputs."""
         return self.task.combine(outputs)
@@ -93,6 +103,20 @@ class DeviceAdapter:
     def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
         """The output shown from the last few results."""
         return np.mean(recent, axis=0)
+
+
+@dataclass
+class Stage:
+    """One separately exported part of a model (e.g. a per-segment extractor, then a
+    per-sequence model). ``model``: its trained Keras model; ``inputs``: per-sample shapes;
+    ``qat``: whether int8 formats fine-tune it with QAT (else post-training quantization of
+    ``model``: a stage whose outputs have no targets of their own cannot be fine-tuned)."""
+
+    name: str
+    model: object
+    inputs: dict[str, tuple]
+    per: str  # what one of its samples is ("segment", "sequence"), for people
+    qat: bool = False
 
 
 class Family:
@@ -162,6 +186,22 @@ class Family:
     def qat_options(self, run) -> dict:
         """Keyword arguments for ``qat_finetune`` (the loss, custom layers)."""
         return {}
+
+    # ----------------------------------------------------------------- staged export
+    def stages(self, run) -> list[Stage]:
+        """The parts exported separately, in the order the adapter's ``run_stages`` runs
+        them; empty: the run's model is exported whole."""
+        return []
+
+    def stage_models(self, spec) -> dict:
+        """Stage name -> (its Keras model with fresh weights, what one sample is), for cost and
+        roofline figures per stage; empty when the model is exported whole."""
+        return {}
+
+    def recording_inputs(self, run, dataset, part: str) -> list[tuple[dict, float]]:
+        """(the adapter's ``inputs`` for each recording of a part, its target): what the
+        exporter runs through the stages to calibrate and verify them."""
+        raise NotImplementedError
 
     # ----------------------------------------------------------------- the manifest
     def preprocessing(self, run) -> dict:

@@ -55,6 +55,15 @@ def _metric(runner, data: dict, task) -> float:
     return task.metric(outputs, data["labels"])
 
 
+def export_folders(dirs):
+    """Each export folder; a staged export's stage folders in its place (one row per stage file)."""
+    from edgeaffect.device.bundle import open_bundle
+
+    for d in dirs:
+        manifest = open_bundle(d)
+        yield from (d / st["folder"] for st in manifest["stages"]) if "stages" in manifest else (d,)
+
+
 def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data: Path | None = None,
                   log=sys.stderr) -> list[dict]:
     """One row per model x format x runtime of each export folder: status, size, accuracy,
@@ -74,15 +83,16 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
     from edgeaffect.device.bundle import open_bundle
     from edgeaffect.families import get_family
 
-    for d in map(Path, export_dirs):
+    for d in export_folders(map(Path, export_dirs)):
         manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
+        model = manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
         # The first entry per format: the kernels a device runs by default (XNNPACK on LiteRT).
         verified = {}
         for v in manifest.get("verification", []):
             verified.setdefault(v["format"], v)
         for fmt, entry in manifest["files"].items():
             path = d / entry["file"]
-            row = {"model": manifest["model"], "format": fmt, "runtime": entry["runtime"], "path": str(path),
+            row = {"model": model, "format": fmt, "runtime": entry["runtime"], "path": str(path),
                    "bytes": entry["bytes"], "status": "ok"}
             try:
                 p = profile(path, runtime=entry["runtime"], threads=threads, budget_s=budget_s, op_profile=False)
@@ -216,10 +226,10 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
     t = measure(cycling(adapter.inputs, decoded), warmup=3, budget_s=budget_s, min_runs=10)
     length = f"; {seconds:.1f} s recordings" if seconds else ""
     row(f"features ({adapter.describe_inputs()}{length})", "numpy", t)
-    for fmt, entry in any_model.manifest["files"].items():
+    for fmt in any_model.formats():
         m = ExportedModel(export_dir, fmt, threads=threads)
-        t = measure(cycling(m.runner.run, inputs), budget_s=budget_s)
-        row(f"inference {fmt}", m.runner.package, t, entry["bytes"])
+        t = measure(cycling(m.outputs, inputs), budget_s=budget_s)
+        row(f"inference {fmt}", m.runner.package, t, m.file_bytes())
         t = measure(cycling(lambda d: m.predict_inputs(adapter.inputs(d)), decoded), warmup=3, budget_s=budget_s,
                     min_runs=10)
         row(f"features + inference {fmt}", m.runner.package, t)

@@ -42,7 +42,7 @@ def _attention_cost(layer) -> tuple[int, int]:
 
 
 def _keras_op(layer) -> Op:
-    cls = type(layer).__name__
+    cls = type(layer._layer if isinstance(layer, _Call) else layer).__name__  # noqa: SLF001
     if cls == "QuantizeWrapperV2" or cls == "QuantizeWrapper":
         inner = _keras_op(layer.layer)
         inner.name = layer.name
@@ -80,18 +80,55 @@ def _keras_op(layer) -> Op:
     return Op(layer.name, "other", [], [], params, counted=params == 0)
 
 
+class _Call:
+    """One call of a Keras layer (a layer shared by several views, like one backbone on five
+    crops, has a node per call with its own shapes); weights are counted on the first call."""
+
+    def __init__(self, layer, index: int):
+        self._layer, self._index = layer, index
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
+
+    @property
+    def output_shape(self):
+        return self._layer.get_output_shape_at(self._index)
+
+    @property
+    def input_shape(self):
+        return self._layer.get_input_shape_at(self._index)
+
+    @property
+    def input(self):
+        return self._layer.get_input_at(self._index)
+
+    def count_params(self) -> int:
+        return int(self._layer.count_params()) if self._index == 0 else 0
+
+
+def _call_name(layer, node) -> str:
+    i = next(j for j, n in enumerate(layer._inbound_nodes) if n is node)  # noqa: SLF001
+    return layer.name if i == 0 else f"{layer.name}#{i}"
+
+
 def from_keras(model) -> Graph:
     ops, sizes = [], {}
     inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
     for layer in model.layers:
-        sizes[layer.name] = _shape_elems(layer.output_shape)
-        if type(layer).__name__ == "InputLayer":
-            continue
-        op = _keras_op(layer)
-        inbound = layer._inbound_nodes[0].inbound_layers  # noqa: SLF001 - tf_keras keeps the graph here
-        inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
-        op.inputs, op.outputs = [lay.name for lay in inbound], [layer.name]
-        ops.append(op)
+        nodes = layer._inbound_nodes  # noqa: SLF001 - tf_keras keeps the graph here
+        if len(nodes) <= 1:
+            calls = [(layer.name, layer, nodes[0] if nodes else None)]
+        else:
+            calls = [(_call_name(layer, n), _Call(layer, i), n) for i, n in enumerate(nodes)]
+        for name, call, node in calls:
+            sizes[name] = _shape_elems(call.output_shape)
+            if type(layer).__name__ == "InputLayer":
+                continue
+            op = _keras_op(call)
+            op.name = name
+            parents = node.parent_nodes if node is not None else []
+            op.inputs, op.outputs = [_call_name(n.layer, n) for n in parents], [name]
+            ops.append(op)
     outputs = [t.name.split("/")[0] for t in model.outputs]
     return Graph(model.name, "keras", ops, sizes, inputs, outputs)
 

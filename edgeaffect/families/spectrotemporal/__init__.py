@@ -6,6 +6,7 @@ BDI-II score per sequence; a recording's score is the mean over its sequences.""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from edgeaffect.families import Family, RegressionTask, register_family
@@ -20,6 +21,9 @@ class SpectrotemporalFamily(Family):
     task = RegressionTask("BDI-II", 0, 63, bands=BANDS)
     corpus_layouts = tuple(LAYOUTS)
     adapter = SpectroAdapter
+
+    train_options = {"backbone_weights": "a local efficientnetb3_notop.h5 (Keras' ImageNet weights)",
+                     "freeze_backbone": "train the sequence model on cached features of a frozen backbone"}
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.spectrotemporal.dataset import build_dataset
@@ -39,6 +43,10 @@ class SpectrotemporalFamily(Family):
               log=sys.stderr):
         from edgeaffect.families.spectrotemporal.train import train_spectronet
 
+        changes = {k: options[k] for k in ("backbone_weights", "freeze_backbone") if options.get(k) is not None}
+        if changes:
+            spec = replace(spec, config=replace(spec.config, **{k: (str(v) if k == "backbone_weights" else bool(v))
+                                                               for k, v in changes.items()}))
         return train_spectronet(spec, dataset, Path(out), seed=seed, epochs=epochs, task=self.task,
                                 deterministic=deterministic, log=log)
 
@@ -59,6 +67,30 @@ class SpectrotemporalFamily(Family):
         from edgeaffect.families.spectrotemporal.model import custom_objects
 
         return {"custom_objects": custom_objects()}
+
+    def stage_models(self, spec) -> dict:
+        from edgeaffect.families.spectrotemporal.model import build_extractor, build_sequence_model
+
+        return {"extractor": (build_extractor(spec.config), "segment"),
+                "sequence": (build_sequence_model(spec.config), "sequence")}
+
+    def stages(self, run) -> list:
+        """The per-segment spectral extractor (post-training int8: its outputs have no targets)
+        and the per-sequence transformer (QAT on the extractor's float features)."""
+        from edgeaffect.families import Stage
+        from edgeaffect.families.spectrotemporal.model import copy_weights
+
+        c = run.config
+        (extractor, _), (sequence, _) = self.stage_models(run.spec).values()
+        copy_weights(run.model, extractor)
+        copy_weights(run.model, sequence)
+        (h, w), s = c.image, c.segments
+        width = int(extractor.outputs[0].shape[-1])
+        return [Stage("extractor", extractor, {"segment": (h, w, 3)}, "segment"),
+                Stage("sequence", sequence, {"spectral": (s, width), "vlnep": (s, 256)}, "sequence", qat=True)]
+
+    def recording_inputs(self, run, dataset, part: str) -> list:
+        return run.recording_inputs(dataset, part)
 
     def preprocessing(self, run) -> dict:
         return run.preprocessing()

@@ -134,12 +134,14 @@ def three_channel(static: np.ndarray, n: int = 3) -> np.ndarray:
     return np.stack([static, d, delta(d, n)], axis=-1).astype(np.float32)
 
 
-def recording_features(y: np.ndarray, sr: int, config: SpectroConfig, what: str = "audio") -> np.ndarray:
-    """A recording -> its segments' 3-channel log-Mel [shape=(n_segments, frames, n_mels, 3)]."""
+def recording_features(y: np.ndarray, sr: int, config: SpectroConfig, what: str = "audio",
+                       min_segments: int | None = None) -> np.ndarray:
+    """A recording -> its segments' 3-channel log-Mel [shape=(n_segments, frames, n_mels, 3)].
+    ``min_segments`` (default: one sequence) below which the recording is refused."""
     z = three_channel(log_mel(prepare_audio(y, sr, config, what), config), config.delta_n)
     f = config.frames_per_segment
     n_seg = z.shape[0] // f
-    if n_seg < config.segments_per_sequence:
+    if n_seg < (config.segments_per_sequence if min_segments is None else min_segments):
         have = y.size / max(sr, 1)
         raise MediaError(f"{what} is too short: {have:.1f} s gives {n_seg} segments of {config.segment_s:g} s; "
                          f"one sequence needs {config.segments_per_sequence} ({config.sequence_seconds:g} s)")

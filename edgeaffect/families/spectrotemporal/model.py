@@ -214,6 +214,7 @@ def _stem_affine(affine, norm):
 
 
 def build_spectronet(c: SpectroNetConfig):
+    """The whole network on one sequence (training, and the one-stage export)."""
     from edgeaffect.keras_backend import keras
 
     k = keras()
@@ -222,6 +223,57 @@ def build_spectronet(c: SpectroNetConfig):
     # === Spectral stream: per segment ===
     spec_in = L.Input((s, h, w, 3), name="spectrogram")
     images = custom["FoldSegments"]((h, w, 3), name="fold_segments")(spec_in)
+    per_segment = _spectral_features(k, c, images)
+    spectral = custom["FoldSegments"]((s, int(per_segment.shape[-1])), name="unfold_segments")(per_segment)
+    # === Temporal stream input ===
+    vlnep_in = L.Input((s, 256), name="vlnep")
+    out = _transformer_head(k, custom, c, spectral, vlnep_in)
+    return _detached(k, k.Model({"spectrogram": spec_in, "vlnep": vlnep_in}, out, name="spectrotemporal"), custom)
+
+
+def spectral_width(c: SpectroNetConfig) -> int:
+    """Features per segment: holistic + local GAP vectors (3072 for B3)."""
+    return 2 * _round_filters(1280, c.backbone[0])
+
+
+def build_extractor(c: SpectroNetConfig):
+    """Stage 1 on the device: one segment's 3-channel spectrogram -> its spectral features
+    (EfficientNet on the whole image and on 4 patches). Layer names are the full model's,
+    so weights move between them by name."""
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    h, w = c.image
+    segment = k.layers.Input((h, w, 3), name="segment")
+    return _detached(k, k.Model({"segment": segment}, _spectral_features(k, c, segment), name="spectral_extractor"),
+                     custom_objects())
+
+
+def build_sequence_model(c: SpectroNetConfig):
+    """Stage 2 on the device: a sequence of S segments' spectral features and VLNEP
+    histograms -> the BDI-II score (the dual-stream transformer and the head)."""
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    L, custom = k.layers, custom_objects()
+    spectral = L.Input((c.segments, spectral_width(c)), name="spectral")
+    vlnep = L.Input((c.segments, 256), name="vlnep")
+    out = _transformer_head(k, custom, c, spectral, vlnep)
+    return _detached(k, k.Model({"spectral": spectral, "vlnep": vlnep}, out, name="spectrotemporal_sequence"), custom)
+
+
+def copy_weights(source, target, *, shared_only: bool = False) -> None:
+    """Every weighted layer of ``target`` takes the weights of ``source``'s layer of that name
+    (``shared_only``: layers ``source`` lacks keep theirs, e.g. one stage into the whole)."""
+    have = {layer.name for layer in source.layers}
+    for layer in target.layers:
+        if layer.weights and (layer.name in have or not shared_only):
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def _spectral_features(k, c: SpectroNetConfig, images):
+    L = k.layers
+    h, w = c.image
     template = efficientnet_template(c)
     if c.backbone_weights != "none":
         load_imagenet_notop(template, c.backbone_weights)
@@ -231,17 +283,16 @@ def build_spectronet(c: SpectroNetConfig):
     local = [reapply(template, L.Cropping2D(((t, h - t - ph), (l, w - l - pw)), name=f"patch{i}")(images))
              for i, (t, l, ph, pw) in enumerate(c.patches())]
     local = L.Average(name="local")(local)
-    per_segment = L.Concatenate(name="spectral_features")([holistic, local])
-    spectral = custom["FoldSegments"]((s, int(per_segment.shape[-1])), name="unfold_segments")(per_segment)
-    # === Temporal stream input ===
-    vlnep_in = L.Input((s, 256), name="vlnep")
-    # === Dual-stream transformer ===
-    g = [_stream(k, custom, c, x, name) for x, name in ((spectral, "spectral"), (vlnep_in, "temporal"))]
+    return L.Concatenate(name="spectral_features")([holistic, local])
+
+
+def _transformer_head(k, custom, c: SpectroNetConfig, spectral, vlnep):
+    L = k.layers
+    g = [_stream(k, custom, c, x, name) for x, name in ((spectral, "spectral"), (vlnep, "temporal"))]
     v = L.Concatenate(name="fusion")(g)  # Eq. 15
     v = L.Dropout(c.dropout, name="dropout")(v)
     v = L.Dense(c.dense_units, activation="relu", name="dense")(v)
-    out = L.Dense(1, name="bdi")(v)
-    return _detached(k, k.Model({"spectrogram": spec_in, "vlnep": vlnep_in}, out, name="spectrotemporal"), custom)
+    return L.Dense(1, name="bdi")(v)
 
 
 def _detached(k, model, custom):
@@ -335,7 +386,7 @@ def spectronet_cost(c: SpectroNetConfig) -> list[LayerCost]:
     for i, (_, _, ph, pw) in enumerate(c.patches()):
         rows += [LayerCost(r.name, r.kind, r.out_shape, 0, r.flops * c.segments)
                  for r in efficientnet_cost(f"patch{i}/", (ph, pw), *c.backbone)]
-    feat = 2 * _round_filters(1280, c.backbone[0])
+    feat = spectral_width(c)
     for name, width in (("spectral", feat), ("temporal", 256)):
         rows += _transformer_cost(c, name, width)
     rows += [dense("dense", 2 * c.d_model, c.dense_units), dense("bdi", c.dense_units, 1)]

@@ -38,6 +38,18 @@ class SpectroRun(Run):
         x, y, _ = sequence_inputs(data, data.recordings(part), self.norm)
         return x, y
 
+    def recording_inputs(self, data: SpectroDataset, part: str) -> list[tuple[dict, float]]:
+        """Per recording with at least one sequence: the device adapter's per-segment inputs
+        (from the cached features) and its score."""
+        from edgeaffect.families.spectrotemporal.device import segment_inputs
+
+        out = []
+        for i in data.recordings(part):
+            a, b = int(data.offsets[i]), int(data.offsets[i + 1])
+            if b - a >= self.config.segments:
+                out.append((segment_inputs(data.mel[a:b], data.vlnep[a:b], self.norm), float(data.scores[i])))
+        return out
+
     def preprocessing(self) -> dict:
         return {"kind": "spectrotemporal", "features": self.config.features.to_dict(),
                 "vlnep_rule": self.config.vlnep_rule, "normalisation": self.norm,
@@ -77,8 +89,53 @@ def per_recording(pred: np.ndarray, owner: np.ndarray) -> np.ndarray:
     return recs, np.asarray([pred[owner == r].mean() for r in recs])
 
 
+def segment_feature_cache(extractor, data: SpectroDataset, norm: dict, path: Path, key: str, log) -> np.ndarray:
+    """The frozen extractor's features of every segment, computed once (in batches, with
+    progress) and kept in the run folder: with the backbone frozen, epochs then cost only the
+    transformer. Reused when ``key`` (the weights and the config) matches."""
+    from edgeaffect.progress import Progress
+
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key and len(z["features"]) == len(data.mel):
+                return z["features"]
+    mean, std = np.asarray(norm["mel_mean"], np.float32), np.asarray(norm["mel_std"], np.float32)
+    batch, out = 64, []
+    shown = Progress("frozen-backbone features (segments)", len(data.mel), stream=log)
+    for a in range(0, len(data.mel), batch):
+        out.append(extractor.predict(to_pixels(data.mel[a : a + batch], mean, std), batch_size=batch, verbose=0))
+        shown(min(a + batch, len(data.mel)))
+    feats = np.concatenate(out).astype(np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, features=feats, key=np.asarray(key))
+    return feats
+
+
+def cached_sequence_inputs(data: SpectroDataset, idx, feats: np.ndarray, norm: dict):
+    rows, owner = data.sequences(idx)
+    h = ((data.vlnep - np.asarray(norm["vlnep_mean"], np.float32)) / np.asarray(norm["vlnep_std"], np.float32))[rows]
+    return {"spectral": feats[rows], "vlnep": h.astype(np.float32)}, data.scores[owner], owner
+
+
+def _frozen_inputs(spec, c, data: SpectroDataset, norm: dict, out: Path, log):
+    """(the extractor, each part's cached-feature sequence inputs) for a frozen backbone."""
+    import hashlib
+
+    from edgeaffect.families.spectrotemporal.model import build_extractor
+
+    extractor = build_extractor(c)
+    weights = Path(c.backbone_weights)
+    stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if c.backbone_weights != "none" else "random"
+    key = hashlib.sha1(json.dumps([c.to_dict(), stamp, norm]).encode()).hexdigest()
+    feats = segment_feature_cache(extractor, data, norm, out / "segment-features.npz", key, log)
+    return extractor, [cached_sequence_inputs(data, data.recordings(p), feats, norm) for p in ("train", "val", "test")]
+
+
 def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs: int | None, task,
                      deterministic: bool = False, log=sys.stderr) -> SpectroRun:
+    """The whole network end to end; with ``freeze_backbone`` the sequence model alone, on
+    the frozen extractor's cached per-segment features (the same function, far cheaper)."""
     from edgeaffect.keras_backend import keras, tf
 
     k, c = keras(), spec.config
@@ -88,17 +145,31 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
         tf().config.experimental.enable_op_determinism()
     norm = normalisation(data)
     run = SpectroRun(out, spec, None, {}, norm)
-    (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, own_te) = (
-        sequence_inputs(data, data.recordings(p), norm) for p in ("train", "val", "test"))
-    model = spec.build_model()
+    if c.freeze_backbone:
+        from edgeaffect.families.spectrotemporal.model import build_sequence_model
+
+        extractor, parts = _frozen_inputs(spec, c, data, norm, out, log)
+        model = build_sequence_model(c)
+    else:
+        parts = [sequence_inputs(data, data.recordings(p), norm) for p in ("train", "val", "test")]
+        model = spec.build_model()
+    (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, own_te) = parts
     model.compile(optimizer=k.optimizers.Adam(c.learning_rate), loss=rmse_loss(), metrics=["mae"])
     n_epochs = epochs or c.epochs
-    print(f"training {spec.name}: {len(y_tr)} / {len(y_va)} / {len(y_te)} sequences, {n_epochs} epochs", file=log,
-          flush=True)
+    what = "sequence model on cached frozen-backbone features" if c.freeze_backbone else "end to end"
+    print(f"training {spec.name} ({what}): {len(y_tr)} / {len(y_va)} / {len(y_te)} sequences, {n_epochs} epochs",
+          file=log, flush=True)
     t0 = time.monotonic()
     hist = model.fit(x_tr, y_tr, batch_size=c.batch_size, epochs=n_epochs, validation_data=(x_va, y_va),
                      shuffle=True, verbose=0, callbacks=[epoch_logger(k, log, max(1, n_epochs // 10))])
     pred = model.predict(x_te, batch_size=64, verbose=0).reshape(-1)
+    if c.freeze_backbone:  # the whole network from its two parts, for export and for Keras users
+        from edgeaffect.families.spectrotemporal.model import copy_weights
+
+        whole = spec.build_model()
+        copy_weights(extractor, whole, shared_only=True)
+        copy_weights(model, whole, shared_only=True)
+        model = whole
     recs, scores = per_recording(pred, own_te)
     report = task.report(data.scores[recs], scores, spec.labels)
     train_mean = float(data.scores[data.recordings("train")].mean())
@@ -107,6 +178,7 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
                      "corpus": data.corpus, "split": {"kind": "paper", "train": int(len(data.recordings("train"))),
                                                       "val": int(len(data.recordings("val"))), "test": len(recs)},
                      "epochs": len(hist.history["loss"]), "train_seconds": round(time.monotonic() - t0, 1),
+                     "training": what,
                      "norm": norm, "test": {key: report[key] for key in task.summary_keys()},
                      "test_unit": "recording (mean over its sequences)",
                      "baseline_mae_predicting_the_training_mean": baseline,
@@ -123,7 +195,8 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
 
 def load_spectro_run(folder: Path, info: dict) -> SpectroRun:
     spec = get_model(info["model"])
-    spec = replace(spec, config=SpectroNetConfig.from_dict(info["model_config"]))
+    # The trained weights are in weights.h5: the ImageNet file it started from is not needed again.
+    spec = replace(spec, config=replace(SpectroNetConfig.from_dict(info["model_config"]), backbone_weights="none"))
     model = spec.build_model()
     model.load_weights(str(folder / "weights.h5"))
     return SpectroRun(folder, spec, model, info, info["norm"])
