@@ -1,7 +1,8 @@
 """The spectrotemporal family through the generic code (slow: several minutes on 2 cores):
-the tiny variant trained on a synthetic corpus -> QAT -> every default export format,
-verified as a regressor -> an rpi5 bundle -> predict (score, band, per-sequence scores)
-and one-line errors for bad recordings."""
+the tiny variant trained on a synthetic corpus -> two stages (per-segment extractor,
+per-sequence transformer; QAT on the second) -> every default export format per stage,
+verified as a regressor, and the chain of stages -> rpi5 and Jetson bundles -> predict
+(score, band, per-sequence scores) and one-line errors for bad recordings."""
 
 import json
 
@@ -36,9 +37,34 @@ def test_every_default_format_is_verified_as_a_regressor(trained):
     run = load_run(trained / "run")
     manifest = export_run(run, run_dataset(run), trained / "export", qat_epochs=2)
     assert manifest["family"] == "spectrotemporal" and manifest["task"]["kind"] == "regression"
-    assert set(manifest["files"]) == set(DEFAULT_FORMATS)
-    for v in manifest["verification"]:
+    assert [s["name"] for s in manifest["stages"]] == ["extractor", "sequence"]
+    assert manifest["formats"] == list(DEFAULT_FORMATS)
+    results = list(manifest["verification"])
+    for s in manifest["stages"]:
+        stage = json.loads((trained / "export" / s["folder"] / "manifest.json").read_text())
+        assert set(stage["files"]) == set(DEFAULT_FORMATS)
+        results += stage["verification"]
+    assert {v["kernels"] for v in manifest["verification"]} == {"chain"}
+    for v in results:
         assert (v["passed"] or not v["gating"]) and v["task"] == "regression" and v["metric_name"] == "mae", v
+
+
+def test_the_staged_device_path_matches_the_whole_keras_model(trained):
+    """The two exported float32 stages give the one-piece Keras network's scores (the
+    sequences share segments: each segment's features are computed once)."""
+    from edgeaffect.device.predict import ExportedModel
+    from edgeaffect.families.spectrotemporal.device import model_inputs, segment_features
+    from edgeaffect.families.spectrotemporal.features import recording_features
+    from edgeaffect.media import read_audio
+    from edgeaffect.train.runs import load_run
+
+    run = load_run(trained / "run")
+    m = ExportedModel(trained / "export", "tflite-fp32")
+    wav = sorted((trained / "corpus").rglob("*_audio.wav"))[0]
+    y, sr = read_audio(wav)
+    z, hist = segment_features(recording_features(y, sr, m.adapter.features), m.adapter.rule)
+    whole = run.model.predict(model_inputs(z, hist, m.adapter.features, m.adapter.norm), verbose=0)
+    np.testing.assert_allclose(np.asarray(m.predict(wav).per_segment).reshape(-1), whole.reshape(-1), atol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +114,20 @@ def test_bad_recordings_are_one_line_and_exit_2(bundle, tmp_path, what, y, sr, m
     assert r.returncode == 2, (what, r.stdout, r.stderr)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (what, r.stderr)
+
+
+def test_a_jetson_bundle_has_engine_commands_per_stage(trained):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target, resolve_options
+    from edgeaffect.train.runs import load_run, run_dataset
+
+    run = load_run(trained / "run")
+    t = get_target("jetson-orin-nano")
+    manifest = export_run(run, run_dataset(run), trained / "jetson", target=t, options=resolve_options(t, {}),
+                          qat_epochs=1)
+    assert manifest["target"]["key"] == "jetson-orin-nano"
+    for s in manifest["stages"]:
+        folder = trained / "jetson" / s["folder"]
+        stage = json.loads((folder / "manifest.json").read_text())
+        assert stage["target"]["engine"]["onnx"] in {e["file"] for e in stage["files"].values()}
+        assert (folder / "trtexec.sh").is_file() and (folder / "calibration.npz").is_file()

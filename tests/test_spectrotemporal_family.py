@@ -63,22 +63,23 @@ def test_device_inputs_match_the_training_side(tmp_path):
     """The device's NumPy features give the same model inputs as the training side's
     librosa features, within the features' tolerance carried through the normalisation."""
     from edgeaffect.families.spectrotemporal.dataset import build_dataset
-    from edgeaffect.families.spectrotemporal.device import SpectroAdapter
+    from edgeaffect.families.spectrotemporal.device import SpectroAdapter, segment_inputs
     from edgeaffect.families.spectrotemporal.model import tiny_config
-    from edgeaffect.families.spectrotemporal.train import normalisation, sequence_inputs
+    from edgeaffect.families.spectrotemporal.train import normalisation
     from edgeaffect.media import read_audio
 
     cfg = tiny_config()
     generate_avec2013(tmp_path / "c", per_partition=1, seconds=4.0, seed=1)
     data = build_dataset(tmp_path / "c", cfg.features, cfg.vlnep_rule)
     norm = normalisation(data)
-    x_train, _, owner = sequence_inputs(data, [0], norm)
+    a, b = data.offsets[0], data.offsets[1]
+    x_train = segment_inputs(data.mel[a:b], data.vlnep[a:b], norm)  # librosa log-Mel, per segment
     adapter = SpectroAdapter({"features": cfg.features.to_dict(), "vlnep_rule": "match", "normalisation": norm},
                              None, ["BDI-II"])
     x_dev = adapter.inputs(read_audio(tmp_path / "c" / "Training" / "Audio" / "200_1_audio.wav"))
-    assert x_dev["spectrogram"].shape == x_train["spectrogram"].shape
+    assert x_dev["segment"].shape == x_train["segment"].shape
     # Pixels: 1e-3 dB / std * 42.5 is far below 0.05 of a pixel level.
-    np.testing.assert_allclose(x_dev["spectrogram"], x_train["spectrogram"], atol=0.05)
+    np.testing.assert_allclose(x_dev["segment"], x_train["segment"], atol=0.05)
     # VLNEP compares intensities: a 1e-3 dB change can flip a near-tie, so a few codes move.
     assert np.abs(x_dev["vlnep"] - x_train["vlnep"]).mean() < 0.05
 
@@ -93,3 +94,85 @@ def test_the_tiny_variant_learns_the_synthetic_score(tmp_path):
     data = load_corpus("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "cache")
     run = train("spectrotemporal-tiny", data, tmp_path / "run", seed=0, epochs=40)
     assert run.info["test"]["mae"] < 0.5 * run.info["baseline_mae_predicting_the_training_mean"]
+
+
+class _Mic:
+    """The demo's audio source as the adapter sees it: a ring buffer the test writes."""
+
+    def __init__(self, sr):
+        from edgeaffect.demo.sources import AudioRing
+
+        self.ring = AudioRing(sr, seconds=4.0)
+
+
+def test_the_live_demo_scores_once_a_sequence_of_segments_is_in():
+    """Live: a segment joins when the next one is complete (its deltas and VLNEP codes read
+    both neighbours); no score until S consecutive segments; then every new segment gives one,
+    with only the new segment's extractor pass run (the others' features are kept); and the
+    live segments match the same audio's offline segments."""
+    from edgeaffect.families.spectrotemporal.device import SpectroAdapter, segment_inputs
+    from edgeaffect.families.spectrotemporal.features import recording_features
+    from edgeaffect.families.spectrotemporal.model import tiny_config
+    from edgeaffect.families.spectrotemporal.vlnep import vlnep_histograms
+
+    cfg = tiny_config().features
+    norm = {"mel_mean": [0.0, 0.0, 0.0], "mel_std": [20.0, 2.0, 1.0], "vlnep_mean": [0.0] * 256,
+            "vlnep_std": [1.0] * 256}
+    adapter = SpectroAdapter({"features": cfg.to_dict(), "vlnep_rule": "match", "normalisation": norm}, None, ["BDI-II"])
+    sr, s = 8000, cfg.segments_per_sequence
+    seg = int(sr * cfg.segment_s)
+    y = speech(20.0, (s + 6) * cfg.segment_s, seed=4)
+    mic = _Mic(sr)
+    calls, results = [], []
+
+    def run(stage, x):
+        calls.append((stage, len(next(iter(x.values())))))
+        return np.zeros((len(x["segment"]), 8), np.float32) if stage == "extractor" else np.zeros((1, 1), np.float32)
+
+    for i in range(0, y.size, seg // 4):
+        mic.ring.write(y[i : i + seg // 4])
+        step = adapter.live_input(None, mic, None)
+        if step.x is None:
+            assert step.status.startswith("collecting speech") or step.status == "ok", step.status
+            continue
+        results.append(step.x)
+        adapter.run_stages(run, dict(step.x))
+    assert len(results) >= 3  # one per new segment once S are in
+    ids = [x["segment_id"] for x in results]
+    assert all(len(i) == s and np.all(np.diff(i) == 1) for i in ids)
+    extractor_calls = [n for stage, n in calls if stage == "extractor"]
+    assert extractor_calls[0] == s and all(n == 1 for n in extractor_calls[1:])
+    # The live segment k equals the offline segment k of the same audio (interior segments).
+    z = recording_features(y, sr, cfg)
+    offline = segment_inputs(z, vlnep_histograms(z[..., 0], "match"), norm)
+    last = results[-1]
+    k = last["segment_id"]
+    # Same samples, same frame grid: equal to rounding (measured 0.0 pixel levels, VLNEP 1e-3).
+    np.testing.assert_allclose(last["segment"][1:-1], offline["segment"][k[1:-1]], atol=1e-3)
+    np.testing.assert_allclose(last["vlnep"][1:-1], offline["vlnep"][k[1:-1]], atol=0.05)
+
+
+def test_frozen_backbone_training_uses_cached_features_and_keeps_the_file_weights(tmp_path):
+    """--backbone-weights FILE --freeze-backbone: the extractor's features are computed once
+    per segment and cached in the run folder; only the transformer learns; the saved whole
+    network (the two parts joined by layer name) carries the file's backbone weights unchanged."""
+    from edgeaffect.families.spectrotemporal import model as M
+    from edgeaffect.train.families import load_corpus, train
+
+    weights = tmp_path / "efficientnetb3_notop.h5"
+    template = M.efficientnet_template(M.tiny_config())
+    template.save_weights(str(weights))
+    generate_avec2013(tmp_path / "corpus", per_partition=2, seconds=4.0, seed=2)
+    data = load_corpus("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "cache")
+    run = train("spectrotemporal-tiny", data, tmp_path / "run", seed=0, epochs=2,
+                options={"backbone_weights": weights, "freeze_backbone": True})
+    assert run.info["training"].startswith("sequence model on cached frozen-backbone features")
+    cache = tmp_path / "run" / "segment-features.npz"
+    with np.load(cache) as z:
+        assert z["features"].shape == (len(data.mel), M.spectral_width(run.config))
+    for layer in template.layers:
+        if layer.weights and layer.name in {x.name for x in run.model.layers}:
+            for a, b in zip(layer.get_weights(), run.model.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="--freeze-backbone is not an option"):
+        train("speechnet-emodb", data, tmp_path / "x", options={"freeze_backbone": True})

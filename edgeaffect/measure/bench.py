@@ -219,8 +219,12 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
         return step
 
     def row(what, runtime, t, nbytes=None):
-        rows.append({"what": what, "runtime": runtime, "bytes": nbytes, **t.to_dict()})
-        print(f"  {what:40s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms  ({t.runs} runs)", file=log, flush=True)
+        # Real-time factor: processing time per second of audio (below 1 keeps up with live speech).
+        rtf = {"real_time_factor_p50": t.p50_ms / 1e3 / seconds} if seconds else {}
+        rows.append({"what": what, "runtime": runtime, "bytes": nbytes, **t.to_dict(), **rtf})
+        shown = f"  RTF {rtf['real_time_factor_p50']:.4f}" if rtf else ""
+        print(f"  {what:40s} p50 {t.p50_ms:7.3f} ms  p90 {t.p90_ms:7.3f} ms{shown}  ({t.runs} runs)", file=log,
+              flush=True)
 
     rows: list[dict] = []
     t = measure(cycling(adapter.inputs, decoded), warmup=3, budget_s=budget_s, min_runs=10)
