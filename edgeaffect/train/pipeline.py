@@ -117,8 +117,13 @@ def summary_table(s: dict) -> str:
                      f"{_ms(both)} |")
     keras = t.get("inference keras (model(x) direct)")
     if keras:
-        lines.append(f"| keras (float, model(x)) | tf_keras | - | - | {s['runs']['paper']['test'][metric]:.4f} | 0 | 0 "
-                     f"| 1 | {_ms(keras)} | - |")
+        # The float model on the verification's samples (what the rows above are compared with;
+        # a regressor's runs report per recording, its verification per sequence).
+        ref = s["verification"][0]["float_metric"] if s["verification"] else s["runs"]["paper"]["test"][metric]
+        lines.append(f"| keras (float, model(x)) | tf_keras | - | - | {ref:.4f} | 0 | 0 | 1 | {_ms(keras)} | - |")
+    if s["verification"]:
+        lines.append(f"\nVerification: {s['verification'][0]['n']} held-out test samples, each format against the "
+                     "Keras model it was written from.")
     feats = next((row for row in s["timings"] if row["what"].startswith("features (")), None)
     if feats:
         lines.append(f"\n{feats['what']}: p50 {feats['p50_ms']:.2f} ms, p90 {feats['p90_ms']:.2f} ms (measured, decode "
