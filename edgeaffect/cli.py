@@ -390,20 +390,21 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
                  artifact: Annotated[Optional[list[Path]], typer.Option("--artifact", help="A .tflite / .onnx file (repeat).")] = None,
                  bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds achieved points on the host.")] = None,
                  out: Annotated[Path, typer.Option(help="Folder for the plots and bounds.json.")] = Path("build/roofline"),
-                 threads: Annotated[int, typer.Option(help="Threads for the host's measured ceilings.")] = 1,
+                 threads: Annotated[int, typer.Option(help="Threads for the host's measured roofs (as the bench was run).")] = 1,
                  measure_host: Annotated[bool, typer.Option("--measure-host", help="Re-measure the host (else cached).")] = False):
     """Roofline plots per device and a lower bound on latency per model per device."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.models import list_models
-    from edgeaffect.roofline.devices import get_device, host_ceilings, load_catalog, precision_of_format, roofline_bound
+    from edgeaffect.roofline.devices import (HOST_RUNTIME, get_device, load_catalog, precision_of_format,
+                                             roofline_bound, runtime_of_artifact)
     from edgeaffect.roofline.plot import plot_roofline
     from edgeaffect.roofline.readers import analyse
 
     keys = device or list(load_catalog())
     devices = [get_device(k, measure_host=False) for k in keys]  # validates every name first
     if "host" in keys:
-        host_ceilings(threads, refresh=measure_host)
-        devices = [get_device(d.key, threads=threads) if d.key == "host" else d for d in devices]
+        devices = [get_device(d.key, threads=threads, refresh=measure_host) if d.key == "host" else d
+                   for d in devices]
     measured = {}
     if bench:
         if not bench.is_file():
@@ -414,22 +415,33 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
     points = []
     for a in artifact or []:
         points.append({"label": a.stem, "cost": analyse(a), "precision": precision_of_format(a.stem),
-                       "p50_ms": measured.get(a.name)})
+                       "runtime": runtime_of_artifact(a.name), "p50_ms": measured.get(a.name)})
     for m in model or ([] if artifact else list_models()):
         cost = analyse(_model_or_file(m))
-        points += [{"label": f"{m} {p}", "cost": cost, "precision": p} for p in ("float32", "int8")]
+        # A registered model is bounded on the runtime a device runs it with (LiteRT).
+        points += [{"label": f"{m} {p}", "cost": cost, "precision": p, "runtime": HOST_RUNTIME}
+                   for p in ("float32", "int8")]
     bounds, written = [], []
     for d in devices:
         pts = [{**p, "achieved_gflops": (p["cost"].flops / (p["p50_ms"] / 1e3) / 1e9
                                          if d.key == "host" and p.get("p50_ms") else None)} for p in points]
         written += plot_roofline(d, pts, out)
         for p in points:
-            b = roofline_bound(p["cost"], d, p["precision"])
+            b = roofline_bound(p["cost"], d, p["precision"], p.get("runtime"))
             bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None})
     atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
+    host = next((d for d in devices if d.key == "host"), None)
+    if host is not None:
+        typer.echo(f"host roofs ({host.compute}; {threads} thread(s); measured with each runtime's own kernels):")
+        for rt, peaks in host.runtime_peaks.items():
+            typer.echo("  " + rt + ": " + ", ".join(f"{p} {f.value:.4g} GFLOP/s" for p, f in peaks.items()))
+        for name, ref in host.references.items():
+            typer.echo(f"  {name}: {ref.value:.4g} GFLOP/s ({ref.source})")
     typer.echo(f"{'model':34s} {'device':24s} {'AI FLOP/B':>9s} {'bound ms':>10s}  limited by   (roofline lower bounds: predictions)")
     for b in bounds:
-        meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms" if b["measured_p50_ms"] else ""
+        meas = ""
+        if b["measured_p50_ms"]:
+            meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms = {b['measured_p50_ms'] / b['latency_ms']:.2f}x the bound"
         typer.echo(f"{b['model'][:34]:34s} {b['device']:24s} {b['intensity']:9.2f} {b['latency_ms']:10.5f}  "
                    f"{b['limited_by']:8s}{meas}")
     typer.echo(f"plots and bounds.json in {out} ({len(written)} files)")
