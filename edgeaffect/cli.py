@@ -447,6 +447,44 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
     typer.echo(f"plots and bounds.json in {out} ({len(written)} files)")
 
 
+@app.command("host-roofs")
+def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threads", help="Thread counts (repeat); default: 1 and the core count.")] = None,
+                   measure_host: Annotated[bool, typer.Option("--measure-host", help="Measure again (else cached).")] = False,
+                   json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the table as JSON.")] = None):
+    """This machine's compute roofs per runtime, precision and thread count, measured through
+    the runtimes' own kernels, beside the ISA's theoretical peak (their ratio, one machine)."""
+    import os
+
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.machine import machine
+    from edgeaffect.roofline.devices import runtime_roofs
+    from edgeaffect.roofline.isa import PIPES, isa_peak
+
+    counts = threads or sorted({1, os.cpu_count() or 1})
+    if any(t < 1 for t in counts):
+        raise InputError("--threads must be >= 1")
+    isa = isa_peak()
+    typer.echo(f"machine: {machine()}; ISA {isa.isa}, clock {isa.ghz:.3g} GHz ({isa.clock_source})")
+    typer.echo(f"{'runtime':12s} {'precision':9s} {'threads':>7s} {'measured GFLOP/s':>16s} {'ISA peak':>9s} "
+               f"{'measured/ISA':>12s}  probe (fastest of its FullyConnected / Conv2D)")
+    rows = []
+    for t in counts:
+        roofs = runtime_roofs(t, refresh=measure_host)
+        for rt, per in roofs["runtimes"].items():
+            for p, r in per.items():
+                peak = isa.gflops(p, t)
+                rows.append({"runtime": rt, "package": r["package"], "precision": p, "threads": t,
+                             "measured_gflops": r["gflops"], "probes": r["all"], "isa_peak_gflops": peak,
+                             "isa_source": isa.source(p, t), "probe": r["probe"]})
+                ratio = f"{r['gflops'] / peak:12.2f}" if peak else f"{'-':>12s}"
+                typer.echo(f"{rt:12s} {p:9s} {t:7d} {r['gflops']:16.4g} {peak:9.4g} {ratio}  {r['probe']}")
+    typer.echo("measured: the fastest of 90 invokes of each probe (the roof a model's bound uses); ISA peak: "
+               f"cores x clock x operations per cycle of the ISA, {PIPES} vector pipes assumed (an upper limit)")
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "isa": isa.isa, "ghz": isa.ghz,
+                                                "clock_source": isa.clock_source, "rows": rows}, indent=2))
+
+
 @app.command("report")
 def report_cmd(bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
                out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None):
@@ -477,21 +515,35 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                       budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded, or has no measurement and is not optional.")] = None,
                       json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows (and checks) as JSON.")] = None,
                       markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
-                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None):
-    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets."""
+                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None,
+                      baseline: Annotated[Optional[Path], typer.Option(help="Latency gate: a folder of saved exports (<model>/manifest.json); each file is timed interleaved with its baseline and fails when more than `regression` (budgets [defaults], 10 %) slower.")] = None,
+                      save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False):
+    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets;
+    the latency gate against a baseline."""
     from dataclasses import asdict
     import os
 
-    from edgeaffect.measure.bench import bench_exports, machine, remeasure, to_junit, to_markdown, to_text
-    from edgeaffect.measure.budgets import check_budgets, load_budgets
+    from edgeaffect.measure.bench import bench_exports, gate_rows, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.measure.budgets import DEFAULT_KEYS, check_budgets, load_budgets, regression_checks
     from edgeaffect.io import atomic_write_text
 
+    if save_baseline and baseline is None:
+        raise InputError("--save-baseline needs --baseline DIR (where to save it)")
     spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
     rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
+    if baseline is not None:
+        gate_rows(rows, baseline, threads=threads, budget_s=budget,
+                  tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
     header = f"machine: {machine()}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
+    if baseline is not None:
+        header += (f"; vs baseline: ratio of latencies timed interleaved with {baseline} in this run "
+                   f"(median of pairs, 99 % interval)")
     typer.echo(header)
     typer.echo(to_text(rows))
+    for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
+        typer.echo(f"latency gate: {note} (nothing compared)")
     checks = check_budgets(spec, rows, lambda r: remeasure(r, threads, budget)) if spec else []
+    checks += regression_checks(rows)
     for c in checks:
         typer.echo(c.line)
     if json_out:
@@ -515,6 +567,12 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                    f"{'; '.join(f'{c.budget} {c.metric} {c.detail}' for c in unchecked)}", err=True)
     if exceeded or unchecked:
         raise typer.Exit(1)
+    if save_baseline:
+        from edgeaffect.measure.gate import has_baseline, save_baseline as save
+
+        for d in exports:
+            if not has_baseline(baseline, d):
+                typer.echo(f"latency gate: baseline saved to {save(d, baseline)} (compared from the next run on)")
 
 
 @app.command("demo")

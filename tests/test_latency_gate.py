@@ -82,3 +82,58 @@ def test_interleaving_cancels_a_slow_phase():
 
     c = compare(work, work, pairs=60, block=5, warmup=0)
     assert 0.9 < c.ratio < 1.1 and not c.regressed, c.line
+
+
+def test_bench_gate_saves_a_baseline_then_compares(export_dir, tmp_path):
+    """`make bench`'s gate: the first run saves the export as the baseline, the next one
+    times each file interleaved with it (identical files: every ratio near 1, exit 0), and
+    a baseline whose file is slower makes the candidate look faster, never failing."""
+    import json
+
+    from tests.test_cli import cli
+
+    base = tmp_path / "baseline"
+    r = cli("bench", export_dir, "--budget", "0.3", "--baseline", base, "--save-baseline")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no baseline of aver-ravdess tflite-int8" in r.stdout and "baseline saved" in r.stdout
+    assert (base / "aver-ravdess" / "manifest.json").is_file()
+    r = cli("bench", export_dir, "--budget", "0.3", "--baseline", base, "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    b = json.loads((tmp_path / "b.json").read_text())
+    gate = [c for c in b["budgets"] if c["metric"] == "latency_vs_baseline"]
+    assert {c["budget"] for c in gate} >= {"host.aver-ravdess.tflite-int8", "host.aver-ravdess.onnx-fp32"}
+    assert all(c["passed"] and 0.8 < c["value"] < 1.2 for c in gate), gate
+    assert "vs baseline (interleaved)" in r.stdout
+
+
+def test_bench_gate_fails_on_a_slower_candidate(models, tmp_path):
+    """The gate as `edgeaffect bench --baseline` runs it: a saved baseline folder holding the
+    smaller model, a candidate file with 31 % more work: an EXCEEDED check (exit 1 there)."""
+    import json
+
+    from tests.test_cli import cli
+
+    def export(folder, model_file):
+        folder.mkdir(parents=True)
+        shutil.copy(model_file, folder / "m.tflite")
+        manifest = {"model": "aver-ravdess", "files": {"tflite-fp32": {"file": "m.tflite", "runtime": "litert",
+                                                                        "bytes": model_file.stat().st_size}}}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    export(tmp_path / "baseline" / "aver-ravdess", models / "base.tflite")
+    from edgeaffect.measure.bench import gate_rows
+    from edgeaffect.measure.budgets import regression_checks
+
+    rows = [{"model": "aver-ravdess", "format": "tflite-fp32", "runtime": "litert", "status": "ok",
+             "path": str(models / "wide.tflite")}]
+    gate_rows(rows, tmp_path / "baseline", budget_s=0.5)
+    checks = regression_checks(rows)
+    assert len(checks) == 1 and not checks[0].passed and checks[0].state == "EXCEEDED", checks[0].line
+    assert rows[0]["baseline"]["ratio"] > 1.2
+
+
+def test_save_baseline_needs_a_folder(export_dir):
+    from tests.test_cli import cli
+
+    r = cli("bench", export_dir, "--save-baseline")
+    assert r.returncode == 2 and "--save-baseline needs --baseline" in r.stderr and "Traceback" not in r.stderr

@@ -119,14 +119,21 @@ def baseline_for(baseline_root: Path, model: str, fmt: str) -> Path | None:
     return folder / entry["file"]
 
 
-def save_baseline(export_dir: Path, baseline_root: Path) -> Path:
-    """Copies an export folder to ``<root>/<model>/`` (replacing the previous baseline)."""
+def _model_of(export_dir: Path) -> str:
     import json
 
+    return json.loads((Path(export_dir) / "manifest.json").read_text())["model"]
+
+
+def has_baseline(baseline_root: Path, export_dir: Path) -> bool:
+    return (Path(baseline_root) / _model_of(export_dir) / "manifest.json").is_file()
+
+
+def save_baseline(export_dir: Path, baseline_root: Path) -> Path:
+    """Copies an export folder to ``<root>/<model>/`` (replacing the previous baseline)."""
     from edgeaffect.io import atomic_dir
 
-    model = json.loads((Path(export_dir) / "manifest.json").read_text())["model"]
-    dest = Path(baseline_root) / model
+    dest = Path(baseline_root) / _model_of(export_dir)
     with atomic_dir(dest) as tmp:
         for f in Path(export_dir).iterdir():
             if f.is_file():
