@@ -485,6 +485,41 @@ def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threa
                                                 "clock_source": isa.clock_source, "rows": rows}, indent=2))
 
 
+@app.command("calibrate")
+def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", help="Registered model to estimate (repeat).")] = None,
+                  threads: Annotated[int, typer.Option(help="Threads the estimates are for.")] = 1,
+                  json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the fit and errors as JSON.")] = None):
+    """Device predictions fitted to published latencies of public models (rebuilt here):
+    per device, runtime and precision the factors and the leave-one-out error, then
+    estimates for our models (predictions, with their error band)."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+
+    groups = groups_cached()
+    typer.echo("fit: latency = overhead + 3x3-conv arithmetic at roof / eff3x3 + other arithmetic at roof / eff_other, "
+               "roof scaled to threads ** scaling of the cores; leave-one-out: each figure predicted from the others")
+    typer.echo(f"{'device':8s} {'runtime':8s} {'precision':9s} {'n':>3s} {'overhead ms':>11s} {'eff 3x3':>8s} "
+               f"{'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
+    for g in groups:
+        typer.echo(f"{g.device:8s} {g.runtime:8s} {g.precision:9s} {g.n:3d} {g.overhead_ms:11.3g} "
+                   f"{g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} {g.scaling:7.2f} "
+                   f"{g.median_error:10.0%} {g.worst_error:9.0%}")
+    estimates = []
+    for m in model or []:
+        cost = model_split_cost(m)
+        for g in groups:
+            if any(e["model"] == m and e["device"] == g.device and e["precision"] == g.precision for e in estimates):
+                continue
+            e = estimate(groups, cost, g.device, g.precision, threads)
+            estimates.append({"model": m, "device": g.device, "precision": g.precision,
+                              **{k: v for k, v in e.items() if k != "group"}})
+            typer.echo(f"{m} on {g.device} ({g.precision}): estimate {e['estimate_ms']:.3g} ms (a prediction; "
+                       f"{e['note']})")
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"groups": [g.to_dict() for g in groups], "estimates": estimates},
+                                               indent=2))
+
+
 @app.command("report")
 def report_cmd(bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
                out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None):

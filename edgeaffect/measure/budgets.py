@@ -204,6 +204,8 @@ def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
                 checks.append(Check(b.key, m, b.limits[m], bound.latency_ms, "prediction (roofline lower bound)",
                                     bound.latency_ms <= b.limits[m],
                                     f"({bound.limited_by}-bound; {bound.note})"))
+        if "p50_ms" in b.limits:
+            checks += _calibrated(b, precision)
         if "peak_memory_mib" in b.limits:
             mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
             checks.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
@@ -250,3 +252,27 @@ def regression_checks(rows: list[dict]) -> list[Check]:
             out.append(Check(f"host.{r['model']}.{r['format']}", "latency_vs_baseline", 1 + b["tolerance"], b["ratio"],
                              GATE_KIND, not b["regressed"], f"({b['line']})"))
     return out
+
+
+CALIBRATED = "prediction (calibrated estimate)"
+
+
+def _calibrated(b: Budget, precision: str) -> list[Check]:
+    """The budget against the calibrated estimate (``edgeaffect.roofline.calibrate``) for
+    a device with published figures; extrapolated estimates are shown, not gating."""
+    from edgeaffect.errors import EdgeAffectError
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+
+    try:
+        est = estimate(groups_cached(), model_split_cost(b.model), b.device, precision)
+    except EdgeAffectError as exc:  # no TensorFlow to rebuild the graphs: say so, do not fail
+        return [Check(b.key, "p50_ms", b.limits["p50_ms"], None, NOT_CHECKED, True,
+                      f"(calibrated estimate unavailable: {exc})")]
+    if est is None:
+        return []
+    limit = b.limits["p50_ms"]
+    if est["extrapolated"]:
+        return [Check(b.key, "p50_ms", limit, est["estimate_ms"], NOT_CHECKED, True,
+                      f"({CALIBRATED}, not gating: {est['note']})")]
+    return [Check(b.key, "p50_ms", limit, est["estimate_ms"], CALIBRATED, est["estimate_ms"] <= limit,
+                  f"({est['note']}{'; the band reaches over the budget' if est['high_ms'] > limit else ''})")]

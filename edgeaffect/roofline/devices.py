@@ -39,6 +39,8 @@ class Device:
     runtime_peaks: dict[str, dict[str, Figure]] = field(default_factory=dict)
     # Labelled figures drawn for reference, never used as a roof (ISA peak, NumPy GEMM).
     references: dict[str, Figure] = field(default_factory=dict)
+    cores: int | None = None  # CPUs: the core count and clock the peak figures are for
+    clock_ghz: float | None = None
 
     @property
     def bandwidth(self) -> Figure:
@@ -70,7 +72,8 @@ def load_catalog(text: str | None = None) -> dict[str, Device]:
     data = tomllib.loads(text if text is not None else catalog_text("devices.toml"))
     devices = {}
     for key, d in data.items():
-        dev = Device(key, d.get("name", key), d.get("kind", "cpu"), d.get("compute", ""), list(d.get("runtimes", [])))
+        dev = Device(key, d.get("name", key), d.get("kind", "cpu"), d.get("compute", ""), list(d.get("runtimes", [])),
+                     cores=d.get("cores"), clock_ghz=d.get("clock_ghz"))
         dev.peaks = {p: _figure(f, f"{key}.peak_gflops.{p}") for p, f in d.get("peak_gflops", {}).items()}
         dev.bandwidths = {b: _figure(f, f"{key}.bandwidth_gbs.{b}") for b, f in d.get("bandwidth_gbs", {}).items()}
         if d.get("measure"):
