@@ -75,6 +75,7 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench
 	$(BIN)/edgeaffect host-roofs --measure-host
+	$(BIN)/edgeaffect calibrate --model aver-ravdess --model speechnet-emodb --json $(OUT)/roofline-calibration.json
 	$(BIN)/edgeaffect roofline --model aver-ravdess --model speechnet-emodb --bench $(OUT)/bench.json --out $(OUT)/roofline \
 	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite \
 	  --artifact $(SPEECH)/export/speechnet-emodb-tflite-int8.tflite --artifact $(SPEECH)/export/speechnet-emodb-tflite-fp32.tflite
