@@ -45,10 +45,16 @@ class Comparison:
         return self.low > 1 + self.tolerance
 
     @property
+    def sharp(self) -> bool:
+        """Narrow enough to catch a slowdown of twice the tolerance (20 % by default)."""
+        return (self.high - self.low) / 2 < self.tolerance
+
+    @property
     def line(self) -> str:
+        warn = "" if self.sharp else "; interval too wide to catch a 2x-tolerance slowdown: too noisy here"
         return (f"candidate / baseline = {self.ratio:.3f} ({self.confidence:.0%} interval {self.low:.3f}-"
                 f"{self.high:.3f}; {self.pairs} interleaved pairs of {self.block} invokes; "
-                f"{self.candidate_ms:.4f} vs {self.baseline_ms:.4f} ms)")
+                f"{self.candidate_ms:.4f} vs {self.baseline_ms:.4f} ms{warn})")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "regressed": self.regressed}
@@ -66,10 +72,11 @@ def median_interval(ratios: np.ndarray, confidence: float = CONFIDENCE, resample
 
 def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int = 5, budget_s: float | None = None,
             min_pairs: int = 30, warmup: int = 10, tolerance: float = TOLERANCE,
-            confidence: float = CONFIDENCE) -> Comparison:
+            confidence: float = CONFIDENCE, extend: float = 4.0) -> Comparison:
     """Interleaved paired timing of two callables (see the module's docstring): ``pairs``
     rounds, or with ``budget_s`` rounds until that much time has passed (at least
-    ``min_pairs``, at most 10 x ``pairs``)."""
+    ``min_pairs``, at most 10 x ``pairs``); then, while the interval is too wide to catch
+    a slowdown of twice the tolerance, more rounds, up to ``extend`` x ``budget_s`` in all."""
     for _ in range(warmup):
         run_baseline()
         run_candidate()
@@ -83,11 +90,9 @@ def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int = 5, bud
         return best
 
     base, cand = [], []
-    end = time.perf_counter() + budget_s if budget_s else None
-    limit = pairs * 10 if budget_s else pairs
-    i = 0
-    while i < limit and (i < min_pairs or (end is None and i < pairs) or (end is not None and time.perf_counter() < end)):
-        if i % 2 == 0:
+
+    def one_round() -> None:
+        if len(base) % 2 == 0:  # AB, BA, AB, ...
             b = best_of(run_baseline)
             c = best_of(run_candidate)
         else:
@@ -95,10 +100,21 @@ def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int = 5, bud
             b = best_of(run_baseline)
         base.append(b)
         cand.append(c)
-        i += 1
+
+    end = time.perf_counter() + budget_s if budget_s else None
+    limit = pairs * 10 if budget_s else pairs
+    while len(base) < limit and (len(base) < min_pairs or (end is None and len(base) < pairs)
+                                 or (end is not None and time.perf_counter() < end)):
+        one_round()
+    low, high = median_interval(np.asarray(cand) / np.asarray(base), confidence)
+    if budget_s:
+        stop = end + budget_s * (extend - 1)
+        while (high - low) / 2 >= tolerance and time.perf_counter() < stop:
+            for _ in range(10):
+                one_round()
+            low, high = median_interval(np.asarray(cand) / np.asarray(base), confidence)
     base_a, cand_a = np.asarray(base), np.asarray(cand)
     ratios = cand_a / base_a
-    low, high = median_interval(ratios, confidence)
     return Comparison(float(np.median(ratios)), low, high, len(ratios), block, float(np.median(base_a)) * 1e3,
                       float(np.median(cand_a)) * 1e3, tolerance, confidence)
 
