@@ -409,7 +409,14 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
     if bench:
         if not bench.is_file():
             raise InputError(f"--bench file not found: {bench}")
-        for r in json.loads(bench.read_text()).get("rows", []):
+        from edgeaffect.measure.machine import machine
+
+        data = json.loads(bench.read_text())
+        if data.get("machine") != machine():  # a ratio compares figures of one machine only
+            typer.echo(f"--bench {bench} was measured on another machine ({data.get('machine')}): "
+                       f"its latencies are not placed against this machine's roofs", err=True)
+            data = {}
+        for r in data.get("rows", []):
             if r.get("p50_ms"):
                 measured[Path(r["path"]).name] = r["p50_ms"]
     points = []
