@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,7 @@ def groups_cached() -> list[Group]:
     return _GROUPS
 
 
+@lru_cache(maxsize=None)
 def model_split_cost(model_name: str) -> dict:
     """The predictor's view of a registered model (its Keras graph: the 3x3-conv share)."""
     from edgeaffect.models import get_model
