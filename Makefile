@@ -12,6 +12,9 @@ APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2
 OUT    ?= build/quickstart
 SPEECH ?= build/speechnet
 DEPRESSION ?= build/depression
+# The latency gate's baseline: the first `make bench` saves each export here; later runs time the
+# current export interleaved with it (delete a model's folder to accept a new baseline).
+BASELINE ?= build/bench-baseline
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -24,7 +27,7 @@ help:
 	@echo "make test       fast test suite (creates .venv on first use)"
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
-	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) on this machine"
+	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 
 apt:
@@ -72,6 +75,7 @@ $(SPEECH)/export/manifest.json:
 
 bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESSION)/export/manifest.json
 	$(BIN)/edgeaffect bench $(OUT)/export $(SPEECH)/export $(DEPRESSION)/export --budget 3 --budgets roofline/budgets.toml \
+	  --baseline $(BASELINE) --save-baseline \
 	  --json $(OUT)/bench.json --markdown $(OUT)/bench.md --junit $(OUT)/bench.xml
 	$(BIN)/edgeaffect bench-pipeline --work $(OUT) --budget 3
 	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
@@ -80,6 +84,8 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench
+	$(BIN)/edgeaffect host-roofs --measure-host
+	$(BIN)/edgeaffect calibrate --model aver-ravdess --model speechnet-emodb --json $(OUT)/roofline-calibration.json
 	$(BIN)/edgeaffect roofline --model aver-ravdess --model speechnet-emodb --bench $(OUT)/bench.json --out $(OUT)/roofline \
 	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite \
 	  --artifact $(SPEECH)/export/speechnet-emodb-tflite-int8.tflite --artifact $(SPEECH)/export/speechnet-emodb-tflite-fp32.tflite

@@ -413,50 +413,142 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
                  artifact: Annotated[Optional[list[Path]], typer.Option("--artifact", help="A .tflite / .onnx file (repeat).")] = None,
                  bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds achieved points on the host.")] = None,
                  out: Annotated[Path, typer.Option(help="Folder for the plots and bounds.json.")] = Path("build/roofline"),
-                 threads: Annotated[int, typer.Option(help="Threads for the host's measured ceilings.")] = 1,
+                 threads: Annotated[int, typer.Option(help="Threads for the host's measured roofs (as the bench was run).")] = 1,
                  measure_host: Annotated[bool, typer.Option("--measure-host", help="Re-measure the host (else cached).")] = False):
     """Roofline plots per device and a lower bound on latency per model per device."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.models import list_models
-    from edgeaffect.roofline.devices import get_device, host_ceilings, load_catalog, precision_of_format, roofline_bound
+    from edgeaffect.roofline.devices import (HOST_RUNTIME, get_device, load_catalog, precision_of_format,
+                                             roofline_bound, runtime_of_artifact)
     from edgeaffect.roofline.plot import plot_roofline
     from edgeaffect.roofline.readers import analyse
 
     keys = device or list(load_catalog())
     devices = [get_device(k, measure_host=False) for k in keys]  # validates every name first
     if "host" in keys:
-        host_ceilings(threads, refresh=measure_host)
-        devices = [get_device(d.key, threads=threads) if d.key == "host" else d for d in devices]
+        devices = [get_device(d.key, threads=threads, refresh=measure_host) if d.key == "host" else d
+                   for d in devices]
     measured = {}
     if bench:
         if not bench.is_file():
             raise InputError(f"--bench file not found: {bench}")
-        for r in json.loads(bench.read_text()).get("rows", []):
+        from edgeaffect.measure.machine import machine
+
+        data = json.loads(bench.read_text())
+        if data.get("machine") != machine():  # a ratio compares figures of one machine only
+            typer.echo(f"--bench {bench} was measured on another machine ({data.get('machine')}): "
+                       f"its latencies are not placed against this machine's roofs", err=True)
+            data = {}
+        for r in data.get("rows", []):
             if r.get("p50_ms"):
                 measured[Path(r["path"]).name] = r["p50_ms"]
     points = []
     for a in artifact or []:
         points.append({"label": a.stem, "cost": analyse(a), "precision": precision_of_format(a.stem),
-                       "p50_ms": measured.get(a.name)})
+                       "runtime": runtime_of_artifact(a.name), "p50_ms": measured.get(a.name)})
     for m in model or ([] if artifact else list_models()):
         for label, part in _model_parts(m):
             cost = analyse(part)
-            points += [{"label": f"{label} {p}", "cost": cost, "precision": p} for p in ("float32", "int8")]
+            # A registered model is bounded on the runtime a device runs it with (LiteRT).
+            points += [{"label": f"{label} {p}", "cost": cost, "precision": p, "runtime": HOST_RUNTIME}
+                       for p in ("float32", "int8")]
     bounds, written = [], []
     for d in devices:
         pts = [{**p, "achieved_gflops": (p["cost"].flops / (p["p50_ms"] / 1e3) / 1e9
                                          if d.key == "host" and p.get("p50_ms") else None)} for p in points]
         written += plot_roofline(d, pts, out)
         for p in points:
-            b = roofline_bound(p["cost"], d, p["precision"])
+            b = roofline_bound(p["cost"], d, p["precision"], p.get("runtime"))
             bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None})
     atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
+    host = next((d for d in devices if d.key == "host"), None)
+    if host is not None:
+        typer.echo(f"host roofs ({host.compute}; {threads} thread(s); measured with each runtime's own kernels):")
+        for rt, peaks in host.runtime_peaks.items():
+            typer.echo("  " + rt + ": " + ", ".join(f"{p} {f.value:.4g} GFLOP/s" for p, f in peaks.items()))
+        for name, ref in host.references.items():
+            typer.echo(f"  {name}: {ref.value:.4g} GFLOP/s ({ref.source})")
     typer.echo(f"{'model':34s} {'device':24s} {'AI FLOP/B':>9s} {'bound ms':>10s}  limited by   (roofline lower bounds: predictions)")
     for b in bounds:
-        meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms" if b["measured_p50_ms"] else ""
+        meas = ""
+        if b["measured_p50_ms"]:
+            meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms = {b['measured_p50_ms'] / b['latency_ms']:.2f}x the bound"
         typer.echo(f"{b['model'][:34]:34s} {b['device']:24s} {b['intensity']:9.2f} {b['latency_ms']:10.5f}  "
                    f"{b['limited_by']:8s}{meas}")
     typer.echo(f"plots and bounds.json in {out} ({len(written)} files)")
+
+
+@app.command("host-roofs")
+def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threads", help="Thread counts (repeat); default: 1 and the core count.")] = None,
+                   measure_host: Annotated[bool, typer.Option("--measure-host", help="Measure again (else cached).")] = False,
+                   json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the table as JSON.")] = None):
+    """This machine's compute roofs per runtime, precision and thread count, measured through
+    the runtimes' own kernels, beside the ISA's theoretical peak (their ratio, one machine)."""
+    import os
+
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.machine import machine
+    from edgeaffect.roofline.devices import runtime_roofs
+    from edgeaffect.roofline.isa import PIPES, isa_peak
+
+    counts = threads or sorted({1, os.cpu_count() or 1})
+    if any(t < 1 for t in counts):
+        raise InputError("--threads must be >= 1")
+    isa = isa_peak()
+    typer.echo(f"machine: {machine()}; ISA {isa.isa}, clock {isa.ghz:.3g} GHz ({isa.clock_source})")
+    typer.echo(f"{'runtime':12s} {'precision':9s} {'threads':>7s} {'measured GFLOP/s':>16s} {'ISA peak':>9s} "
+               f"{'measured/ISA':>12s}  probe (fastest of its FullyConnected / Conv2D)")
+    rows = []
+    for t in counts:
+        roofs = runtime_roofs(t, refresh=measure_host)
+        for rt, per in roofs["runtimes"].items():
+            for p, r in per.items():
+                peak = isa.gflops(p, t)
+                rows.append({"runtime": rt, "package": r["package"], "precision": p, "threads": t,
+                             "measured_gflops": r["gflops"], "probes": r["all"], "isa_peak_gflops": peak,
+                             "isa_source": isa.source(p, t), "probe": r["probe"]})
+                ratio = f"{r['gflops'] / peak:12.2f}" if peak else f"{'-':>12s}"
+                typer.echo(f"{rt:12s} {p:9s} {t:7d} {r['gflops']:16.4g} {peak:9.4g} {ratio}  {r['probe']}")
+    typer.echo("measured: the fastest of 90 invokes of each probe (the roof a model's bound uses); ISA peak: "
+               f"cores x clock x operations per cycle of the ISA, {PIPES} vector pipes assumed (an upper limit)")
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "isa": isa.isa, "ghz": isa.ghz,
+                                                "clock_source": isa.clock_source, "rows": rows}, indent=2))
+
+
+@app.command("calibrate")
+def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", help="Registered model to estimate (repeat).")] = None,
+                  threads: Annotated[int, typer.Option(help="Threads the estimates are for.")] = 1,
+                  json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the fit and errors as JSON.")] = None):
+    """Device predictions fitted to published latencies of public models (rebuilt here):
+    per device, runtime and precision the factors and the leave-one-out error, then
+    estimates for our models (predictions, with their error band)."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+
+    groups = groups_cached()
+    typer.echo("fit: latency = overhead + 3x3-conv arithmetic at roof / eff3x3 + other arithmetic at roof / eff_other, "
+               "roof scaled to threads ** scaling of the cores; leave-one-out: each figure predicted from the others")
+    typer.echo(f"{'device':8s} {'runtime':8s} {'precision':9s} {'n':>3s} {'overhead ms':>11s} {'eff 3x3':>8s} "
+               f"{'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
+    for g in groups:
+        typer.echo(f"{g.device:8s} {g.runtime:8s} {g.precision:9s} {g.n:3d} {g.overhead_ms:11.3g} "
+                   f"{g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} {g.scaling:7.2f} "
+                   f"{g.median_error:10.0%} {g.worst_error:9.0%}")
+    estimates = []
+    for m in model or []:
+        cost = model_split_cost(m)
+        for g in groups:
+            if any(e["model"] == m and e["device"] == g.device and e["precision"] == g.precision for e in estimates):
+                continue
+            e = estimate(groups, cost, g.device, g.precision, threads)
+            estimates.append({"model": m, "device": g.device, "precision": g.precision,
+                              **{k: v for k, v in e.items() if k != "group"}})
+            typer.echo(f"{m} on {g.device} ({g.precision}): estimate {e['estimate_ms']:.3g} ms (a prediction; "
+                       f"{e['note']})")
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"groups": [g.to_dict() for g in groups], "estimates": estimates},
+                                               indent=2))
 
 
 @app.command("report")
@@ -489,21 +581,35 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                       budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded, or has no measurement and is not optional.")] = None,
                       json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows (and checks) as JSON.")] = None,
                       markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
-                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None):
-    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets."""
+                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None,
+                      baseline: Annotated[Optional[Path], typer.Option(help="Latency gate: a folder of saved exports (<model>/manifest.json); each file is timed interleaved with its baseline and fails when more than `regression` (budgets [defaults], 10 %) slower.")] = None,
+                      save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False):
+    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets;
+    the latency gate against a baseline."""
     from dataclasses import asdict
     import os
 
-    from edgeaffect.measure.bench import bench_exports, machine, remeasure, to_junit, to_markdown, to_text
-    from edgeaffect.measure.budgets import check_budgets, load_budgets
+    from edgeaffect.measure.bench import bench_exports, gate_rows, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.measure.budgets import DEFAULT_KEYS, check_budgets, load_budgets, regression_checks
     from edgeaffect.io import atomic_write_text
 
+    if save_baseline and baseline is None:
+        raise InputError("--save-baseline needs --baseline DIR (where to save it)")
     spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
     rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
+    if baseline is not None:
+        gate_rows(rows, baseline, threads=threads, budget_s=budget,
+                  tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
     header = f"machine: {machine()}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
+    if baseline is not None:
+        header += (f"; vs baseline: ratio of latencies timed interleaved with {baseline} in this run "
+                   f"(median of pairs, 99 % interval)")
     typer.echo(header)
     typer.echo(to_text(rows))
+    for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
+        typer.echo(f"latency gate: {note} (nothing compared)")
     checks = check_budgets(spec, rows, lambda r: remeasure(r, threads, budget)) if spec else []
+    checks += regression_checks(rows)
     for c in checks:
         typer.echo(c.line)
     if json_out:
@@ -527,6 +633,13 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                    f"{'; '.join(f'{c.budget} {c.metric} {c.detail}' for c in unchecked)}", err=True)
     if exceeded or unchecked:
         raise typer.Exit(1)
+    if save_baseline:
+        from edgeaffect.measure.bench import export_folders
+        from edgeaffect.measure.gate import has_baseline, save_baseline as save
+
+        for d in export_folders(exports):
+            if not has_baseline(baseline, d):
+                typer.echo(f"latency gate: baseline saved to {save(d, baseline)} (compared from the next run on)")
 
 
 @app.command("demo")

@@ -124,6 +124,26 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
     return rows
 
 
+def gate_rows(rows: list[dict], baseline_root: Path, *, threads: int = 1, budget_s: float = 2.0,
+              tolerance: float | None = None, log=sys.stderr) -> None:
+    """Each benchmarked file against the same model and format in ``baseline_root`` (a
+    saved export, see ``edgeaffect.measure.gate``), timed interleaved in this run: sets
+    ``row["baseline"]`` (the comparison) or ``row["baseline_note"]`` (why none)."""
+    from edgeaffect.measure.gate import TOLERANCE, baseline_for, compare_files
+
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        base = baseline_for(baseline_root, row["model"], row["format"])
+        if base is None:
+            row["baseline_note"] = f"no baseline of {row['model']} {row['format']} in {baseline_root}"
+            continue
+        c = compare_files(base, Path(row["path"]), row["runtime"], threads=threads, budget_s=budget_s,
+                          tolerance=TOLERANCE if tolerance is None else tolerance)
+        row["baseline"] = {"path": str(base), **c.to_dict(), "line": c.line}
+        print(f"  {row['model']} {row['format']:12s} vs baseline: {c.line}", file=log, flush=True)
+
+
 def remeasure(row: dict, threads: int = 1, budget_s: float = 2.0) -> dict:
     from edgeaffect.measure.profile import profile
 
@@ -136,13 +156,16 @@ def _fmt(v, spec: str) -> str:
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
+    gate = any("baseline" in r for r in rows)
     out = [["model", "format", "runtime", "status", "size KiB", "accuracy", "p50 ms", "p99 ms", "throughput/s",
-            "model mem MiB"]]
+            "model mem MiB"] + (["vs baseline (interleaved)"] if gate else [])]
     for r in rows:
+        b = r.get("baseline")
+        extra = ([f"{b['ratio']:.3f}x [{b['low']:.3f}-{b['high']:.3f}]" if b else "-"] if gate else [])
         out.append([r["model"], r["format"], r["runtime"], r["status"] if len(r["status"]) < 40 else r["status"][:37] + "...",
                     f"{r['bytes'] / 1024:.1f}", _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("p50_ms"), ".3f"),
                     _fmt(r.get("p99_ms"), ".3f"), _fmt(r.get("throughput_per_s"), ".0f"),
-                    _fmt(r.get("model_memory_mib"), ".1f")])
+                    _fmt(r.get("model_memory_mib"), ".1f")] + extra)
     return out
 
 

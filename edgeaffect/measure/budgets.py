@@ -5,6 +5,8 @@ A budgets file is TOML::
     [defaults]
     tolerance = 0.25   # measured latency may exceed its budget by this fraction (noisy shared machines)
     repeats = 3        # a latency over budget is re-measured this many times; the median decides
+    regression = 0.10  # latency gate: fails when the candidate is slower than its baseline by more
+                       # than this (low end of a 99 % interval; `edgeaffect bench --baseline DIR`)
 
     [host.aver-ravdess.tflite-int8]
     p50_ms = 2.0
@@ -12,6 +14,11 @@ A budgets file is TOML::
     size_kib = 100
     peak_memory_mib = 64
     optional = true    # may go unmeasured (its export not benchmarked) without failing the check
+
+Absolute latency budgets on the host only catch a model many times too slow (a shared CI
+machine needs room). The latency regression check is the gate (``edgeaffect.measure.gate``):
+each file against a baseline timed interleaved in the same run; size and memory stay
+absolute budgets.
 
 For ``host`` every figure is measured. For any other catalog device the latency and memory
 figures are checked against the roofline lower bound and the analytic memory, and are
@@ -34,8 +41,8 @@ from edgeaffect.schema import Bool, Int, Num, check
 METRICS = {"p50_ms": "p50 latency (ms)", "p99_ms": "p99 latency (ms)", "size_kib": "file size (KiB)",
            "peak_memory_mib": "peak memory added by the model (MiB)"}
 FLAGS = {"optional": "true: the budget may go unmeasured without failing the check"}
-DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3}
-DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100)}
+DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3, "regression": 0.10}
+DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100), "regression": Num(above=0, max=10)}
 LIMIT = Num(above=0)
 
 
@@ -58,6 +65,7 @@ class Budgets:
     tolerance: float
     repeats: int
     entries: list[Budget] = field(default_factory=list)
+    regression: float = DEFAULT_KEYS["regression"]
 
 
 def _unknown(path, what: str, name: str, choices, where: str = "") -> InputError:
@@ -84,7 +92,8 @@ def load_budgets(path: str | Path) -> Budgets:
             raise _unknown(path, "key", k, DEFAULT_KEYS, " in [defaults]")
         check(DEFAULT_SPECS[k], v, f"budgets file {path}", f"defaults.{k}")
     out = Budgets(str(path), float(defaults.get("tolerance", DEFAULT_KEYS["tolerance"])),
-                  int(defaults.get("repeats", DEFAULT_KEYS["repeats"])))
+                  int(defaults.get("repeats", DEFAULT_KEYS["repeats"])),
+                  regression=float(defaults.get("regression", DEFAULT_KEYS["regression"])))
     devices, models, formats = load_catalog(), list_models(), list_formats()
     for dev, per_model in data.items():
         if dev not in devices:
@@ -195,6 +204,8 @@ def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
                 checks.append(Check(b.key, m, b.limits[m], bound.latency_ms, "prediction (roofline lower bound)",
                                     bound.latency_ms <= b.limits[m],
                                     f"({bound.limited_by}-bound; {bound.note})"))
+        if "p50_ms" in b.limits:
+            checks += _calibrated(b, precision)
         if "peak_memory_mib" in b.limits:
             mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
             checks.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
@@ -226,3 +237,42 @@ def _host_latency(b: Budget, row: dict, budgets: Budgets, remeasure) -> list[Che
             out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, "measured",
                              mem <= b.limits["peak_memory_mib"] * tol, f"tolerance {budgets.tolerance:.0%}"))
     return out
+
+
+GATE_KIND = "measured (interleaved with the baseline, same run)"
+
+
+def regression_checks(rows: list[dict]) -> list[Check]:
+    """One check per file compared with its baseline (``bench.gate_rows``): the ratio of
+    candidate to baseline latency; it fails when the interval's low end is over the limit."""
+    out = []
+    for r in rows:
+        b = r.get("baseline")
+        if b:
+            out.append(Check(f"host.{r['model']}.{r['format']}", "latency_vs_baseline", 1 + b["tolerance"], b["ratio"],
+                             GATE_KIND, not b["regressed"], f"({b['line']})"))
+    return out
+
+
+CALIBRATED = "prediction (calibrated estimate)"
+
+
+def _calibrated(b: Budget, precision: str) -> list[Check]:
+    """The budget against the calibrated estimate (``edgeaffect.roofline.calibrate``) for
+    a device with published figures; extrapolated estimates are shown, not gating."""
+    from edgeaffect.errors import EdgeAffectError
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+
+    try:
+        est = estimate(groups_cached(), model_split_cost(b.model), b.device, precision)
+    except EdgeAffectError as exc:  # no TensorFlow to rebuild the graphs: say so, do not fail
+        return [Check(b.key, "p50_ms", b.limits["p50_ms"], None, NOT_CHECKED, True,
+                      f"(calibrated estimate unavailable: {exc})")]
+    if est is None:
+        return []
+    limit = b.limits["p50_ms"]
+    if est["extrapolated"]:
+        return [Check(b.key, "p50_ms", limit, est["estimate_ms"], NOT_CHECKED, True,
+                      f"({CALIBRATED}, not gating: {est['note']})")]
+    return [Check(b.key, "p50_ms", limit, est["estimate_ms"], CALIBRATED, est["estimate_ms"] <= limit,
+                  f"({est['note']}{'; the band reaches over the budget' if est['high_ms'] > limit else ''})")]

@@ -23,11 +23,18 @@ def plot_roofline(device: Device, points: list[dict], out_dir: str | Path) -> li
     bw = device.bandwidth
     fig, ax = plt.subplots(figsize=(7, 4.8))
     x = np.logspace(-2, 4, 400)
-    for precision, peak in sorted(device.peaks.items(), key=lambda kv: kv[1].value):
-        ax.loglog(x, np.minimum(peak.value, x * bw.value), lw=1.6,
-                  label=f"{precision} roof: {peak.value:.4g} GFLOP/s ({peak.basis})")
+    roofs = device.runtime_peaks or {"": device.peaks}
+    for j, (runtime, peaks) in enumerate(roofs.items()):
+        for precision, peak in sorted(peaks.items(), key=lambda kv: kv[1].value):
+            ax.loglog(x, np.minimum(peak.value, x * bw.value), lw=1.6, ls=("-", "--", "-.")[j % 3],
+                      label=f"{(runtime + ' ') if runtime else ''}{precision} roof: {peak.value:.4g} "
+                            f"GFLOP/s ({peak.basis})")
+    for name, ref in device.references.items():
+        ax.axhline(ref.value, color="grey", lw=0.8, ls=":")
+        ax.text(x[0], ref.value * 1.03, f"{name}: {ref.value:.4g} ({ref.basis}; reference, not a roof)", fontsize=6,
+                color="grey")
     for i, p in enumerate(points):
-        b = roofline_bound(p["cost"], device, p["precision"])
+        b = roofline_bound(p["cost"], device, p["precision"], p.get("runtime"))
         color = f"C{(i + 3) % 10}"
         ax.scatter([b.intensity], [b.attainable_gflops], color=color, marker="o", zorder=3,
                    label=f"{p['label']} attainable (bound {b.latency_ms:.3g} ms)")

@@ -1,0 +1,171 @@
+"""The latency regression gate: a candidate model against a baseline measured in the same
+run, interleaved, so that whatever slows the machine down slows both.
+
+Protocol: ``pairs`` rounds; in each, a block of ``block`` invokes of one model, then a block
+of the other (the order alternates AB, BA, AB, ... so neither always runs second). A
+block's time is its fastest invoke (a preempted invoke is noise, never the model's cost).
+The statistic is the median over rounds of candidate / baseline, with a bootstrap
+confidence interval (seeded: the same timings always give the same verdict).
+
+Verdict: a regression when the interval's lower end exceeds ``1 + tolerance``, i.e. the
+candidate is slower by more than the tolerance with that confidence. With the default
+tolerance of 10 %, a 20 % slowdown fails as soon as the interval is narrower than +-10 %
+(it is about +-1 % on a quiet machine and a few % on a busy one), and an identical model
+passes unless noise makes one of two interleaved copies look 10 % slower at the lower end
+of a 99 % interval.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOLERANCE = 0.10
+CONFIDENCE = 0.99
+
+
+@dataclass
+class Comparison:
+    ratio: float  # median of candidate / baseline over rounds
+    low: float  # confidence interval of that median
+    high: float
+    pairs: int
+    block: int
+    baseline_ms: float  # median over rounds of the baseline's block time
+    candidate_ms: float
+    tolerance: float
+    confidence: float
+
+    @property
+    def regressed(self) -> bool:
+        return self.low > 1 + self.tolerance
+
+    @property
+    def sharp(self) -> bool:
+        """Narrow enough to catch a slowdown of twice the tolerance (20 % by default)."""
+        return (self.high - self.low) / 2 < self.tolerance
+
+    @property
+    def line(self) -> str:
+        warn = "" if self.sharp else "; interval too wide to catch a 2x-tolerance slowdown: too noisy here"
+        return (f"candidate / baseline = {self.ratio:.3f} ({self.confidence:.0%} interval {self.low:.3f}-"
+                f"{self.high:.3f}; {self.pairs} interleaved pairs of {self.block} invokes; "
+                f"{self.candidate_ms:.4f} vs {self.baseline_ms:.4f} ms{warn})")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "regressed": self.regressed}
+
+
+def median_interval(ratios: np.ndarray, confidence: float = CONFIDENCE, resamples: int = 4000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ratios), (resamples, len(ratios)))
+    medians = np.median(ratios[idx], axis=1)
+    a = (1 - confidence) / 2
+    return float(np.quantile(medians, a)), float(np.quantile(medians, 1 - a))
+
+
+def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int = 5, budget_s: float | None = None,
+            min_pairs: int = 30, warmup: int = 10, tolerance: float = TOLERANCE,
+            confidence: float = CONFIDENCE, extend: float = 4.0) -> Comparison:
+    """Interleaved paired timing of two callables (see the module's docstring): ``pairs``
+    rounds, or with ``budget_s`` rounds until that much time has passed (at least
+    ``min_pairs``, at most 10 x ``pairs``); then, while the interval is too wide to catch
+    a slowdown of twice the tolerance, more rounds, up to ``extend`` x ``budget_s`` in all."""
+    for _ in range(warmup):
+        run_baseline()
+        run_candidate()
+
+    def best_of(fn) -> float:
+        best = float("inf")
+        for _ in range(block):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    base, cand = [], []
+
+    def one_round() -> None:
+        if len(base) % 2 == 0:  # AB, BA, AB, ...
+            b = best_of(run_baseline)
+            c = best_of(run_candidate)
+        else:
+            c = best_of(run_candidate)
+            b = best_of(run_baseline)
+        base.append(b)
+        cand.append(c)
+
+    end = time.perf_counter() + budget_s if budget_s else None
+    limit = pairs * 10 if budget_s else pairs
+    while len(base) < limit and (len(base) < min_pairs or (end is None and len(base) < pairs)
+                                 or (end is not None and time.perf_counter() < end)):
+        one_round()
+    low, high = median_interval(np.asarray(cand) / np.asarray(base), confidence)
+    if budget_s:
+        stop = end + budget_s * (extend - 1)
+        while (high - low) / 2 >= tolerance and time.perf_counter() < stop:
+            for _ in range(10):
+                one_round()
+            low, high = median_interval(np.asarray(cand) / np.asarray(base), confidence)
+    base_a, cand_a = np.asarray(base), np.asarray(cand)
+    ratios = cand_a / base_a
+    return Comparison(float(np.median(ratios)), low, high, len(ratios), block, float(np.median(base_a)) * 1e3,
+                      float(np.median(cand_a)) * 1e3, tolerance, confidence)
+
+
+# --------------------------------------------------------------------------- baselines on disk
+
+def baseline_for(baseline_root: Path, model: str, fmt: str) -> Path | None:
+    """The baseline's file for a model and format: ``<root>/<model>/`` holds a saved export."""
+    import json
+
+    folder = Path(baseline_root) / model
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    entry = json.loads(manifest.read_text()).get("files", {}).get(fmt)
+    if not entry or not (folder / entry["file"]).is_file():
+        return None
+    return folder / entry["file"]
+
+
+def _model_of(export_dir: Path) -> str:
+    import json
+
+    manifest = json.loads((Path(export_dir) / "manifest.json").read_text())
+    # A stage of a staged export is saved as <model>/<stage>, the name its bench rows carry.
+    return manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
+
+
+def has_baseline(baseline_root: Path, export_dir: Path) -> bool:
+    return (Path(baseline_root) / _model_of(export_dir) / "manifest.json").is_file()
+
+
+def save_baseline(export_dir: Path, baseline_root: Path) -> Path:
+    """Copies an export folder to ``<root>/<model>/`` (replacing the previous baseline)."""
+    from edgeaffect.io import atomic_dir
+
+    dest = Path(baseline_root) / _model_of(export_dir)
+    with atomic_dir(dest) as tmp:
+        for f in Path(export_dir).iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+    return dest
+
+
+def compare_files(baseline: Path, candidate: Path, runtime: str, *, threads: int = 1, budget_s: float = 2.0,
+                  tolerance: float = TOLERANCE) -> Comparison:
+    """Two model files of the same format, each in its own runner, on the same random input."""
+    from edgeaffect.measure.profile import random_feeds
+    from edgeaffect.runtime import load_runner
+
+    rb = load_runner(baseline, runtime, threads=threads)
+    rc = load_runner(candidate, runtime, threads=threads)
+    fb, fc = random_feeds(rb.inputs), random_feeds(rc.inputs)
+    return compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, tolerance=tolerance)

@@ -1,0 +1,139 @@
+"""The CI latency gate (candidate against a baseline timed in the same run, interleaved):
+a model with about 30 % more work fails it, an identical copy passes every time."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeaffect.measure.gate import Comparison, compare, compare_files, median_interval
+
+
+def _conv_tflite(path, width: int, rows: int = 32) -> None:
+    """One 3x3 Conv2D, rows x 32 x 32 -> width channels (float32): about 28 MFLOPs at width 48."""
+    from edgeaffect.keras_backend import keras, tf
+
+    k = keras()
+    inp = k.Input((rows, 32, 32), batch_size=1, name="x")
+    out = k.layers.Conv2D(width, 3, padding="same", kernel_initializer=k.initializers.RandomNormal(seed=0))(inp)
+    path.write_bytes(tf().lite.TFLiteConverter.from_keras_model(k.Model(inp, out)).convert())
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gate")
+    _conv_tflite(d / "base.tflite", 48)
+    # 42 / 32 rows: 31 % more arithmetic, in the dimension that scales the time linearly (more
+    # output channels would not: XNNPACK pads 48 channels to its 64-wide tile, so 48 -> 64
+    # channels costs nothing measurable, and 32 -> 42 costs 2x).
+    _conv_tflite(d / "wide.tflite", 48, rows=42)
+    _conv_tflite(d / "plus19.tflite", 48, rows=38)  # 19 % more: the size of slowdown the gate is for
+    shutil.copy(d / "base.tflite", d / "same.tflite")
+    return d
+
+
+def _runs(models, candidate: str, n: int) -> list[Comparison]:
+    return [compare_files(models / "base.tflite", models / candidate, "litert", budget_s=0.5) for _ in range(n)]
+
+
+def test_widened_model_fails_and_identical_passes(models):
+    wide = _runs(models, "wide.tflite", 3)
+    assert all(c.regressed for c in wide), [c.line for c in wide]
+    same = _runs(models, "same.tflite", 5)
+    assert not any(c.regressed for c in same), [c.line for c in same]
+    assert all(0.9 < c.ratio < 1.1 for c in same), [c.line for c in same]
+
+
+@pytest.mark.slow
+def test_gate_twenty_out_of_twenty(models):
+    same = _runs(models, "same.tflite", 20)
+    assert sum(not c.regressed for c in same) == 20, [c.line for c in same]
+    wide = _runs(models, "wide.tflite", 20)
+    assert sum(c.regressed for c in wide) == 20, [c.line for c in wide]
+    plus19 = _runs(models, "plus19.tflite", 20)
+    assert sum(c.regressed for c in plus19) == 20, [c.line for c in plus19]
+
+
+def test_statistic_by_hand():
+    # Ratios 1.2 with small spread: the interval of the median excludes 1.1, and is seeded.
+    ratios = np.random.default_rng(0).normal(1.2, 0.02, 101)
+    low, high = median_interval(ratios, 0.99)
+    assert 1.15 < low < 1.2 < high < 1.25
+    assert (low, high) == median_interval(ratios, 0.99)
+    # A regression is decided on the interval's low end, not the median alone.
+    c = Comparison(1.15, 1.08, 1.22, 50, 5, 1.0, 1.15, 0.10, 0.99)
+    assert not c.regressed and Comparison(1.2, 1.11, 1.3, 50, 5, 1.0, 1.2, 0.10, 0.99).regressed
+
+
+def test_interleaving_cancels_a_slow_phase():
+    """A machine that slows down by 3x halfway through slows both models alike: two equal
+    callables still compare equal, where timing them one after the other would not."""
+    import time
+
+    state = {"n": 0}
+
+    def work():
+        state["n"] += 1
+        end = time.perf_counter() + (0.0003 if state["n"] < 400 else 0.0009)
+        while time.perf_counter() < end:
+            pass
+
+    c = compare(work, work, pairs=60, block=5, warmup=0)
+    assert 0.9 < c.ratio < 1.1 and not c.regressed, c.line
+
+
+def test_bench_gate_saves_a_baseline_then_compares(export_dir, tmp_path):
+    """`make bench`'s gate: the first run saves the export as the baseline, the next one
+    times each file interleaved with it (identical files: every ratio near 1, exit 0), and
+    a baseline whose file is slower makes the candidate look faster, never failing."""
+    import json
+
+    from tests.test_cli import cli
+
+    base = tmp_path / "baseline"
+    r = cli("bench", export_dir, "--budget", "0.3", "--baseline", base, "--save-baseline")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no baseline of aver-ravdess tflite-int8" in r.stdout and "baseline saved" in r.stdout
+    assert (base / "aver-ravdess" / "manifest.json").is_file()
+    r = cli("bench", export_dir, "--budget", "0.3", "--baseline", base, "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    b = json.loads((tmp_path / "b.json").read_text())
+    gate = [c for c in b["budgets"] if c["metric"] == "latency_vs_baseline"]
+    assert {c["budget"] for c in gate} >= {"host.aver-ravdess.tflite-int8", "host.aver-ravdess.onnx-fp32"}
+    assert all(c["passed"] and 0.8 < c["value"] < 1.2 for c in gate), gate
+    assert "vs baseline (interleaved)" in r.stdout
+
+
+def test_bench_gate_fails_on_a_slower_candidate(models, tmp_path):
+    """The gate as `edgeaffect bench --baseline` runs it: a saved baseline folder holding the
+    smaller model, a candidate file with 31 % more work: an EXCEEDED check (exit 1 there)."""
+    import json
+
+    from tests.test_cli import cli
+
+    def export(folder, model_file):
+        folder.mkdir(parents=True)
+        shutil.copy(model_file, folder / "m.tflite")
+        manifest = {"model": "aver-ravdess", "files": {"tflite-fp32": {"file": "m.tflite", "runtime": "litert",
+                                                                        "bytes": model_file.stat().st_size}}}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    export(tmp_path / "baseline" / "aver-ravdess", models / "base.tflite")
+    from edgeaffect.measure.bench import gate_rows
+    from edgeaffect.measure.budgets import regression_checks
+
+    rows = [{"model": "aver-ravdess", "format": "tflite-fp32", "runtime": "litert", "status": "ok",
+             "path": str(models / "wide.tflite")}]
+    gate_rows(rows, tmp_path / "baseline", budget_s=0.5)
+    checks = regression_checks(rows)
+    assert len(checks) == 1 and not checks[0].passed and checks[0].state == "EXCEEDED", checks[0].line
+    assert rows[0]["baseline"]["ratio"] > 1.2
+
+
+def test_save_baseline_needs_a_folder(export_dir):
+    from tests.test_cli import cli
+
+    r = cli("bench", export_dir, "--save-baseline")
+    assert r.returncode == 2 and "--save-baseline needs --baseline" in r.stderr and "Traceback" not in r.stderr
