@@ -99,13 +99,25 @@ def load_budgets(path: str | Path) -> Budgets:
         if dev not in devices:
             raise _unknown(path, "device", dev, devices)
         for model, per_format in _table(path, per_model, dev).items():
-            if model not in models:
+            if not _known_model(model, models):
                 raise _unknown(path, "model", model, models, f" in [{dev}]")
             for fmt, limits in _table(path, per_format, f"{dev}.{model}").items():
                 if fmt not in formats:
                     raise _unknown(path, "format", fmt, formats, f" in [{dev}.{model}]")
                 out.entries.append(_budget(path, dev, model, fmt, _table(path, limits, f"{dev}.{model}.{fmt}")))
     return out
+
+
+def _known_model(name: str, models) -> bool:
+    """A registered model, or ``model/stage`` for a stage its family exports separately."""
+    base, _, stage = name.partition("/")
+    if base not in models:
+        return False
+    if not stage:
+        return True
+    from edgeaffect.models import get_model
+
+    return stage in get_model(base).family_plugin.adapter.stages
 
 
 def _budget(path, dev: str, model: str, fmt: str, table: dict) -> Budget:
