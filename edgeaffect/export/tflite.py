@@ -57,8 +57,13 @@ def _convert(model, input_specs, path, configure) -> None:
     from edgeaffect.keras_backend import tf
 
     t = tf()
+    # The converter saves its trackable object as a SavedModel first: the variables alone in
+    # a plain module save in about a second, the Keras model (every layer's metadata) in up to
+    # half a minute for a large graph. The function captures the same variables either way.
+    holder = t.Module()
+    holder.variables_ = list(model.variables)
     converter = t.lite.TFLiteConverter.from_concrete_functions(
-        [_concrete(model, input_specs, fixed_batch(model))], model)
+        [_concrete(model, input_specs, fixed_batch(model))], holder)
     configure(t, converter)
     blob = without_lstm_cell_clip(converter.convert())
     with atomic_path(path) as tmp:
