@@ -159,10 +159,15 @@ def embed(source, backbone, out, *, layers: str = "sum", segment_s: float | None
     summary = {"files": len(targets), "skipped": len(targets) - len(todo), "written": 0, "out": str(out)}
     if not todo:
         return summary
-    embedder = Embedder.from_folder(backbone, definition=definition)
+    from edgeaffect.families.wav2vec2.checkpoint import read_preprocessor
+
+    rate = read_preprocessor(backbone)["sampling_rate"] if Path(backbone).is_dir() else 16000
+    embedder = None
     progress = Progress("recordings", len(todo), stream=log) if source.is_dir() else None
     for i, (f, target) in enumerate(todo):
-        y = _read(f, embedder.sampling_rate)
+        y = _read(f, rate)  # a bad recording is refused before the backbone is loaded
+        if embedder is None:
+            embedder = Embedder.from_folder(backbone, definition=definition)
         feats = embedder.recording(y, layers, segment_s, name=str(f))
         _save(target, feats)
         summary["written"] += 1
