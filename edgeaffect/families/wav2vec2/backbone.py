@@ -413,6 +413,23 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
     return K.Model(audio, outputs, name=name)
 
 
+def build_feature_model(config: Wav2Vec2Config, *, samples: int | None = None, batch: int | None = None,
+                        definition: str = DEFAULT_SUM, name: str = "wav2vec2_features"):
+    """Normalised audio (batch, samples) -> the detector's frame feature (batch, frames,
+    hidden): ``sum_hidden_states(definition)`` inside the graph (one output to export or
+    to fine-tune through). Its layers carry the same names as ``build_wav2vec2``'s, so
+    ``checkpoint.assign`` loads it the same way."""
+    from edgeaffect.keras_backend import keras
+
+    K = keras()
+    if definition not in SUM_DEFINITIONS:
+        raise InputError(f"unknown hidden-state sum {definition!r}; choose one of {', '.join(SUM_DEFINITIONS)}")
+    backbone = build_wav2vec2(config, samples=samples, batch=batch, name=name)
+    states = {"layers": backbone.outputs[1:], "all": backbone.outputs, "last": backbone.outputs[-1:]}[definition]
+    feature = states[0] if len(states) == 1 else K.layers.Add(name=f"hidden_state_sum_{definition}")(states)
+    return K.Model(backbone.inputs, feature, name=name)
+
+
 def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
     """Parameters and FLOPs of one forward pass over ``samples`` samples (multiply-adds
     counted as two, plus bias adds; normalisations, activations and softmax not counted;
@@ -441,5 +458,5 @@ def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
     return {"params": int(params), "flops": int(flops), "frames": int(T), "samples": int(samples)}
 
 
-__all__ = ["Wav2Vec2Config", "build_wav2vec2", "normalise_audio", "frame_count", "min_samples",
+__all__ = ["Wav2Vec2Config", "build_wav2vec2", "build_feature_model", "normalise_audio", "frame_count", "min_samples",
            "sum_hidden_states", "SUM_DEFINITIONS", "DEFAULT_SUM", "keras_name", "custom_objects", "cost"]
