@@ -125,3 +125,18 @@ def test_export_in_every_format_verifies_against_keras(tmp_path):
         assert r["passed"] and r["mean_cosine"] > 0.99, (fmt, r)
     assert report["formats"]["onnx-fp32"]["rel_max_diff"] < 1e-4
     assert report["formats"]["tflite-dynamic-int8"]["bytes"] < report["formats"]["tflite-fp32"]["bytes"]
+
+
+def test_freeze_by_module_names():
+    from edgeaffect.families.wav2vec2.backbone import freeze
+
+    c = Wav2Vec2Config.tiny("layer")
+    model = build_wav2vec2(c)
+    total = model.count_params()
+    freeze(model)
+    conv = sum(int(np.prod(w.shape)) for layer in model.layers if layer.name.startswith("feature_extractor")
+               for w in layer.weights)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == total - conv
+    freeze(model, layers_below=c.num_hidden_layers - 1)
+    trainable = {layer.name.split("__")[2] for layer in model.layers if layer.trainable_weights}
+    assert trainable == {str(c.num_hidden_layers - 1)}

@@ -448,6 +448,24 @@ def build_feature_model(config: Wav2Vec2Config, *, samples: int | None = None, b
     return K.Model(backbone.inputs, feature, name=name)
 
 
+def freeze(model, *, feature_encoder: bool = True, layers_below: int = 0) -> None:
+    """Mark parts of a built backbone non-trainable, by the reference's module names: the
+    conv feature encoder (as the reference's ``freeze_feature_encoder``; the projection
+    stays trainable) and, with ``layers_below=n``, the positional conv, the feature
+    projection and transformer layers 0..n-1 (n = L: only the summed features' head
+    trains; n = L-1: the "last layer" fine-tuning of the paper's ablation)."""
+    frozen = []
+    if feature_encoder:
+        frozen.append(keras_name("feature_extractor."))
+    if layers_below > 0:
+        frozen += [keras_name("feature_projection."), keras_name("encoder.pos_conv_embed."),
+                   keras_name("encoder.layer_norm")]
+        frozen += [keras_name(f"encoder.layers.{i}.") for i in range(layers_below)]
+    for layer in model.layers:
+        if layer.weights and any(layer.name.startswith(p) for p in frozen):
+            layer.trainable = False
+
+
 def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
     """Parameters and FLOPs of one forward pass over ``samples`` samples (multiply-adds
     counted as two, plus bias adds; normalisations, activations and softmax not counted;
@@ -476,5 +494,5 @@ def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
     return {"params": int(params), "flops": int(flops), "frames": int(T), "samples": int(samples)}
 
 
-__all__ = ["Wav2Vec2Config", "build_wav2vec2", "build_feature_model", "normalise_audio", "frame_count", "min_samples",
+__all__ = ["Wav2Vec2Config", "build_wav2vec2", "build_feature_model", "freeze", "normalise_audio", "frame_count", "min_samples",
            "sum_hidden_states", "SUM_DEFINITIONS", "DEFAULT_SUM", "keras_name", "custom_objects", "cost"]
