@@ -113,3 +113,13 @@ def test_cli_refuses_another_rate_in_one_line(tmp_path):
     write_wav(wav, _tone(0.5), 16000)
     r = cli("embed", wav, "--backbone", ckpt, "--out", tmp_path / "x.npy")
     assert r.returncode == 2 and "not a valid safetensors" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_embeds_a_file(tmp_path):
+    ckpt = numpy_checkpoint(tmp_path / "ckpt", Wav2Vec2Config.tiny("group"))
+    wav = tmp_path / "a.wav"
+    write_wav(wav, _tone(0.5), 16000)
+    r = cli("embed", wav, "--backbone", ckpt, "--out", tmp_path / "a.npy", "--layers", "all")
+    assert r.returncode == 0, r.stderr
+    assert "1 written" in r.stdout and "shape (3, " in r.stdout
+    assert np.load(tmp_path / "a.npy").shape == (3, frame_count(8000, Wav2Vec2Config.tiny()), 32)
