@@ -121,6 +121,7 @@ def test_export_in_every_format_verifies_against_keras(tmp_path):
 
     report = _export(tmp_path, FORMATS)
     assert set(report["formats"]) == set(FORMATS) == set(BOUNDS)
+    assert report["formats"]["onnx-dynamic-int8"]["gating"]
     for fmt, r in report["formats"].items():
         assert r["passed"] and r["mean_cosine"] > 0.99, (fmt, r)
     assert report["formats"]["onnx-fp32"]["rel_max_diff"] < 1e-4
