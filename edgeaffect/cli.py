@@ -110,7 +110,8 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
                 deterministic=deterministic, options=options)
     metric = run.family.task.metric_name
-    typer.echo(f"{out}: test {metric} {run.info['test'][metric]:.4f} ({run.info['split']['kind']} split)")
+    typer.echo(f"{out}: {run.info.get('reported_on', 'test')} {metric} {run.info['test'][metric]:.4f} "
+               f"({run.info['split']['kind']} split)")
 
 
 @app.command("ablation")

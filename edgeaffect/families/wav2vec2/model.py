@@ -63,6 +63,11 @@ class DetectorConfig:
     monitor: str = "loss"  # early stopping on the dev loss ("loss") or the dev F1 ("f1")
     balance: bool = True  # weight the classes inversely to their training frequency (not given)
 
+    @property
+    def learning_rate(self) -> float:
+        """The head's rate (what shared QAT fine-tuning divides)."""
+        return self.lr_head
+
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not '{self.pooling}'")

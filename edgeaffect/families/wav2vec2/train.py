@@ -202,7 +202,7 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
             "parts": parts, "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
             "train_seconds": round(time.monotonic() - t0, 1), "backbone": backbone or "random (tiny, tests)",
             "test": {key: main[key] for key in (*task.summary_keys(), "macro_f1", "majority_accuracy")},
-            "test_split": "dev (DAIC-WOZ development split; the paper reports on it)",
+            "reported_on": "dev", "test_split": "dev (DAIC-WOZ development split; the paper reports on it)",
             "reports": reports, "history": fit["history"],
             "corpus_cache": str(data.folder), "features": str(data.features_dir), "participants": data.record(),
             "note": ("paper split: dev also chose the epoch (the paper's protocol, optimistic). " if split == "paper"
