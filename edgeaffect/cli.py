@@ -89,6 +89,23 @@ def synth_speech_cmd(out: Annotated[Path, typer.Argument(help="Folder to write w
     typer.echo(f"{len(files)} files under {out / 'wav'} (synthetic; not EmoDB)")
 
 
+@app.command("embed")
+def embed_cmd(audio: Annotated[Path, typer.Argument(help="A 16 kHz recording, or a folder of them (recursive).")],
+              backbone: Annotated[Path, typer.Option(help="A local Hugging Face wav2vec 2.0 checkpoint folder "
+                                                     "(config.json + model.safetensors or pytorch_model.bin).")],
+              out: Annotated[Path, typer.Option(help="The .npy to write; a folder when AUDIO is a folder.")],
+              layers: Annotated[str, typer.Option(help="sum: the detector's feature (frames, hidden); all: the "
+                                                  "L+1 hidden states (L+1, frames, hidden).")] = "sum",
+              segment_s: Annotated[Optional[float], typer.Option(help="Embed non-overlapping segments of this "
+                                                                 "many seconds (adds a leading segment axis).")] = None):
+    """Write wav2vec 2.0 frame features (the Keras backbone with imported weights)."""
+    from edgeaffect.families.wav2vec2.embed import embed
+
+    s = embed(audio, backbone, out, layers=layers, segment_s=segment_s)
+    shape = f", shape {tuple(s['shape'])}" if "shape" in s else ""
+    typer.echo(f"{s['written']} written, {s['skipped']} already there, of {s['files']} -> {s['out']}{shape}")
+
+
 @app.command("train")
 def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g. aver-ravdess or speechnet-emodb.")],
               data: Annotated[Path, typer.Option(help="Corpus folder (RAVDESS layout; speech models: EmoDB, SAVEE, RAVDESS, CREMA-D, IEMOCAP).")],

@@ -1,0 +1,97 @@
+"""The Keras wav2vec 2.0: config parsing, shapes, the grouped positional conv as per-group
+convs, the hidden-state sum, and the analytic cost (no reference needed here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeaffect.errors import InputError
+from edgeaffect.families.wav2vec2.backbone import (SUM_DEFINITIONS, Wav2Vec2Config, build_wav2vec2, cost,
+                                                   frame_count, min_samples, normalise_audio, sum_hidden_states)
+
+
+def test_config_from_dict_reads_hf_fields_and_refuses_others():
+    d = {"model_type": "wav2vec2", "architectures": ["Wav2Vec2ForCTC"], "hidden_size": 1024,
+         "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096, "feat_extract_norm": "layer",
+         "conv_bias": True, "do_stable_layer_norm": True, "conv_dim": [512] * 7, "vocab_size": 32,
+         "hidden_dropout": 0.1, "num_feat_extract_layers": 7}
+    c = Wav2Vec2Config.from_dict(d)
+    assert c == Wav2Vec2Config.large("layer")
+    assert Wav2Vec2Config.from_dict(c.to_dict()) == c
+    for bad, fragment in [({"model_type": "hubert"}, "unsupported architecture"),
+                          ({"architectures": ["Wav2Vec2ConformerForCTC"]}, "Wav2Vec2ConformerForCTC"),
+                          ({"feat_extract_norm": "batch"}, "feat_extract_norm"),
+                          ({"hidden_act": "tanh"}, "hidden_act"),
+                          ({"hidden_size": 30}, "not divisible"),
+                          ({"conv_kernel": [10, 3]}, "same non-zero length"),
+                          ({"num_feat_extract_layers": 6}, "num_feat_extract_layers")]:
+        with pytest.raises(InputError, match=fragment):
+            Wav2Vec2Config.from_dict({**d, **bad})
+
+
+def test_frames_of_a_7_s_segment():
+    assert frame_count(112000, Wav2Vec2Config.base()) == 349
+    assert frame_count(112000, Wav2Vec2Config.large()) == 349
+    c = Wav2Vec2Config.base()
+    assert frame_count(min_samples(c), c) == 1 and frame_count(min_samples(c) - 1, c) == 0
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_tiny_model_shapes_and_structure(norm):
+    c = Wav2Vec2Config.tiny(norm)
+    model = build_wav2vec2(c)
+    audio = normalise_audio(np.random.default_rng(0).standard_normal((2, 5000)))
+    states = model(audio)
+    assert len(states) == c.num_hidden_layers + 1
+    for s in states:
+        assert tuple(s.shape) == (2, frame_count(5000, c), c.hidden_size)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv1D"]
+    pos = [layer for layer in convs if "pos_conv_embed" in layer.name]
+    assert len(pos) == c.num_conv_pos_embedding_groups and all(layer.groups == 1 for layer in convs)
+    norms = [layer.name for layer in model.layers if "feature_extractor" in layer.name and "layer_norm" in layer.name]
+    assert len(norms) == (7 if norm == "layer" else 1)
+    # Parameters counted analytically equal the built model's (final LayerNorm included).
+    assert build_wav2vec2(c, last_hidden_state=True).count_params() == cost(c)["params"]
+    # A batch item does not leak into another (no cross-batch statistics).
+    np.testing.assert_allclose(model(audio[:1])[-1].numpy(), states[-1].numpy()[:1], atol=1e-5)
+
+
+def test_static_shape_build_and_too_short_input():
+    c = Wav2Vec2Config.tiny("layer")
+    model = build_wav2vec2(c, samples=16000, batch=1)
+    assert tuple(model.outputs[0].shape) == (1, frame_count(16000, c), c.hidden_size)
+    with pytest.raises(InputError, match="at least 400"):
+        build_wav2vec2(c, samples=399)
+
+
+def test_normalise_audio_per_utterance():
+    y = np.stack([np.linspace(-1, 1, 1000), 5 + 3 * np.sin(np.arange(1000))]).astype(np.float32)
+    z = normalise_audio(y)
+    np.testing.assert_allclose(z.mean(axis=-1), 0, atol=1e-6)
+    np.testing.assert_allclose(z.std(axis=-1), 1, atol=1e-4)
+    assert z.dtype == np.float32
+    assert np.all(np.isfinite(normalise_audio(np.zeros((1, 100)))))
+
+
+def test_sum_definitions():
+    states = [np.full((1, 2, 3), float(10 ** i)) for i in range(4)]  # L = 3
+    assert sum_hidden_states(states)[0, 0, 0] == 1110  # states 1..L, the default
+    assert sum_hidden_states(states, "all")[0, 0, 0] == 1111
+    assert sum_hidden_states(states, "last")[0, 0, 0] == 1000
+    assert sum_hidden_states(np.stack(states))[0, 0, 0] == 1110
+    assert set(SUM_DEFINITIONS) == {"layers", "all", "last"}
+    with pytest.raises(InputError, match="unknown hidden-state sum"):
+        sum_hidden_states(states, "mean")
+
+
+def test_cost_of_base_and_large():
+    base, large = cost(Wav2Vec2Config.base()), cost(Wav2Vec2Config.large())
+    # The reference's Wav2Vec2Model (masked_spec_embed off) counts 94,370,944 for base and
+    # 315,437,696 for large (LV-60 variant); its positional-conv weight norm stores a
+    # per-tap g (128 values) that the folded kernel does not have.
+    assert base["params"] == 94_370_944 - 128
+    assert large["params"] == 315_437_696 - 128
+    assert base["frames"] == large["frames"] == 349
+    # About 34 GFLOPs of conv feature encoder and 68 of transformer for base.
+    assert 95e9 < base["flops"] < 110e9 and 2.4 < large["flops"] / base["flops"] < 2.8
