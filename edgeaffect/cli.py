@@ -117,11 +117,13 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism (slower).")] = False,
               margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
               backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder (config.json + weights).")] = None,
+              fine_tune: Annotated[bool, typer.Option("--fine-tune", help="wav2vec2 detector: train the transformer too (slow on a CPU) instead of frozen features.")] = False,
               seed: int = 0):
     """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
     from edgeaffect.train.families import check_request, load_corpus, train
 
-    options = {"margins": margins, "backbone": str(backbone) if backbone is not None else None}
+    options = {"margins": margins, "backbone": str(backbone) if backbone is not None else None,
+               "fine_tune": True if fine_tune else None}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,

@@ -158,9 +158,11 @@ def test_paper_size_head_parameters():
 def small(tmp_path_factory):
     from edgeaffect.train.families import load_corpus
 
+    from edgeaffect.families.wav2vec2.dataset import embed_corpus
+
     root = tmp_path_factory.mktemp("daic")
     generate_daicwoz(root, scale=1, speech_s=6.0, seed=0)
-    return root, load_corpus("wav2vec2-tiny", root, root / "cache")
+    return root, embed_corpus(load_corpus("wav2vec2-tiny", root, root / "cache"), None)  # the random tiny backbone
 
 
 def test_training_plumbing_and_reloaded_run(small, tmp_path):
@@ -220,3 +222,27 @@ def test_detector_learns_the_synthetic_corpus(tmp_path):
         r = run.info["reports"][part]
         assert r["n"] == 6 and r["majority_accuracy"] == 0.5
         assert r["accuracy"] >= 0.8 and r["f1"] >= 0.8, (part, r)
+
+
+@pytest.mark.slow
+def test_fine_tuning_trains_the_transformer_and_keeps_the_conv_encoder(small, tmp_path):
+    """--fine-tune: the backbone is in the model; after one epoch its transformer has moved
+    (at lr 1e-5) and its conv feature encoder has not; the run reloads to the same outputs."""
+    from edgeaffect.families.wav2vec2.dataset import backbone_for
+    from edgeaffect.train.families import train
+    from edgeaffect.train.runs import load_run, split_inputs
+
+    root, data = small
+    run = train("wav2vec2-tiny", data, tmp_path / "ft", epochs=1, seed=0, options={"fine_tune": True})
+    assert run.info["model_config"]["fine_tune"] and run.info["features"] is None
+    tuned = {w.name: w.numpy() for w in next(la for la in run.model.layers if la.name.startswith("wav2vec2")).weights}
+    fresh, _, _ = backbone_for(run.config, None, seed=0)
+    start = {w.name: w.numpy() for w in fresh.weights}
+    conv = [n for n in start if n.startswith("feature_extractor")]
+    moved = [n for n in start if n.startswith("encoder") and not np.array_equal(start[n], tuned[n])]
+    assert conv and all(np.array_equal(start[n], tuned[n]) for n in conv)
+    assert moved and max(np.abs(start[n] - tuned[n]).max() for n in moved) < 1e-3  # small steps: lr 1e-5
+    x, _ = split_inputs(run, data, "val")
+    assert x["audio"].shape == (2, 16, 32000)
+    again = load_run(tmp_path / "ft")
+    np.testing.assert_allclose(again.model.predict(x, verbose=0), run.model.predict(x, verbose=0), atol=1e-6)

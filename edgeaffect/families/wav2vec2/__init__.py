@@ -24,7 +24,9 @@ class Wav2Vec2Family(Family):
                  for name, change in ABLATIONS.items()}
     train_options = {"backbone": "a local Hugging Face wav2vec 2.0 checkpoint folder (config.json + "
                                  "model.safetensors or pytorch_model.bin); without it only wav2vec2-tiny trains, "
-                                 "on a random backbone"}
+                                 "on a random backbone",
+                     "fine_tune": "train the transformer too (lr 1e-5; the conv feature encoder stays frozen) "
+                                  "instead of the frozen-feature mode: slow on a CPU"}
     corpus_layouts = LAYOUTS
     adapter = DetectorAdapter
 
@@ -53,6 +55,7 @@ class Wav2Vec2Family(Family):
 
         return train_detector(spec, dataset, Path(out), split=split, seed=seed, split_seed=split_seed, epochs=epochs,
                               task=self.task, ablation=ablation, backbone=options.get("backbone"),
+                              fine_tune=bool(options.get("fine_tune")),
                               deterministic=deterministic, log=log)
 
     def load_run(self, folder, info):

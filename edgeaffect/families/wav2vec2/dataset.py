@@ -35,7 +35,7 @@ class DepressionCorpus:
     counts: np.ndarray  # (N,) segments per participant
     corpus: str
     config: DetectorConfig
-    features_dir: Path | None = None  # set by embed_corpus
+    features_dir: Path | None = None  # set by embed_corpus (frozen-feature runs)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def participants(self, part: str, labelled: bool = True) -> np.ndarray:
@@ -68,6 +68,21 @@ class DepressionCorpus:
             n = min(len(f), s)
             x[j, :n], m[j, :n] = f[:n], 1.0
         return {"features": x, "segment_mask": m}
+
+    def audio_batch(self, idx, segments: int | None = None) -> dict[str, np.ndarray]:
+        """Padded normalised segments and mask for participants ``idx`` (the fine-tuning input)."""
+        segs = [normalise(self.audio(int(i))) for i in idx]
+        s = segments or max(len(a) for a in segs)
+        x = np.zeros((len(segs), s, self.config.samples), np.float32)
+        m = np.zeros((len(segs), s), np.float32)
+        for j, a in enumerate(segs):
+            n = min(len(a), s)
+            x[j, :n], m[j, :n] = a[:n], 1.0
+        return {"audio": x, "segment_mask": m}
+
+    def inputs(self, idx, segments: int | None = None) -> dict[str, np.ndarray]:
+        """What the run's model takes: audio when it fine-tunes the backbone, else features."""
+        return self.audio_batch(idx, segments) if self.config.fine_tune else self.batch(idx, segments)
 
     def record(self) -> dict:
         return {"pids": self.pids, "labels": self.labels.tolist(), "scores": [None if np.isnan(s) else float(s)
@@ -175,8 +190,9 @@ def embed_corpus(data: DepressionCorpus, checkpoint: str | Path | None, seed: in
     return data
 
 
-def corpus_from_record(folder: Path, features_dir: Path, record: dict, config: DetectorConfig) -> DepressionCorpus:
+def corpus_from_record(folder: Path, features_dir: str | None, record: dict, config: DetectorConfig
+                       ) -> DepressionCorpus:
     return DepressionCorpus(Path(folder), list(record["pids"]), np.asarray(record["labels"], np.int64),
                             np.asarray([np.nan if s is None else s for s in record["scores"]], np.float64),
                             np.asarray(record["parts"]), np.asarray(record["counts"], np.int64), record["corpus"],
-                            config, Path(features_dir))
+                            config, Path(features_dir) if features_dir else None)

@@ -194,6 +194,21 @@ def segment_encoder(k, custom, c: DetectorConfig, x, training=None):
     return k.layers.GlobalMaxPooling1D(name="seg_max_pool")(x)
 
 
+def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bool):
+    """Segment vectors (batch * S, d) -> p(depressed) (batch, 1) [and the segment weights]."""
+    v = custom["UnfoldSegments"](name="unfold")([v, ref])
+    on = custom["SegmentCount"](name="mask_bool")(mask)
+    lstm = k.layers.LSTM(c.lstm_units, return_sequences=c.self_attention, name="lstm")
+    h = lstm(v, mask=on)
+    if c.self_attention:
+        h, weights = custom["SegmentSelfAttention"](c.lstm_units, name="self_attention")([h, mask])
+    else:
+        weights = k.layers.Lambda(lambda m: m / t.maximum(t.reduce_sum(m, 1, keepdims=True), 1.0),
+                                  name="uniform_weights")(mask)
+    p = k.layers.Dense(1, activation="sigmoid", name="probability")(h)
+    return [p, weights] if with_weights else p
+
+
 def build_head(c: DetectorConfig, segments: int | None = None, with_weights: bool = False):
     """The head as a Keras model: {features, segment_mask} -> p(depressed) (batch, 1), and with
     ``with_weights`` also each segment's weight (batch, S) (uniform over the real segments
@@ -205,18 +220,39 @@ def build_head(c: DetectorConfig, segments: int | None = None, with_weights: boo
     feats = k.Input((segments, c.frames, c.hidden), name="features")
     mask = k.Input((segments,), name="segment_mask")
     v = segment_encoder(k, custom, c, custom["FoldSegments"](name="fold")(feats))
-    v = custom["UnfoldSegments"](name="unfold")([v, feats])
-    on = custom["SegmentCount"](name="mask_bool")(mask)
-    lstm = k.layers.LSTM(c.lstm_units, return_sequences=c.self_attention, name="lstm")
-    h = lstm(v, mask=on)
-    if c.self_attention:
-        h, weights = custom["SegmentSelfAttention"](c.lstm_units, name="self_attention")([h, mask])
-    else:
-        weights = k.layers.Lambda(lambda m: m / t.maximum(t.reduce_sum(m, 1, keepdims=True), 1.0),
-                                  name="uniform_weights")(mask)
-    p = k.layers.Dense(1, activation="sigmoid", name="probability")(h)
-    outputs = [p, weights] if with_weights else p
-    return k.Model([feats, mask], outputs, name="wav2vec2_detector_head")
+    out = _participant(k, t, custom, c, v, mask, feats, with_weights)
+    return k.Model([feats, mask], out, name="wav2vec2_detector_head")
+
+
+def build_finetune(c: DetectorConfig, backbone, segments: int | None = None, with_weights: bool = False):
+    """The whole detector for fine-tuning: {audio (S, samples) normalised per segment,
+    segment_mask} -> the backbone on every segment -> its feature (``c.layers``) -> the
+    head. The conv feature encoder is frozen (the paper keeps "the lower convolutional
+    layers" intact); the transformer trains at ``lr_backbone``."""
+    from edgeaffect.families.wav2vec2.backbone import sum_hidden_states
+    from edgeaffect.keras_backend import keras, tf
+
+    k, t = keras(), tf()
+    custom = custom_objects()
+    for layer in backbone.layers:
+        if layer.name.startswith("feature_extractor"):
+            layer.trainable = False
+    audio = k.Input((segments, c.samples), name="audio")
+    mask = k.Input((segments,), name="segment_mask")
+    states = backbone(custom["FoldSegments"](name="fold")(audio))
+    x = sum_hidden_states(states, LAYER_CHOICES[c.layers])
+    v = segment_encoder(k, custom, c, x)
+    out = _participant(k, t, custom, c, v, mask, audio, with_weights)
+    return k.Model([audio, mask], out, name="wav2vec2_detector")
+
+
+def backbone_variables(model) -> set[int]:
+    """ids of the trainable variables that belong to the backbone (the slow learning rate)."""
+    ids = set()
+    for layer in model.layers:
+        if layer.name.startswith("wav2vec2"):
+            ids |= {id(v) for v in layer.trainable_variables}
+    return ids
 
 
 # --- analytic cost (no TensorFlow): per participant of ``max_segments`` segments ---

@@ -41,7 +41,8 @@ class DetectorRun(Run):
 
     def split_inputs(self, data: DepressionCorpus, part: str):
         idx = np.asarray(self.parts[part], np.int64)
-        return data.batch(idx, self.config.max_segments), data.labels[idx]
+        make = data.audio_batch if self.config.fine_tune else data.batch
+        return make(idx, self.config.max_segments), data.labels[idx]
 
     def preprocessing(self) -> dict:
         c = self.config
@@ -79,14 +80,20 @@ def _weights(y: np.ndarray, balance: bool) -> tuple[float, float]:
 def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, seed: int, epochs: int,
              log=sys.stderr) -> dict:
     """The custom loop: L2 weight decay in the gradient (PyTorch Adam's), the class weights,
-    early stopping on the ``stop`` participants; the best epoch's weights are kept."""
+    early stopping on the ``stop`` participants; the best epoch's weights are kept. When
+    the backbone is in the model its trainable variables get their own Adam at
+    ``lr_backbone``."""
+    from edgeaffect.families.wav2vec2.model import backbone_variables
     from edgeaffect.keras_backend import keras, tf
 
     k, t = keras(), tf()
-    opt = k.optimizers.Adam(c.lr_head)
+    slow_ids = backbone_variables(model)
+    opt, slow_opt = k.optimizers.Adam(c.lr_head), k.optimizers.Adam(c.lr_backbone)
     y_all = data.labels.astype(np.float32)
     w_neg, w_pos = _weights(data.labels[parts["train"]], c.balance)
     variables = model.trainable_variables
+    fast = [i for i, v in enumerate(variables) if id(v) not in slow_ids]
+    slow = [i for i, v in enumerate(variables) if id(v) in slow_ids]
 
     @t.function(reduce_retracing=True)
     def step(x, m, y, w):
@@ -96,7 +103,9 @@ def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, s
             loss = -t.reduce_mean(w * (y * t.math.log(p) + (1 - y) * t.math.log(1 - p)))
         grads = tape.gradient(loss, variables)
         grads = [g + c.weight_decay * v for g, v in zip(grads, variables)]
-        opt.apply_gradients(zip(grads, variables))
+        opt.apply_gradients([(grads[i], variables[i]) for i in fast])
+        if slow:
+            slow_opt.apply_gradients([(grads[i], variables[i]) for i in slow])
         return loss
 
     def evaluate(idx):
@@ -115,10 +124,10 @@ def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, s
         losses, order = [], rng.permutation(train)
         for a in range(0, len(order), c.batch_size):
             idx = order[a:a + c.batch_size]
-            b = data.batch(idx)
+            x, m = _arrays(data.inputs(idx))
             y = y_all[idx]
             w = np.where(y == 1, w_pos, w_neg).astype(np.float32)
-            losses.append(float(step(b["features"], b["segment_mask"], y, w)))
+            losses.append(float(step(x, m, y, w)))
         stop_loss, probs = evaluate(parts["stop"])
         f1 = _f1(data.labels[parts["stop"]], probs)
         value = stop_loss if c.monitor == "loss" else -f1
@@ -144,11 +153,14 @@ def _f1(y: np.ndarray, probs: np.ndarray) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def _arrays(x: dict) -> tuple[np.ndarray, np.ndarray]:
+    return x["audio"] if "audio" in x else x["features"], x["segment_mask"]
+
+
 def predict(model, data: DepressionCorpus, idx, batch_size: int = 32) -> np.ndarray:
     out = []
     for a in range(0, len(idx), batch_size):
-        b = data.batch(idx[a:a + batch_size])
-        out.append(np.asarray(model([b["features"], b["segment_mask"]], training=False))[:, 0])
+        out.append(np.asarray(model(list(_arrays(data.inputs(idx[a:a + batch_size]))), training=False))[:, 0])
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -168,21 +180,33 @@ def participant_report(task, data: DepressionCorpus, idx, probs) -> dict:
 
 
 def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed: int, split_seed: int | None,
-                   epochs: int | None, task, ablation: str | None, backbone: str | None, deterministic: bool = False,
-                   log=sys.stderr) -> DetectorRun:
+                   epochs: int | None, task, ablation: str | None, backbone: str | None, fine_tune: bool = False,
+                   deterministic: bool = False, log=sys.stderr) -> DetectorRun:
+    from edgeaffect.families.wav2vec2.dataset import backbone_for
+    from edgeaffect.families.wav2vec2.model import build_finetune
     from edgeaffect.keras_backend import keras, tf
 
     k = keras()
     c = ablate(spec.config, ablation)
+    if fine_tune:
+        c = replace(c, fine_tune=True)
     spec = replace(spec, config=c)
-    data.config = replace(data.config, layers=c.layers)
+    # This run's view of the corpus (the caller's object is left as it was: ablation rows share it).
+    data = replace(data, config=replace(data.config, layers=c.layers, fine_tune=c.fine_tune), features_dir=None,
+                   _cache={})
     out.mkdir(parents=True, exist_ok=True)
-    embed_corpus(data, backbone, seed=0, log=log)  # the random tiny backbone is one fixed model
-    k.utils.set_random_seed(seed)
+    parts = split_parts(data, split, split_seed)
+    # The random tiny backbone is one fixed model (seed 0), whatever the run's seed.
+    if c.fine_tune:
+        bb, _, _ = backbone_for(c, backbone, seed=0)
+        k.utils.set_random_seed(seed)
+        model = build_finetune(c, bb)
+    else:
+        embed_corpus(data, backbone, seed=0, log=log)
+        k.utils.set_random_seed(seed)
+        model = build_head(c)
     if deterministic:
         tf().config.experimental.enable_op_determinism()
-    parts = split_parts(data, split, split_seed)
-    model = build_head(c)
     n_epochs = epochs or c.epochs
     print(f"training {spec.name}{' (' + ablation + ')' if ablation else ''}: {len(parts['train'])} participants, "
           f"early stop on {len(parts['stop'])}, up to {n_epochs} epochs", file=log, flush=True)
@@ -204,7 +228,8 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
             "test": {key: main[key] for key in (*task.summary_keys(), "macro_f1", "majority_accuracy")},
             "reported_on": "dev", "test_split": "dev (DAIC-WOZ development split; the paper reports on it)",
             "reports": reports, "history": fit["history"],
-            "corpus_cache": str(data.folder), "features": str(data.features_dir), "participants": data.record(),
+            "corpus_cache": str(data.folder), "features": str(data.features_dir) if data.features_dir else None,
+            "participants": data.record(),
             "note": ("paper split: dev also chose the epoch (the paper's protocol, optimistic). " if split == "paper"
                      else "") + "Figures on the data given to train; on the synthetic corpus they are not paper "
                                 "results."}
@@ -219,10 +244,17 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
 
 def load_detector_run(folder: Path, info: dict) -> DetectorRun:
     spec = get_model(info["model"])
-    spec = replace(spec, config=DetectorConfig.from_dict(info["model_config"]))
-    model = build_head(spec.config)
+    c = DetectorConfig.from_dict(info["model_config"])
+    spec = replace(spec, config=c)
+    if c.fine_tune:
+        from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, build_wav2vec2
+        from edgeaffect.families.wav2vec2.model import build_finetune
+
+        model = build_finetune(c, build_wav2vec2(Wav2Vec2Config.from_dict(c.backbone)))
+    else:
+        model = build_head(c)
     model.load_weights(str(folder / "weights.h5"))
-    data = corpus_from_record(Path(info["corpus_cache"]), Path(info["features"]), info["participants"], spec.config)
+    data = corpus_from_record(Path(info["corpus_cache"]), info["features"], info["participants"], c)
     return DetectorRun(folder, spec, model, info, info["parts"], data)
 
 
