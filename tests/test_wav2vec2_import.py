@@ -149,3 +149,28 @@ def test_missing_files_are_one_clear_error(tmp_path):
     (tmp_path / "c" / "config.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot read"):
         load_pretrained(tmp_path / "c")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [Wav2Vec2Config.base(), Wav2Vec2Config.large("layer")], ids=["base", "large-preln"])
+def test_real_size_parity_on_a_7_s_segment(tmp_path, config):
+    """Full-size configs with the reference's own random initialisation, one 7 s segment."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    ref = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**config.to_dict(), attn_implementation="eager")).eval()
+    ref.save_pretrained(tmp_path)
+    t = np.arange(112000) / 16000
+    audio = normalise_audio((np.sin(2 * np.pi * 180 * t) + 0.1 * np.random.default_rng(0).standard_normal(t.size))[None])
+    want, want_last = reference_states(ref, audio)
+    del ref
+    model, _ = load_pretrained(tmp_path, last_hidden_state=True)
+    got = [s.numpy() for s in model(audio)]
+    diffs = [float(np.max(np.abs(w - g))) for w, g in zip(want, got)]
+    print(f"max |diff| over {len(want)} states {max(diffs):.2e}; last_hidden_state "
+          f"{float(np.max(np.abs(want_last - got[-1]))):.2e}")
+    assert got[0].shape == (1, 349, config.hidden_size)
+    assert max(diffs) < TOL and float(np.max(np.abs(want_last - got[-1]))) < TOL

@@ -311,12 +311,21 @@ def _layers():
         def get_config(self):
             return {**super().get_config(), "num_heads": self.num_heads}
 
-    _LAYERS.update(ChannelNorm=ChannelNorm, ChannelSlice=ChannelSlice, HeadsAttention=HeadsAttention)
+    class ErfGelu(keras_.layers.Layer):
+        """Exact GELU written as 0.5 x (1 + erf(x / sqrt 2)): the same function as
+        ``tf.nn.gelu(approximate=False)`` (which TensorFlow computes with erfc, an op
+        tf2onnx cannot write), for the ONNX export."""
+
+        def call(self, x):
+            return 0.5 * x * (1.0 + tf_.math.erf(x * (2.0 ** -0.5)))
+
+    _LAYERS.update(ChannelNorm=ChannelNorm, ChannelSlice=ChannelSlice, HeadsAttention=HeadsAttention,
+                   ErfGelu=ErfGelu)
     return _LAYERS
 
 
 def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch: int | None = None,
-                   last_hidden_state: bool = False, name: str = "wav2vec2"):
+                   last_hidden_state: bool = False, gelu: str = "tf", name: str = "wav2vec2"):
     """The Keras model: normalised audio (batch, samples) float32 -> the L+1 hidden states
     [(batch, frames, hidden)] (plus, with ``last_hidden_state``, the encoder's final output
     after its closing LayerNorm: the same as the last state for a post-LN model).
@@ -324,12 +333,21 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
     ``samples`` / ``batch`` fix the input shape (static shapes for export: 7 s = 112000).
     Layer names are the reference's module paths (``keras_name``), so ``checkpoint.py``
     loads a state dict by name. Dropout is left out (inference graph; LayerDrop too).
+    ``gelu``: "tf" (``tf.nn.gelu``, exact; TFLite makes it one GELU op) or "erf" (the same
+    function through erf, for tf2onnx, which cannot write TensorFlow's erfc).
     """
     from edgeaffect.keras_backend import keras
 
     K = keras()
     L = _layers()
     c = config
+    if gelu not in ("tf", "erf"):
+        raise InputError(f"gelu must be 'tf' or 'erf', got {gelu!r}")
+
+    def activation(kind: str, module: str):
+        if kind == "gelu" and gelu == "erf":
+            return L["ErfGelu"](name=keras_name(module))
+        return K.layers.Activation(kind, name=keras_name(module))
     if samples is not None and frame_count(samples, c) < 1:
         raise InputError(f"{samples} samples give no frame; wav2vec 2.0 needs at least {min_samples(c)}")
     eps = c.layer_norm_eps
@@ -347,7 +365,7 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
             x = K.layers.LayerNormalization(epsilon=1e-5, name=keras_name(f"{p}.layer_norm"))(x)
         elif i == 0:
             x = L["ChannelNorm"](epsilon=1e-5, name=keras_name(f"{p}.layer_norm"))(x)
-        x = K.layers.Activation(act, name=keras_name(f"{p}.activation"))(x)
+        x = activation(act, f"{p}.activation")(x)
 
     # === Feature projection ===
     x = K.layers.LayerNormalization(epsilon=eps, name=keras_name("feature_projection.layer_norm"))(x)
@@ -367,7 +385,7 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
         axis=-1, name=keras_name("encoder.pos_conv_embed.concat"))(parts)
     if kpos % 2 == 0:
         pos = K.layers.Cropping1D((0, 1), name=keras_name("encoder.pos_conv_embed.same_pad"))(pos)
-    pos = K.layers.Activation(act, name=keras_name("encoder.pos_conv_embed.activation"))(pos)
+    pos = activation(act, "encoder.pos_conv_embed.activation")(pos)
     h = K.layers.Add(name=keras_name("encoder.pos_add"))([h, pos])
     if not c.do_stable_layer_norm:
         h = K.layers.LayerNormalization(epsilon=eps, name=keras_name("encoder.layer_norm"))(h)
@@ -387,7 +405,7 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
 
         def feed_forward(t):
             t = dense(c.intermediate_size, "feed_forward.intermediate_dense", t)
-            t = K.layers.Activation(c.hidden_act, name=keras_name(f"{p}.feed_forward.activation"))(t)
+            t = activation(c.hidden_act, f"{p}.feed_forward.activation")(t)
             return dense(c.hidden_size, "feed_forward.output_dense", t)
 
         def norm(module, t):
@@ -411,6 +429,41 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
             last = K.layers.LayerNormalization(epsilon=eps, name=keras_name("encoder.layer_norm"))(last)
         outputs.append(last)
     return K.Model(audio, outputs, name=name)
+
+
+def build_feature_model(config: Wav2Vec2Config, *, samples: int | None = None, batch: int | None = None,
+                        definition: str = DEFAULT_SUM, gelu: str = "tf", name: str = "wav2vec2_features"):
+    """Normalised audio (batch, samples) -> the detector's frame feature (batch, frames,
+    hidden): ``sum_hidden_states(definition)`` inside the graph (one output to export or
+    to fine-tune through). Its layers carry the same names as ``build_wav2vec2``'s, so
+    ``checkpoint.assign`` loads it the same way."""
+    from edgeaffect.keras_backend import keras
+
+    K = keras()
+    if definition not in SUM_DEFINITIONS:
+        raise InputError(f"unknown hidden-state sum {definition!r}; choose one of {', '.join(SUM_DEFINITIONS)}")
+    backbone = build_wav2vec2(config, samples=samples, batch=batch, gelu=gelu, name=name)
+    states = {"layers": backbone.outputs[1:], "all": backbone.outputs, "last": backbone.outputs[-1:]}[definition]
+    feature = states[0] if len(states) == 1 else K.layers.Add(name=f"hidden_state_sum_{definition}")(states)
+    return K.Model(backbone.inputs, feature, name=name)
+
+
+def freeze(model, *, feature_encoder: bool = True, layers_below: int = 0) -> None:
+    """Mark parts of a built backbone non-trainable, by the reference's module names: the
+    conv feature encoder (as the reference's ``freeze_feature_encoder``; the projection
+    stays trainable) and, with ``layers_below=n``, the positional conv, the feature
+    projection and transformer layers 0..n-1 (n = L: only the summed features' head
+    trains; n = L-1: the "last layer" fine-tuning of the paper's ablation)."""
+    frozen = []
+    if feature_encoder:
+        frozen.append(keras_name("feature_extractor."))
+    if layers_below > 0:
+        frozen += [keras_name("feature_projection."), keras_name("encoder.pos_conv_embed."),
+                   keras_name("encoder.layer_norm")]
+        frozen += [keras_name(f"encoder.layers.{i}.") for i in range(layers_below)]
+    for layer in model.layers:
+        if layer.weights and any(layer.name.startswith(p) for p in frozen):
+            layer.trainable = False
 
 
 def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
@@ -441,5 +494,5 @@ def cost(config: Wav2Vec2Config, samples: int = 112000) -> dict:
     return {"params": int(params), "flops": int(flops), "frames": int(T), "samples": int(samples)}
 
 
-__all__ = ["Wav2Vec2Config", "build_wav2vec2", "normalise_audio", "frame_count", "min_samples",
+__all__ = ["Wav2Vec2Config", "build_wav2vec2", "build_feature_model", "freeze", "normalise_audio", "frame_count", "min_samples",
            "sum_hidden_states", "SUM_DEFINITIONS", "DEFAULT_SUM", "keras_name", "custom_objects", "cost"]

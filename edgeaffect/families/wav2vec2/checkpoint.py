@@ -356,9 +356,8 @@ def assign(model, weights: dict[str, list[np.ndarray]]) -> None:
         raise InputError(f"internal: checkpoint weights with no Keras layer: {sorted(left)[0]!r}")
 
 
-def load_pretrained(folder, *, samples: int | None = None, batch: int | None = None,
-                    last_hidden_state: bool = False):
-    """(model, config) from a local checkpoint folder; see ``build_wav2vec2`` for the options."""
+def read_checkpoint(folder) -> tuple[Wav2Vec2Config, dict[str, list[np.ndarray]]]:
+    """(config, Keras layer name -> weights) from a local checkpoint folder, checked."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder: give a Hugging Face wav2vec 2.0 checkpoint folder "
@@ -366,8 +365,22 @@ def load_pretrained(folder, *, samples: int | None = None, batch: int | None = N
     config = Wav2Vec2Config.from_json(folder / "config.json")
     state, path = read_state_dict(folder)
     sd = canonical_state_dict(state, config, source=str(path))
-    model = build_wav2vec2(config, samples=samples, batch=batch, last_hidden_state=last_hidden_state)
-    assign(model, keras_weights(sd, config))
+    return config, keras_weights(sd, config)
+
+
+def load_pretrained(folder, *, samples: int | None = None, batch: int | None = None,
+                    last_hidden_state: bool = False, feature: str | None = None):
+    """(model, config) from a local checkpoint folder; see ``build_wav2vec2`` for the
+    options. With ``feature`` (a ``SUM_DEFINITIONS`` key) the model is
+    ``build_feature_model``'s: one output, the summed frame feature."""
+    from edgeaffect.families.wav2vec2.backbone import build_feature_model
+
+    config, weights = read_checkpoint(folder)
+    if feature is not None:
+        model = build_feature_model(config, samples=samples, batch=batch, definition=feature)
+    else:
+        model = build_wav2vec2(config, samples=samples, batch=batch, last_hidden_state=last_hidden_state)
+    assign(model, weights)
     return model, config
 
 
