@@ -46,6 +46,7 @@ class DetectorConfig:
     layers: str = "sum"  # "sum": the L transformer layers' outputs summed; "all": with the encoder input;
     #                      "last": the last layer's output alone (LAYER_CHOICES)
     fine_tune: bool = False  # False: frozen features (cached); True: the transformer trains too
+    fine_tune_layers: str = "all"  # with fine_tune: "all" transformer layers train, or the "last" one only
     conv_filters: tuple = (80, 80, 80)
     conv_kernel: int = 3  # not given in the paper
     dropout: float = 0.2  # not given
@@ -73,6 +74,8 @@ class DetectorConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, not '{self.pooling}'")
         if self.layers not in LAYER_CHOICES:
             raise ValueError(f"layers must be one of {tuple(LAYER_CHOICES)}, not '{self.layers}'")
+        if self.fine_tune_layers not in ("all", "last"):
+            raise ValueError(f"fine_tune_layers must be 'all' or 'last', not '{self.fine_tune_layers}'")
         if self.tail not in ("drop", "pad"):
             raise ValueError(f"tail must be 'drop' or 'pad', not '{self.tail}'")
         if self.frames < 1:
@@ -228,15 +231,17 @@ def build_finetune(c: DetectorConfig, backbone, segments: int | None = None, wit
     """The whole detector for fine-tuning: {audio (S, samples) normalised per segment,
     segment_mask} -> the backbone on every segment -> its feature (``c.layers``) -> the
     head. The conv feature encoder is frozen (the paper keeps "the lower convolutional
-    layers" intact); the transformer trains at ``lr_backbone``."""
+    layers" intact); the transformer (or, with ``fine_tune_layers="last"``, its last layer,
+    Table 3's "fine-tune, the last layer") trains at ``lr_backbone``."""
     from edgeaffect.families.wav2vec2.backbone import sum_hidden_states
     from edgeaffect.keras_backend import keras, tf
 
     k, t = keras(), tf()
     custom = custom_objects()
-    for layer in backbone.layers:
-        if layer.name.startswith("feature_extractor"):
-            layer.trainable = False
+    from edgeaffect.families.wav2vec2.backbone import freeze
+
+    n = int(c.backbone["num_hidden_layers"])
+    freeze(backbone, feature_encoder=True, layers_below=n - 1 if c.fine_tune_layers == "last" else 0)
     audio = k.Input((segments, c.samples), name="audio")
     mask = k.Input((segments,), name="segment_mask")
     states = backbone(custom["FoldSegments"](name="fold")(audio))
