@@ -147,30 +147,39 @@ def custom_objects() -> dict:
             a = t.nn.softmax(t.matmul(c, self.w)[..., 0], axis=-1)  # (n, T)
             return t.reduce_sum(c * a[..., None], axis=1)
 
-    class SegmentSelfAttention(k.layers.Layer):
-        """Eq. 6 over the segments with padding masked, then the sum over the real segments.
-        Returns (the summed context, each segment's weight in that sum: the column means of
-        the attention matrix over the real queries, which sum to 1)."""
+    class AttentionMatrix(k.layers.Layer):
+        """Eq. 6's softmax(Q K^T / sqrt(d_K)) over the segments, padding masked: keys by a
+        large negative score, queries by zeroing their rows [shape=(b, S, S)]."""
 
         def __init__(self, units, **kw):
             super().__init__(**kw)
             self.units = int(units)
             self.q = k.layers.Dense(self.units, name="query")
             self.k = k.layers.Dense(self.units, name="key")
-            self.v = k.layers.Dense(self.units, name="value")
 
         def call(self, inputs):
             x, m = inputs  # (b, S, d), (b, S)
-            q, kk, v = self.q(x), self.k(x), self.v(x)
-            scores = t.matmul(q, kk, transpose_b=True) / float(self.units) ** 0.5
+            scores = t.matmul(self.q(x), self.k(x), transpose_b=True) / float(self.units) ** 0.5
             scores += (1.0 - m[:, None, :]) * -1e9
-            a = t.nn.softmax(scores, axis=-1) * m[:, :, None]  # padded queries count zero
-            context = t.reduce_sum(t.matmul(a, v), axis=1)
-            weights = t.reduce_sum(a, axis=1) / t.maximum(t.reduce_sum(m, axis=1, keepdims=True), 1.0)
-            return context, weights
+            return t.nn.softmax(scores, axis=-1) * m[:, :, None]
 
         def get_config(self):
             return {**super().get_config(), "units": self.units}
+
+    class AttendAndSum(k.layers.Layer):
+        """The self-attention's output A V summed over the (real) segments [shape=(b, d)]."""
+
+        def call(self, inputs):
+            a, v = inputs
+            return t.reduce_sum(t.matmul(a, v), axis=1)
+
+    class SegmentWeights(k.layers.Layer):
+        """Each segment's share of that sum: sum_i A_ij over the real queries / their count
+        (the weights of the real segments sum to 1) [shape=(b, S)]."""
+
+        def call(self, inputs):
+            a, m = inputs
+            return t.reduce_sum(a, axis=1) / t.maximum(t.reduce_sum(m, axis=1, keepdims=True), 1.0)
 
     class SegmentCount(k.layers.Layer):
         """The mask as booleans for the LSTM."""
@@ -178,8 +187,8 @@ def custom_objects() -> dict:
         def call(self, m):
             return t.cast(m > 0.5, t.bool)
 
-    return {c.__name__: c for c in (FoldSegments, UnfoldSegments, AttentionPooling, SegmentSelfAttention,
-                                    SegmentCount)}
+    return {c.__name__: c for c in (FoldSegments, UnfoldSegments, AttentionPooling, AttentionMatrix, AttendAndSum,
+                                    SegmentWeights, SegmentCount)}
 
 
 def segment_encoder(k, custom, c: DetectorConfig, x, training=None):
@@ -203,8 +212,11 @@ def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bo
     on = custom["SegmentCount"](name="mask_bool")(mask)
     lstm = k.layers.LSTM(c.lstm_units, return_sequences=c.self_attention, name="lstm")
     h = lstm(v, mask=on)
-    if c.self_attention:
-        h, weights = custom["SegmentSelfAttention"](c.lstm_units, name="self_attention")([h, mask])
+    if c.self_attention:  # Eq. 6, then the sum over the segments
+        a = custom["AttentionMatrix"](c.lstm_units, name="self_attention")([h, mask])
+        value = k.layers.Dense(c.lstm_units, name="self_attention_value")(h)
+        weights = custom["SegmentWeights"](name="segment_weights")([a, mask])
+        h = custom["AttendAndSum"](name="attend_and_sum")([a, value])
     else:
         weights = k.layers.Lambda(lambda m: m / t.maximum(t.reduce_sum(m, 1, keepdims=True), 1.0),
                                   name="uniform_weights")(mask)
