@@ -206,6 +206,9 @@ def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):
     p = adapter.result(np.asarray([[0.8]]), np.asarray([[0.5, 0.3, 0.2] + [0.0] * 13]), 3)
     assert p.decision == "depressed" and p.extra["segment_weights"] == [0.5, 0.3, 0.2]
     assert "p(depressed) = 0.800" in fam.task.describe(p)[0]
+    bad = {**run.preprocessing(), "segment_s": 0}
+    with pytest.raises(InputError, match="'preprocessing.segment_s' must be a positive number"):
+        type(adapter).validate(bad, {})
 
 
 @pytest.mark.slow
