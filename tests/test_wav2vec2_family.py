@@ -128,6 +128,10 @@ def test_head_masks_padding_and_weights_segments():
     p2, w2 = model.predict([garbage, m], verbose=0)
     np.testing.assert_allclose(p2, p, atol=1e-6)
     np.testing.assert_allclose(w2, w, atol=1e-6)
+    # Without self-attention: the LSTM's last real step, whatever follows it.
+    plain = build_head(ablate(c, "no-self-attention"))
+    short = plain.predict([x[:1, :3], m[:1, :3]], verbose=0)
+    np.testing.assert_allclose(plain.predict([garbage[:1], m[:1]], verbose=0), short, atol=1e-6)
 
 
 @pytest.mark.parametrize("row", [r for r in ABLATIONS if r != "last-layer"])

@@ -181,14 +181,17 @@ def custom_objects() -> dict:
             a, m = inputs
             return t.reduce_sum(a, axis=1) / t.maximum(t.reduce_sum(m, axis=1, keepdims=True), 1.0)
 
-    class SegmentCount(k.layers.Layer):
-        """The mask as booleans for the LSTM."""
+    class LastRealStep(k.layers.Layer):
+        """The LSTM's output at each participant's last real segment [shape=(b, d)]: padding
+        comes after the real segments, so m_t - m_{t+1} is one at that step only."""
 
-        def call(self, m):
-            return t.cast(m > 0.5, t.bool)
+        def call(self, inputs):
+            h, m = inputs
+            last = m - t.concat([m[:, 1:], t.zeros_like(m[:, :1])], axis=1)
+            return t.reduce_sum(h * last[:, :, None], axis=1)
 
     return {c.__name__: c for c in (FoldSegments, UnfoldSegments, AttentionPooling, AttentionMatrix, AttendAndSum,
-                                    SegmentWeights, SegmentCount)}
+                                    SegmentWeights, LastRealStep)}
 
 
 def segment_encoder(k, custom, c: DetectorConfig, x, training=None):
@@ -209,9 +212,11 @@ def segment_encoder(k, custom, c: DetectorConfig, x, training=None):
 def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bool):
     """Segment vectors (batch * S, d) -> p(depressed) (batch, 1) [and the segment weights]."""
     v = custom["UnfoldSegments"](name="unfold")([v, ref])
-    on = custom["SegmentCount"](name="mask_bool")(mask)
-    lstm = k.layers.LSTM(c.lstm_units, return_sequences=c.self_attention, name="lstm")
-    h = lstm(v, mask=on)
+    # No Keras mask on the LSTM (TFLite's int8 converter crashes on a masked LSTM): padding
+    # comes after the real segments, and an LSTM's output at a step depends on the steps
+    # before it only, so the real steps' outputs are the masked LSTM's; the padded steps
+    # are masked below (attention keys, queries and sum, or the last real step).
+    h = k.layers.LSTM(c.lstm_units, return_sequences=True, name="lstm")(v)
     if c.self_attention:  # Eq. 6, then the sum over the segments
         a = custom["AttentionMatrix"](c.lstm_units, name="self_attention")([h, mask])
         value = k.layers.Dense(c.lstm_units, name="self_attention_value")(h)
@@ -220,6 +225,7 @@ def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bo
     else:
         weights = k.layers.Lambda(lambda m: m / t.maximum(t.reduce_sum(m, 1, keepdims=True), 1.0),
                                   name="uniform_weights")(mask)
+        h = custom["LastRealStep"](name="last_real_step")([h, mask])
     p = k.layers.Dense(1, activation="sigmoid", name="probability")(h)
     return [p, weights] if with_weights else p
 
