@@ -201,7 +201,7 @@ def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):
     run = DetectorRun(tmp_path, spec, None, {}, {}, data)
     adapter = fam.device({"preprocessing": run.preprocessing(), "labels": list(spec.labels)})
     wav = fam.recordings(root)[0]
-    x = adapter.inputs(adapter.load(wav))
+    x = adapter.backbone_inputs(adapter.load(wav))
     np.testing.assert_allclose(x["audio"], normalise(data.audio(0)), atol=1e-6)  # the transcript beside it is used
     head = adapter.head_inputs(data.features(0))
     ref = data.batch([0], spec.config.max_segments)

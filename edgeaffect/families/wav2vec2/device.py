@@ -6,8 +6,10 @@ input -> the head's p(depressed) and each segment's weight -> the decision.
 
 Two exported models run in turn: the backbone (``audio`` (n, samples) -> the feature
 (n, frames, hidden)) and the head (``features`` + ``segment_mask`` -> p and the weights).
-``inputs`` gives the backbone's inputs; ``head_inputs`` the head's from the features;
-``result`` turns the head's outputs into the prediction with the weights attached.
+``backbone_inputs`` gives the backbone's inputs; ``head_inputs`` the head's from the
+features; ``result`` turns the head's outputs into the prediction with the weights
+attached. Bundles hold the head only so far, so ``inputs`` (what ``predict`` calls) refuses
+a recording in one line.
 """
 
 from __future__ import annotations
@@ -64,9 +66,17 @@ class DetectorAdapter(DeviceAdapter):
         return participant_segments(y, sr, turns, sample_rate=self.sample_rate, segment_s=self.segment_s,
                                     tail=self.tail, what=what)
 
-    def inputs(self, decoded) -> dict[str, np.ndarray]:
+    def backbone_inputs(self, decoded) -> dict[str, np.ndarray]:
         """The backbone's input: each segment normalised (zero mean, unit variance)."""
         return {"audio": normalise(self.segments(decoded))}
+
+    def inputs(self, decoded) -> dict[str, np.ndarray]:
+        """A bundle holds the head only so far: its input is the backbone's features, which
+        a recording alone does not give on the device."""
+        self.segments(decoded)  # a recording with no usable speech is refused first
+        raise InputError("this wav2vec2 bundle holds the detector's head only (its input: per-segment wav2vec 2.0 "
+                         "features); predicting from a recording needs the backbone in the bundle, which is not "
+                         "built yet")
 
     def duration_s(self, decoded) -> float:
         y, sr = decoded[:2]
