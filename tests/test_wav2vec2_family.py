@@ -253,3 +253,36 @@ def test_fine_tuning_trains_the_transformer_and_keeps_the_conv_encoder(small, tm
     assert x["audio"].shape == (2, 16, 32000)
     again = load_run(tmp_path / "ft")
     np.testing.assert_allclose(again.model.predict(x, verbose=0), run.model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_cmdc_assumption_reads_the_whole_recording(tmp_path):
+    """CMDC (layout assumed): the same tree and split columns under {train,dev,test}_split.csv,
+    no transcript: every second of the audio is the participant's."""
+    from edgeaffect.media.audio import write_wav
+
+    root = tmp_path / "cmdc"
+    for pid, part in ((1, "train"), (2, "dev")):
+        (root / f"{pid}_P").mkdir(parents=True)
+        write_wav(root / f"{pid}_P" / f"{pid}_AUDIO.wav", 0.1 * np.ones(15 * SR, np.float32), SR)
+        (root / f"{part}_split.csv").write_text(f"Participant_ID,PHQ8_Binary,PHQ8_Score\n{pid},{pid - 1},9\n")
+    layout, ps = find_participants(root)
+    assert layout == "cmdc" and [p.transcript for p in ps] == [None, None] and [p.label for p in ps] == [0, 1]
+    segs = participant_segments(np.ones(15 * SR, np.float32), SR, None, sample_rate=SR, segment_s=7.0, tail="drop",
+                                what="1")
+    assert segs.shape == (2, 112000)
+
+
+def test_heldout_split_keeps_dev_out_of_early_stopping():
+    from edgeaffect.families.wav2vec2.dataset import DepressionCorpus
+    from edgeaffect.families.wav2vec2.train import split_parts
+
+    parts = np.asarray(["train"] * 20 + ["val"] * 6 + ["test"] * 4)
+    labels = np.asarray([0, 1] * 10 + [0, 1] * 3 + [-1] * 4)
+    data = DepressionCorpus(None, [str(i) for i in range(30)], labels, np.zeros(30), parts, np.ones(30, np.int64),
+                            "daicwoz", tiny_config())
+    paper = split_parts(data, "paper", None)
+    assert paper["stop"] == paper["val"] == list(range(20, 26)) and paper["test"] == []  # unlabelled test: unscored
+    held = split_parts(data, "heldout", 3)
+    assert held["val"] == list(range(20, 26)) and set(held["stop"]) < set(range(20))
+    assert sorted(held["train"] + held["stop"]) == list(range(20)) and len(held["stop"]) == 4
+    assert sorted(labels[held["stop"]]) == [0, 0, 1, 1]  # stratified
