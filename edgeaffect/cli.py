@@ -118,17 +118,21 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               margins: Annotated[Optional[str], typer.Option(help="SpeechNet loss margins: 'sabour' (0.9, 0.5, 0.1; default) or 'paper' (0.5, 0.5, 0.5 as printed; see the model card).")] = None,
               backbone_weights: Annotated[Optional[Path], typer.Option(help="Spectrotemporal: a local efficientnetb3_notop.h5 (Keras' ImageNet weights; nothing is downloaded).")] = None,
               freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone", help="Spectrotemporal: keep the backbone frozen and train on its cached per-segment features.")] = None,
+              backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder (config.json + weights).")] = None,
+              fine_tune: Annotated[bool, typer.Option("--fine-tune", help="wav2vec2 detector: train the transformer too (slow on a CPU) instead of frozen features.")] = False,
               seed: int = 0):
     """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
     from edgeaffect.train.families import check_request, load_corpus, train
 
-    options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone}
+    options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone,
+               "backbone": str(backbone) if backbone is not None else None, "fine_tune": True if fine_tune else None}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
     dataset = load_corpus(model, data, out / "cache", corpus)
     run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
                 deterministic=deterministic, options=options)
     metric = run.family.task.metric_name
-    typer.echo(f"{out}: test {metric} {run.info['test'][metric]:.4f} ({run.info['split']['kind']} split)")
+    typer.echo(f"{out}: {run.info.get('reported_on', 'test')} {metric} {run.info['test'][metric]:.4f} "
+               f"({run.info['split']['kind']} split)")
 
 
 @app.command("ablation")
@@ -137,8 +141,9 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e
                  out: Annotated[Path, typer.Option(help="Folder for one run per row and ablation.json.")],
                  rows: Annotated[Optional[str], typer.Option(help="Comma-separated rows (default: all of Table 2).")] = None,
                  split: str = "paper", epochs: Optional[int] = None, seed: int = 0,
-                 corpus: Optional[str] = None):
-    """Rerun the paper's Table 2: one training run per removed module, same split and seed."""
+                 corpus: Optional[str] = None,
+                 backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder.")] = None):
+    """Rerun the paper's ablation table: one training run per removed module, same split and seed."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.models import get_model
     from edgeaffect.train.families import load_corpus, train
@@ -149,18 +154,22 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A SpeechNet model, e
     names = [r.strip() for r in (rows or ",".join(family.ablations)).split(",") if r.strip()]
     for name in names:
         family.check_ablation(name)  # a typo fails before any training
+    options = {"backbone": str(backbone)} if backbone is not None else None
+    family.check_options(options or {})
     dataset = load_corpus(model, data, out / "cache", corpus)
     results = []
     for name in names:
-        run = train(model, dataset, out / name, split=split, seed=seed, epochs=epochs, ablation=name)
+        run = train(model, dataset, out / name, split=split, seed=seed, epochs=epochs, ablation=name, options=options)
         results.append({"row": name, "params": run.spec.params, **run.info["test"]})
     atomic_write_text(out / "ablation.json", json.dumps({"model": model, "split": split, "seed": seed,
                                                          "rows": results}, indent=2))
-    typer.echo(f"{model}, {split} split, seed {seed} (this machine's data; the paper's Table 2 is on EmoDB)")
+    typer.echo(f"{model}, {split} split, seed {seed} (this machine's data, not the paper's figures)")
+    # The task's figures: macro means for a classifier, the positive class's for a detector.
+    keys = (["accuracy", "macro_precision", "macro_recall", "macro_f1"] if "macro_precision" in results[0]
+            else ["accuracy", "precision", "recall", "f1"])
     typer.echo("row                    params   accuracy  precision  recall    F1")
     for r in results:
-        typer.echo(f"{r['row']:20s} {r['params']:9,d}   {100 * r['accuracy']:6.2f}    {100 * r['macro_precision']:6.2f}"
-                   f"   {100 * r['macro_recall']:6.2f}  {100 * r['macro_f1']:6.2f}")
+        typer.echo(f"{r['row']:20s} {r['params']:9,d}   " + "    ".join(f"{100 * r[k]:6.2f}" for k in keys))
 
 
 @app.command("export")
