@@ -35,9 +35,11 @@ def _no_remeasure(row):
 def test_the_repository_budgets_say_which_may_go_unmeasured():
     b = load_budgets(ROOT / "roofline" / "budgets.toml")
     optional = {e.key for e in b.entries if e.optional}
-    # SpeechNet (the suite's gate benchmarks the AVER export alone) and formats only a Jetson
-    # bundle carries (`make bench` benchmarks the desktop exports).
-    assert optional and all(".speechnet-emodb." in k or k.startswith("jetson-") for k in optional)
+    # SpeechNet and the depression regressor's stages (the suite's gate benchmarks the AVER
+    # export alone) and formats only a Jetson bundle carries (`make bench` benchmarks the
+    # desktop exports).
+    assert optional and all(".speechnet-emodb." in k or ".spectrotemporal-tiny/" in k or k.startswith("jetson-")
+                            for k in optional)
     assert all(not e.optional for e in b.entries if e.model == "aver-ravdess" and not e.key.startswith("jetson-"))
 
 
@@ -101,3 +103,14 @@ def test_the_gate_message_tells_unchecked_from_exceeded(tmp_path):
 def test_bad_budgets_values_are_one_line(tmp_path, text, fragment):
     code, line = run_cli("bench", tmp_path, "--budgets", _budgets(tmp_path, text))
     assert code == 2 and "\n" not in line and fragment in line, line
+
+
+def test_a_budget_may_name_a_stage_of_a_staged_model_and_nothing_else(tmp_path):
+    from edgeaffect.errors import InputError
+
+    path = tmp_path / "b.toml"
+    path.write_text('[host."spectrotemporal-tiny/extractor".tflite-int8]\np50_ms = 3.0\n')
+    assert [e.model for e in load_budgets(path).entries] == ["spectrotemporal-tiny/extractor"]
+    path.write_text('[host."spectrotemporal-tiny/decoder".tflite-int8]\np50_ms = 3.0\n')
+    with pytest.raises(InputError, match="unknown model"):
+        load_budgets(path)

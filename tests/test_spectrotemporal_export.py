@@ -131,3 +131,23 @@ def test_a_jetson_bundle_has_engine_commands_per_stage(trained):
         stage = json.loads((folder / "manifest.json").read_text())
         assert stage["target"]["engine"]["onnx"] in {e["file"] for e in stage["files"].values()}
         assert (folder / "trtexec.sh").is_file() and (folder / "calibration.npz").is_file()
+
+
+def test_the_live_demo_gives_a_score_once_a_sequence_of_speech_is_in(bundle, tmp_path):
+    """From a recording played as the microphone: no score before S segments (plus the one
+    after the newest, which its deltas read); then scores, each running one new extractor pass."""
+    from edgeaffect.demo.live import Demo
+    from edgeaffect.media.audio import write_wav
+
+    wav = tmp_path / "r.wav"
+    write_wav(wav, speech(30.0, 8.0, seed=5), 8000)
+    events = tmp_path / "ev.jsonl"
+    summary = Demo(bundle, camera=None, mic=str(wav), events=events, duration=7.0).run()
+    ev = [json.loads(line) for line in events.read_text().splitlines()]
+    scored = [e for e in ev if e["status"] == "ok"]
+    assert summary["labels"] == len(scored) >= 3
+    first = scored[0]["time"]
+    seg = 0.48  # the tiny variant's segment
+    assert first >= (6 + 1) * seg * 0.9  # S = 6 segments and the next one
+    assert all(e["status"].startswith("collecting speech") for e in ev if e["time"] < first)
+    assert all(e["label"] in {"minimal", "mild", "moderate", "severe"} for e in scored)

@@ -90,3 +90,26 @@ def test_missing_backbone_file_is_one_line(tmp_path):
 
     with pytest.raises(InputError, match="backbone weights not found"):
         M.build_spectronet(M.tiny_config(backbone_weights=str(tmp_path / "nope.h5")))
+
+
+@pytest.mark.parametrize("row", sorted(M.ABLATIONS))
+def test_every_ablation_row_builds_with_the_inputs_it_uses(row):
+    """Table 1's rows (streams, spectral views) and Table 2's buildable backbones: each builds,
+    takes only the inputs of its streams, and (EfficientNet rows) the analytic count is Keras'."""
+    from dataclasses import replace
+
+    c = replace(M.tiny_config(), **M.ABLATIONS[row])
+    model = M.build_spectronet(c)
+    wanted = {"spectrogram"} if c.streams == "spectral" else {"vlnep"} if c.streams == "temporal" else {
+        "spectrogram", "vlnep"}
+    assert set(model.input_names) == wanted
+    if c.backbone_arch == "efficientnet":
+        assert sum(r.params for r in M.spectronet_cost(c)) == model.count_params()
+    if c.uses_spectral:
+        width = model.get_layer("spectral_embed").input_shape[-1]
+        assert width == M.spectral_width(c)
+
+
+def test_an_unknown_ablation_value_is_refused():
+    with pytest.raises(ValueError, match="streams must be one of"):
+        M.tiny_config(streams="audio")

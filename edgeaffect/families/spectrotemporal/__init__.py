@@ -13,7 +13,7 @@ from edgeaffect.families import Family, RegressionTask, register_family
 from edgeaffect.families.spectrotemporal import model  # noqa: F401  (registers the spectrotemporal-* variants)
 from edgeaffect.families.spectrotemporal.avec import LAYOUTS
 from edgeaffect.families.spectrotemporal.device import SpectroAdapter
-from edgeaffect.families.spectrotemporal.model import BANDS
+from edgeaffect.families.spectrotemporal.model import ABLATIONS, BANDS
 
 
 class SpectrotemporalFamily(Family):
@@ -22,6 +22,8 @@ class SpectrotemporalFamily(Family):
     corpus_layouts = tuple(LAYOUTS)
     adapter = SpectroAdapter
 
+    ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the whole network"
+                 for name, change in ABLATIONS.items()}
     train_options = {"backbone_weights": "a local efficientnetb3_notop.h5 (Keras' ImageNet weights)",
                      "freeze_backbone": "train the sequence model on cached features of a frozen backbone"}
 
@@ -44,9 +46,10 @@ class SpectrotemporalFamily(Family):
         from edgeaffect.families.spectrotemporal.train import train_spectronet
 
         changes = {k: options[k] for k in ("backbone_weights", "freeze_backbone") if options.get(k) is not None}
+        changes = {k: (str(v) if k == "backbone_weights" else bool(v)) for k, v in changes.items()}
+        changes.update(ABLATIONS[ablation] if ablation else {})
         if changes:
-            spec = replace(spec, config=replace(spec.config, **{k: (str(v) if k == "backbone_weights" else bool(v))
-                                                               for k, v in changes.items()}))
+            spec = replace(spec, config=replace(spec.config, **changes))
         return train_spectronet(spec, dataset, Path(out), seed=seed, epochs=epochs, task=self.task,
                                 deterministic=deterministic, log=log)
 
@@ -81,6 +84,11 @@ class SpectrotemporalFamily(Family):
         from edgeaffect.families.spectrotemporal.model import copy_weights
 
         c = run.config
+        if (c.streams, c.spectral_views) != ("both", "both"):
+            from edgeaffect.errors import InputError
+
+            raise InputError(f"{run.folder} is an ablation run ({c.streams} streams, {c.spectral_views} views): "
+                             "it is for the ablation table; export a run of the whole network")
         (extractor, _), (sequence, _) = self.stage_models(run.spec).values()
         copy_weights(run.model, extractor)
         copy_weights(run.model, sequence)

@@ -31,6 +31,24 @@ B3 = (1.2, 1.4)  # EfficientNet-B3's width and depth coefficients
 MIN_VIEW = 32  # below 32 pixels a view shrinks to nothing before EfficientNet's last stride-2 stage
 
 
+STREAMS = ("both", "spectral", "temporal")
+VIEWS = ("both", "holistic", "local")
+# keras.applications backbones buildable without a download (random weights, or a local file).
+# Their GAP width; Inception-ResNet-v2 (Table 2) needs views of at least 75 x 75 pixels, larger
+# than the 60 x 48 patches at the paper's segment size, so it is not offered.
+BACKBONES = {"efficientnet": None, "vgg16": 512, "resnet101": 2048}
+# Table 1's rows and Table 2's backbones (each "Based Spectral Stream": the spectral stream alone).
+ABLATIONS = {
+    "full": {},
+    "holistic-spectral": {"streams": "spectral", "spectral_views": "holistic"},
+    "local-spectral": {"streams": "spectral", "spectral_views": "local"},
+    "spectral": {"streams": "spectral"},
+    "temporal": {"streams": "temporal"},
+    "vgg16-spectral": {"streams": "spectral", "backbone_arch": "vgg16"},
+    "resnet101-spectral": {"streams": "spectral", "backbone_arch": "resnet101"},
+}
+
+
 @dataclass(frozen=True)
 class SpectroNetConfig:
     features: SpectroConfig = field(default_factory=SpectroConfig)
@@ -41,6 +59,10 @@ class SpectroNetConfig:
     freeze_backbone: bool = False
     patch_fraction: float = 0.6  # 4 corner patches, each 0.6 of the frames and of the bands
     vlnep_rule: str = "match"  # the text's rule; "xor": the equations'
+    # Ablations (Tables 1-2): which streams, which spectral views, which backbone.
+    streams: str = "both"  # "both" | "spectral" | "temporal"
+    spectral_views: str = "both"  # "both" (holistic + local) | "holistic" | "local"
+    backbone_arch: str = "efficientnet"  # "efficientnet" (B3 at the paper's coefficients) | "vgg16" | "resnet101"
     d_model: int = 256
     heads: int = 8
     ffn_units: int = 512
@@ -60,6 +82,18 @@ class SpectroNetConfig:
                                  "EfficientNet needs views of at least 32 x 32")
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}")
+        for name, value, allowed in (("streams", self.streams, STREAMS), ("spectral_views", self.spectral_views, VIEWS),
+                                     ("backbone_arch", self.backbone_arch, tuple(BACKBONES))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    @property
+    def uses_spectral(self) -> bool:
+        return self.streams in ("both", "spectral")
+
+    @property
+    def uses_temporal(self) -> bool:
+        return self.streams in ("both", "temporal")
 
     @property
     def segments(self) -> int:
@@ -148,6 +182,28 @@ def custom_objects() -> dict:
 
 # --- the backbone, flat ---
 
+def backbone_template(c: SpectroNetConfig):
+    """The configured backbone (no top, GAP) on a free-size input, weights loaded if given."""
+    if c.backbone_arch == "efficientnet":
+        template = efficientnet_template(c)
+        if c.backbone_weights != "none":
+            load_imagenet_notop(template, c.backbone_weights)
+        return template
+    from pathlib import Path
+
+    from tf_keras import applications
+
+    from edgeaffect.errors import InputError
+
+    build = {"vgg16": applications.VGG16, "resnet101": applications.ResNet101}[c.backbone_arch]
+    template = build(include_top=False, weights=None, input_shape=(None, None, 3), pooling="avg")
+    if c.backbone_weights != "none":
+        if not Path(c.backbone_weights).is_file():
+            raise InputError(f"backbone weights not found: {c.backbone_weights} (Keras' {c.backbone_arch} notop .h5)")
+        template.load_weights(str(c.backbone_weights))
+    return template
+
+
 def efficientnet_template(c: SpectroNetConfig):
     """A keras.applications EfficientNet (no top, GAP) on a free-size input: its layers are
     called once per view. Free size: the padding before stride-2 convs is then the same for
@@ -214,26 +270,29 @@ def _stem_affine(affine, norm):
 
 
 def build_spectronet(c: SpectroNetConfig):
-    """The whole network on one sequence (training, and the one-stage export)."""
+    """The whole network on one sequence (training, and the one-stage export). Ablated
+    configurations drop a stream (and its input) or a spectral view."""
     from edgeaffect.keras_backend import keras
 
     k = keras()
     L, custom = k.layers, custom_objects()
     s, (h, w) = c.segments, c.image
-    # === Spectral stream: per segment ===
-    spec_in = L.Input((s, h, w, 3), name="spectrogram")
-    images = custom["FoldSegments"]((h, w, 3), name="fold_segments")(spec_in)
-    per_segment = _spectral_features(k, c, images)
-    spectral = custom["FoldSegments"]((s, int(per_segment.shape[-1])), name="unfold_segments")(per_segment)
-    # === Temporal stream input ===
-    vlnep_in = L.Input((s, 256), name="vlnep")
+    inputs, spectral, vlnep_in = {}, None, None
+    if c.uses_spectral:  # === Spectral stream: per segment ===
+        spec_in = inputs["spectrogram"] = L.Input((s, h, w, 3), name="spectrogram")
+        images = custom["FoldSegments"]((h, w, 3), name="fold_segments")(spec_in)
+        per_segment = _spectral_features(k, c, images)
+        spectral = custom["FoldSegments"]((s, int(per_segment.shape[-1])), name="unfold_segments")(per_segment)
+    if c.uses_temporal:  # === Temporal stream input ===
+        vlnep_in = inputs["vlnep"] = L.Input((s, 256), name="vlnep")
     out = _transformer_head(k, custom, c, spectral, vlnep_in)
-    return _detached(k, k.Model({"spectrogram": spec_in, "vlnep": vlnep_in}, out, name="spectrotemporal"), custom)
+    return _detached(k, k.Model(inputs, out, name="spectrotemporal"), custom)
 
 
 def spectral_width(c: SpectroNetConfig) -> int:
-    """Features per segment: holistic + local GAP vectors (3072 for B3)."""
-    return 2 * _round_filters(1280, c.backbone[0])
+    """Features per segment: holistic + local GAP vectors (3072 for B3), or one of them."""
+    per_view = BACKBONES[c.backbone_arch] or _round_filters(1280, c.backbone[0])
+    return per_view * (2 if c.spectral_views == "both" else 1)
 
 
 def build_extractor(c: SpectroNetConfig):
@@ -274,22 +333,25 @@ def copy_weights(source, target, *, shared_only: bool = False) -> None:
 def _spectral_features(k, c: SpectroNetConfig, images):
     L = k.layers
     h, w = c.image
-    template = efficientnet_template(c)
-    if c.backbone_weights != "none":
-        load_imagenet_notop(template, c.backbone_weights)
+    template = backbone_template(c)
     if c.freeze_backbone:
         template.trainable = False
-    holistic = reapply(template, images)
-    local = [reapply(template, L.Cropping2D(((t, h - t - ph), (l, w - l - pw)), name=f"patch{i}")(images))
-             for i, (t, l, ph, pw) in enumerate(c.patches())]
-    local = L.Average(name="local")(local)
-    return L.Concatenate(name="spectral_features")([holistic, local])
+    if c.backbone_arch != "efficientnet":  # caffe-style inputs: the ImageNet mean taken out per channel
+        images = custom_objects()["ChannelAffine"]([1.0] * 3, [-103.939, -116.779, -123.68], name="caffe_mean")(images)
+    views = []
+    if c.spectral_views in ("both", "holistic"):
+        views.append(reapply(template, images))
+    if c.spectral_views in ("both", "local"):
+        local = [reapply(template, L.Cropping2D(((t, h - t - ph), (l, w - l - pw)), name=f"patch{i}")(images))
+                 for i, (t, l, ph, pw) in enumerate(c.patches())]
+        views.append(L.Average(name="local")(local))
+    return L.Concatenate(name="spectral_features")(views) if len(views) > 1 else views[0]
 
 
 def _transformer_head(k, custom, c: SpectroNetConfig, spectral, vlnep):
     L = k.layers
-    g = [_stream(k, custom, c, x, name) for x, name in ((spectral, "spectral"), (vlnep, "temporal"))]
-    v = L.Concatenate(name="fusion")(g)  # Eq. 15
+    g = [_stream(k, custom, c, x, name) for x, name in ((spectral, "spectral"), (vlnep, "temporal")) if x is not None]
+    v = L.Concatenate(name="fusion")(g) if len(g) > 1 else g[0]  # Eq. 15
     v = L.Dropout(c.dropout, name="dropout")(v)
     v = L.Dense(c.dense_units, activation="relu", name="dense")(v)
     return L.Dense(1, name="bdi")(v)
@@ -381,15 +443,20 @@ def spectronet_cost(c: SpectroNetConfig) -> list[LayerCost]:
     """Rows for one sequence: the backbone's parameters once (shared), its FLOPs for every
     view of every segment (row names say which), then the transformer."""
     # The stem's Normalization becomes constants (ChannelAffine): Keras' 7 state values are not weights here.
-    whole = efficientnet_cost("whole/", c.image, *c.backbone)
-    rows = [LayerCost(r.name, r.kind, r.out_shape, r.params, r.flops * c.segments) for r in whole]
-    for i, (_, _, ph, pw) in enumerate(c.patches()):
-        rows += [LayerCost(r.name, r.kind, r.out_shape, 0, r.flops * c.segments)
-                 for r in efficientnet_cost(f"patch{i}/", (ph, pw), *c.backbone)]
-    feat = spectral_width(c)
-    for name, width in (("spectral", feat), ("temporal", 256)):
+    # Only EfficientNet is counted here; the other backbones (ablations): `edgeaffect cost` reads the graph.
+    rows, shared = [], 1
+    views = ([("whole/", c.image)] if c.spectral_views in ("both", "holistic") else []) + (
+        [(f"patch{i}/", (ph, pw)) for i, (_, _, ph, pw) in enumerate(c.patches())]
+        if c.spectral_views in ("both", "local") else [])
+    for prefix, hw in views if c.uses_spectral and c.backbone_arch == "efficientnet" else []:
+        rows += [LayerCost(r.name, r.kind, r.out_shape, r.params * shared, r.flops * c.segments)
+                 for r in efficientnet_cost(prefix, hw, *c.backbone)]
+        shared = 0  # one set of weights for every view
+    streams = [("spectral", spectral_width(c))] if c.uses_spectral else []
+    streams += [("temporal", 256)] if c.uses_temporal else []
+    for name, width in streams:
         rows += _transformer_cost(c, name, width)
-    rows += [dense("dense", 2 * c.d_model, c.dense_units), dense("bdi", c.dense_units, 1)]
+    rows += [dense("dense", len(streams) * c.d_model, c.dense_units), dense("bdi", c.dense_units, 1)]
     return rows
 
 
