@@ -11,10 +11,11 @@ EXTRAS ?= train,device,demo,dev
 APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
 OUT    ?= build/quickstart
 SPEECH ?= build/speechnet
+SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech bench roofline clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech bench soak roofline clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -23,6 +24,7 @@ help:
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) on this machine"
+	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 
 apt:
@@ -67,6 +69,12 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	$(BIN)/edgeaffect bench-pipeline --work $(OUT) --budget 3
 	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
 	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
+
+# The demo headless for SOAK_MINUTES from a looped video and a PulseAudio null sink (installed by
+# `make apt`), the microphone unplugged and the camera failing every 5 minutes (see README).
+soak: venv $(OUT)/export/manifest.json
+	$(BIN)/edgeaffect soak-demo $(OUT)/export --minutes $(SOAK_MINUTES) --fault-every 300 --outage 10 \
+	  --json $(OUT)/soak.json --markdown $(OUT)/soak.md
 
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench
