@@ -162,3 +162,56 @@ def test_export_killed_while_writing_formats_leaves_nothing_trusted(trained_run,
     p.wait(timeout=30)
     r = cli("verify", out)
     assert r.returncode == 0 and "all checksums match" in r.stdout, r.stdout + r.stderr
+
+
+def _tiny(seed: int):
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    k.utils.set_random_seed(seed)
+    x = k.layers.Input((6,))
+    h = k.layers.Dropout(0.3)(k.layers.Dense(16, activation="relu")(x))
+    m = k.Model(x, k.layers.Dense(3, activation="softmax")(h))
+    m.compile(optimizer=k.optimizers.Adam(3e-2), loss="categorical_crossentropy")
+    return m
+
+
+def test_early_stopping_state_and_dropout_come_back_after_an_interruption(tmp_path):
+    """In process: an exception after a few epochs stands in for the kill. The early-stopping
+    wait, its best weights, Adam's moments and the dropout generators must come back, so the
+    resumed run stops at the same epoch with the same weights as one never interrupted.
+    Tolerance 1e-6: this small CPU model runs outside TensorFlow's determinism switch (which
+    would stay on for the whole test session), and its float sums may be reordered."""
+    from edgeaffect.train.resume import EarlyStop, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1)]
+    # Noisy validation targets: the validation loss soon stops improving, so early stopping fires.
+    xv, yv = x[:32] + rng.normal(0, 1.5, (32, 6)).astype(np.float32), y[::-1][:32]
+    kw = dict(validation=(xv, yv), epochs=60, batch_size=16, seed=3, request={"what": "tiny"}, split_sha256="s",
+              early_stop=EarlyStop("val_loss", 0.0, patience=3))
+    whole = _tiny(3)
+    ref = fit(whole, x, y, run_dir=tmp_path / "whole", **kw)
+    assert ref["stopped_early"] and len(ref["history"]) < 60
+
+    model, calls = _tiny(3), {"n": 0}
+    real_fit = model.fit
+
+    def dies_at_epoch_3(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the process dies during its 3rd epoch
+        return real_fit(*a, **k)
+
+    model.fit = dies_at_epoch_3
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, x, y, run_dir=tmp_path / "killed", **kw)
+    resumed = _tiny(3)  # a new process: a fresh model, everything else from the checkpoint
+    out = fit(resumed, x, y, run_dir=tmp_path / "killed", **kw)
+    assert out["resumed_from"] == 2 and out["stopped_early"]
+    assert len(out["history"]) == len(ref["history"])
+    np.testing.assert_allclose([h["val_loss"] for h in out["history"]], [h["val_loss"] for h in ref["history"]],
+                               atol=1e-6)
+    for a, b in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
