@@ -46,27 +46,30 @@ def percentile(values, q):
 
 class Reservoir:
     """A uniform random sample of at most ``size`` values of a stream (Vitter's algorithm R),
-    with the stream's count and mean: bounded memory for a run of any length."""
+    with the stream's count and mean, in an array allocated once: memory is the same after
+    ten results and after ten million."""
 
     def __init__(self, size: int = LATENCY_SAMPLE, seed: int = 0):
-        self.size, self.values, self.count, self.total = size, [], 0, 0.0
+        self._buf = np.empty(size, np.float64)
+        self.count, self.total = 0, 0.0
         self._rng = np.random.default_rng(seed)
 
     def append(self, v: float) -> None:
+        if self.count < self._buf.size:
+            self._buf[self.count] = v
+        else:
+            j = int(self._rng.integers(self.count + 1))
+            if j < self._buf.size:
+                self._buf[j] = v
         self.count += 1
         self.total += v
-        if len(self.values) < self.size:
-            self.values.append(v)
-        else:
-            j = int(self._rng.integers(self.count))
-            if j < self.size:
-                self.values[j] = v
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._buf[: min(self.count, self._buf.size)]
 
     def __len__(self) -> int:
-        return len(self.values)
-
-    def __array__(self, dtype=None, copy=None):
-        return np.asarray(self.values, dtype=dtype)
+        return min(self.count, self._buf.size)
 
     def mean(self) -> float:
         return self.total / self.count if self.count else 0.0

@@ -223,14 +223,18 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
                         video_opener=cam, threads=threads, log=log)
             if mic is None:
                 schedule = [e for e in schedule if e[1] != "microphone"]
-            samples, injected, done = [], [], threading.Event()
+            # One row a second, allocated up front: the harness must not grow what it measures.
+            samples, injected, done = np.zeros((int(seconds) + 120, 4)), [], threading.Event()
+            taken = [0]
             t0 = time.monotonic()
 
             def monitor():
                 pending = list(schedule)
                 while not done.is_set():
                     t = time.monotonic() - t0
-                    samples.append((t, rss_mib(), demo.live["events"], demo.live["labels"]))
+                    if taken[0] < len(samples):
+                        samples[taken[0]] = (t, rss_mib(), demo.live["events"], demo.live["labels"])
+                        taken[0] += 1
                     while pending and pending[0][0] <= t:
                         _, device, action = pending.pop(0)
                         if device == "camera":
@@ -253,14 +257,13 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
     for f in summary["faults"]:
         f["lost_s"] = round(f["lost_s"] + shift, 3)
         f["back_s"] = None if f["back_s"] is None else round(f["back_s"] + shift, 3)
-    return report(summary, samples, injected, bucket_s, warmup, machine(), audio)
+    return report(summary, samples[: taken[0]], injected, bucket_s, warmup, machine(), audio)
 
 
 def report(summary: dict, samples: list, injected: list, bucket_s: float, warmup_s: float, machine: str,
            audio: str) -> dict:
-    t = np.array([s[0] for s in samples])
-    rss = np.array([s[1] for s in samples])
-    events = np.array([s[2] for s in samples])
+    samples = np.asarray(samples, np.float64).reshape(-1, 4)
+    t, rss, events = samples[:, 0], samples[:, 1], samples[:, 2]
     after = t >= warmup_s
     if after.sum() < 2:
         after = np.ones_like(t, bool)
