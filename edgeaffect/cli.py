@@ -525,6 +525,10 @@ def demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export fol
     video = "" if not demo.needs_video else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
     typer.echo(f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
                f"{video}capture-to-label p50 {_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
+    if s["faults"]:
+        back = [f for f in s["faults"] if f["recovery_s"] is not None]
+        typer.echo(f"devices lost {len(s['faults'])} times, {len(back)} back and used again"
+                   + (f" (longest outage {max(f['recovery_s'] for f in back):.1f} s)" if back else ""), err=True)
 
 
 def _ms(v) -> str:
