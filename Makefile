@@ -15,10 +15,11 @@ DEPRESSION ?= build/depression
 # The latency gate's baseline: the first `make bench` saves each export here; later runs time the
 # current export interleaved with it (delete a model's folder to accept a new baseline).
 BASELINE ?= build/bench-baseline
+SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench roofline clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench soak roofline clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -28,6 +29,7 @@ help:
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
+	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 
 apt:
@@ -81,6 +83,12 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
 	$(BIN)/edgeaffect bench-recordings $(DEPRESSION)/export --data $(DEPRESSION)/corpus --budget 3 --json $(DEPRESSION)/bench-recordings.json
 	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
+
+# The demo headless for SOAK_MINUTES from a looped video and a PulseAudio null sink (installed by
+# `make apt`), the microphone unplugged and the camera failing every 5 minutes (see README).
+soak: venv $(OUT)/export/manifest.json
+	$(BIN)/edgeaffect soak-demo $(OUT)/export --minutes $(SOAK_MINUTES) --fault-every 300 --outage 10 \
+	  --json $(OUT)/soak.json --markdown $(OUT)/soak.md
 
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench

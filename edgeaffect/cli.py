@@ -695,6 +695,10 @@ def demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export fol
     video = "" if not demo.needs_video else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
     typer.echo(f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
                f"{video}capture-to-label p50 {_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
+    if s["faults"]:
+        back = [f for f in s["faults"] if f["recovery_s"] is not None]
+        typer.echo(f"devices lost {len(s['faults'])} times, {len(back)} back and used again"
+                   + (f" (longest outage {max(f['recovery_s'] for f in back):.1f} s)" if back else ""), err=True)
 
 
 def _ms(v) -> str:
@@ -726,6 +730,40 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
                                             for k, v in s["stage_share"].items()))
     if json_out:
         atomic_write_text(json_out, json.dumps(s, indent=2))
+
+
+@app.command("soak-demo")
+def soak_demo_cmd(bundle: Annotated[Path, typer.Argument(help="An audio-visual bundle or export folder (make demo's).")],
+                  minutes: Annotated[float, typer.Option(help="How long the demo runs.")] = 30.0,
+                  audio: Annotated[str, typer.Option(help="pulse: a PulseAudio null sink as the microphone (unplugged "
+                                                          "and plugged in again); file: the wav looped, no mic faults.")] = "pulse",
+                  fault_every: Annotated[Optional[float], typer.Option(help="Seconds per fault cycle (mic out, then "
+                                                                            "camera out); default: one cycle.")] = None,
+                  outage: Annotated[float, typer.Option(help="Seconds each device stays away.")] = 5.0,
+                  bucket: Annotated[float, typer.Option(help="Seconds per row of the results/s table.")] = 60.0,
+                  max_growth_mib: Annotated[float, typer.Option(help="Fail (exit 1) when RSS grows more than this "
+                                                                     "after the warm-up.")] = 64.0,
+                  json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
+                  markdown: Optional[Path] = None):
+    """The demo headless for a long time from looped files, its microphone and camera taken
+    away mid-run and given back: RSS growth, results per second over time, every recovery."""
+    from edgeaffect.demo.soak import soak, table
+    from edgeaffect.io import atomic_write_text
+
+    r = soak(bundle, minutes * 60.0, audio=audio, fault_every_s=fault_every, outage_s=outage, bucket_s=bucket)
+    text = table(r)
+    typer.echo(text)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(r, indent=2))
+    if markdown:
+        atomic_write_text(markdown, text + "\n")
+    lost = [x for x in r["recoveries"] if not x["recovered"]]
+    if lost or r["rss_growth_mib"] > max_growth_mib:
+        why = [f"{x['device']} unplugged at {x['unplugged_s']:.0f} s was not used again" for x in lost]
+        if r["rss_growth_mib"] > max_growth_mib:
+            why.append(f"RSS grew {r['rss_growth_mib']:.1f} MiB (> {max_growth_mib:g})")
+        typer.echo("soak failed: " + "; ".join(why), err=True)
+        raise typer.Exit(1)
 
 
 @app.command("reproducibility")

@@ -1,8 +1,14 @@
-"""Atomic writes: a temp file in the same folder, then a rename, so nothing is left half written."""
+"""Atomic writes: a temp file in the same folder, then a rename, so nothing is left half written.
+
+A temp name is hidden and carries the writer's process id (``.NAME.PID.random``): a process
+killed mid-write (SIGKILL, power loss) leaves only such a name, which no command trusts, and
+the next write of the same file or folder removes the leftovers of writers that are gone.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -21,10 +27,45 @@ def _usual_mode(path: str | os.PathLike, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_leftovers(parent: Path, name: str) -> list[Path]:
+    """Remove the temp files / folders of ``name`` in ``parent`` whose writer has died."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.")
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}."
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_leftovers(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -45,7 +86,8 @@ def atomic_path(path: str | os.PathLike):
     For writers that take a file name (converters, savers)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    sweep_leftovers(path.parent, path.stem)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path.stem), suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -61,7 +103,8 @@ def atomic_dir(path: str | os.PathLike):
     """Yield a temp folder beside ``path``; it becomes ``path`` (replacing it) only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    sweep_leftovers(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path.name)))
     try:
         yield tmp
         _usual_mode(tmp, directory=True)

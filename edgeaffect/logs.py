@@ -24,6 +24,8 @@ NOISE = re.compile(
     "|".join([
         rf"^{_ABSL}",  # absl INFO / WARNING lines (oneDNN notice, cudart stub, CPU features)
         r"^E\d{4} [\d:. ]+\d+ cuda_\w+\.cc:\d+\]",  # no GPU on this machine: not an error here
+        # tf.data graphs from TensorFlow newer than the op registry they run on: harmless, once per fit()
+        r"^E\d{4} [\d:. ]+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute \w+ which is not in the op",
         r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
         r"^To enable the following instructions: .* rebuild TensorFlow",
         r"^INFO: Created TensorFlow Lite .*delegate",

@@ -2,7 +2,10 @@
 as the bundle's manifest says, run the model, smooth, draw, and log one event per result.
 
 Inference never queues work: when it is slower than the camera it processes the newest
-frame and counts the frames it skipped, so latency cannot grow without bound.
+frame and counts the frames it skipped, so latency cannot grow without bound. Memory does
+not grow with the run's length either: latency percentiles come from a fixed-size uniform
+sample of all results (exact below ``LATENCY_SAMPLE`` results). A camera or microphone that
+goes away is waited for and used again when it is back (see ``sources``).
 """
 
 from __future__ import annotations
@@ -34,14 +37,49 @@ class DemoConfig:
     speech_rate_hz: float = 4.0
 
 
+LATENCY_SAMPLE = 20000
+
+
 def percentile(values, q):
     return float(np.percentile(values, q)) if len(values) else None
+
+
+class Reservoir:
+    """A uniform random sample of at most ``size`` values of a stream (Vitter's algorithm R),
+    with the stream's count and mean, in an array allocated once: memory is the same after
+    ten results and after ten million."""
+
+    def __init__(self, size: int = LATENCY_SAMPLE, seed: int = 0):
+        self._buf = np.empty(size, np.float64)
+        self.count, self.total = 0, 0.0
+        self._rng = np.random.default_rng(seed)
+
+    def append(self, v: float) -> None:
+        if self.count < self._buf.size:
+            self._buf[self.count] = v
+        else:
+            j = int(self._rng.integers(self.count + 1))
+            if j < self._buf.size:
+                self._buf[j] = v
+        self.count += 1
+        self.total += v
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._buf[: min(self.count, self._buf.size)]
+
+    def __len__(self) -> int:
+        return min(self.count, self._buf.size)
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
 
 
 class Demo:
     def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
                  show: bool = False, events: str | Path | None = None, duration: float | None = None,
-                 config: DemoConfig = DemoConfig(), threads: int | None = None, log=sys.stderr):
+                 config: DemoConfig = DemoConfig(), threads: int | None = None, log=sys.stderr,
+                 loop: bool = False, video_opener=None):
         from edgeaffect.device.predict import ExportedModel
 
         self.model = ExportedModel(bundle, threads=threads)
@@ -51,6 +89,8 @@ class Demo:
         self.needs_video = self.adapter.needs_video
         self.video = self.audio = None
         self.notices: list[str] = []
+        self.loop, self.video_opener = loop, video_opener  # loop files; a capture factory (soak benchmark)
+        self.live = {"events": 0, "labels": 0}  # read by a monitor thread while run() goes on
         self._open_sources(camera, mic)
 
     # --------------------------------------------------------------- sources
@@ -65,10 +105,11 @@ class Demo:
         if self.needs_video:
             if camera is None:
                 raise InputError("the audio-visual model needs a camera: give --camera (an index, a device or a video)")
-            self.video = VideoSource(str(camera))  # no camera: one clear error, nothing started
+            # no camera: one clear error, nothing started
+            self.video = VideoSource(str(camera), loop=self.loop, opener=self.video_opener)
         try:
             if mic is not None and Path(mic).is_file():
-                self.audio = FileAudioSource(mic)
+                self.audio = FileAudioSource(mic, loop=self.loop)
             else:
                 self.audio = MicSource(mic)
         except EdgeAffectError as exc:
@@ -79,23 +120,26 @@ class Demo:
 
     def run(self) -> dict:
         recent = deque(maxlen=self.cfg.smooth)
-        stats = {"events": 0, "labels": 0, "no_face": 0, "dropped_frames": 0, "latency_ms": [], "stage_ms": {
-            "capture": [], "face": [], "features": [], "inference": []}}
+        stats = {"events": 0, "labels": 0, "no_face": 0, "dropped_frames": 0, "latency_ms": Reservoir(),
+                 "stage_ms": {k: Reservoir() for k in ("capture", "face", "features", "inference")}}
+        self.t_start = time.monotonic()
         sources = [s for s in (self.video, self.audio) if s is not None]
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
         rate = self.adapter.live_rate(self.cfg)
-        t_start, last_seq, min_gap = time.monotonic(), 0, 1.0 / rate
+        t_start, last_seq, min_gap = self.t_start, 0, 1.0 / rate
         silent_reported = False
+        shown = {id(s): 0 for s in sources}
         try:
             while True:
                 now = time.monotonic()
                 if self.duration is not None and now - t_start >= self.duration:
                     break
                 for s in sources:
-                    if s.message and s.message not in self.notices:
-                        self._note(s.message)
+                    for text in s.messages[shown[id(s)]:]:
+                        self._note(text)
+                    shown[id(s)] = len(s.messages)
                 if self.video is not None and self.video.ended.is_set():
                     break  # the audio-visual model cannot go on without frames
                 frame, t_cap, seq = self.video.latest() if self.video else (None, now, last_seq + 1)
@@ -123,6 +167,7 @@ class Demo:
                     recent.append(self.adapter.combine(outputs))
                     pred = self.model.task.prediction(self.adapter.smooth(list(recent)), outputs, self.model.labels)
                     stats["labels"] += 1
+                    self.live["labels"] += 1
                     event.update({"status": "ok", "label": pred.decision,
                                   "probabilities": {k: round(float(p), 4) for k, p in pred.values.items()}})
                 total_ms = (time.monotonic() - t_cap) * 1e3
@@ -130,6 +175,7 @@ class Demo:
                          "features": step.stage_ms.get("features", 0.0), "inference": inf_ms}
                 event["latency_ms"] = {**{k: round(v, 3) for k, v in stage.items()}, "total": round(total_ms, 3)}
                 stats["events"] += 1
+                self.live["events"] += 1
                 stats["latency_ms"].append(total_ms)
                 for k, v in stage.items():
                     stats["stage_ms"][k].append(v)
@@ -157,12 +203,24 @@ class Demo:
 
     def summary(self, stats: dict, elapsed: float) -> dict:
         lat = stats["latency_ms"]
-        stage_means = {k: float(np.mean(v)) if v else 0.0 for k, v in stats["stage_ms"].items()}
+        stage_means = {k: v.mean() for k, v in stats["stage_ms"].items()}
         total = sum(stage_means.values()) or 1.0
         return {"seconds": elapsed, "events": stats["events"], "labels": stats["labels"], "no_face": stats["no_face"],
                 "dropped_frames": stats["dropped_frames"],
                 "captured_frames": self.video.seq if self.video else None,
                 "processed_per_s": stats["events"] / elapsed if elapsed else 0.0,
-                "latency_p50_ms": percentile(lat, 50), "latency_p95_ms": percentile(lat, 95),
+                "latency_p50_ms": percentile(lat.values, 50), "latency_p95_ms": percentile(lat.values, 95),
                 "stage_mean_ms": stage_means, "stage_share": {k: v / total for k, v in stage_means.items()},
-                "notices": self.notices}
+                "notices": self.notices, "faults": self.faults()}
+
+    def faults(self) -> list[dict]:
+        """Every device loss so far: source, lost and back (seconds since the start; back None
+        while it is still gone) and the time it took to recover."""
+        t0 = getattr(self, "t_start", time.monotonic())
+        rows = []
+        for s in (self.video, self.audio):
+            for f in (s.faults if s is not None else []):
+                back = None if f["back"] is None else round(f["back"] - t0, 3)
+                rows.append({"source": s.name, "lost_s": round(f["lost"] - t0, 3), "back_s": back,
+                             "recovery_s": None if back is None else round(f["back"] - f["lost"], 3)})
+        return sorted(rows, key=lambda r: r["lost_s"])

@@ -1,8 +1,10 @@
 """Train a registered AVER variant on a feature dataset, as the paper's Sec. III-D.
 
 A run folder holds ``run.json`` (model, configs, normalisation statistics, split,
-metrics), ``weights.h5`` and ``metrics*.json`` / ``*_confusion.png``. An
-interrupted run resumes from its last epoch (``backup/``, Keras BackupAndRestore).
+metrics), ``split.json`` (which samples are train / val / test), ``weights.h5`` and
+``metrics*.json`` / ``*_confusion.png``. A run killed while training resumes from its last
+finished epoch when the same command runs again (``checkpoint.npz``,
+``edgeaffect.train.resume``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from edgeaffect.families.aver.features import AverFeatureConfig, model_inputs
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import ModelSpec, get_model
 from edgeaffect.train.metrics import classification_report, save_report
-from edgeaffect.train.runs import Run, epoch_logger
+from edgeaffect.train.resume import EarlyStop, fit, write_split
+from edgeaffect.train.runs import Run
 
 
 @dataclass
@@ -81,19 +84,15 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     cfg = spec.config
     model.compile(optimizer=k.optimizers.Adam(cfg.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-    callbacks = [
-        k.callbacks.EarlyStopping(monitor="val_loss", min_delta=cfg.min_delta, patience=cfg.patience,
-                                  restore_best_weights=True),
-        # Checkpoint for resuming every 10 epochs: saving each epoch costs a third of an epoch here.
-        k.callbacks.BackupAndRestore(str(run_dir / "backup"),
-                                     save_freq=10 * int(np.ceil(len(y_tr) / cfg.batch_size))),
-        epoch_logger(k, log),
-    ]
+    digest = write_split(run_dir, {"train": sp.train, "val": sp.val, "test": sp.test})
+    request = {"model": model_name, "split": split, "seed": seed, "split_seed": split_seed,
+               "deterministic": deterministic, "model_config": cfg.to_dict(), "train_samples": len(y_tr)}
     print(f"training {model_name}: {sp.describe()} samples (train{' + augmented copies' if cfg.augment else ''}: "
           f"{len(y_tr)})", file=log, flush=True)
     t0 = time.monotonic()
-    history = model.fit(x_tr, y_tr, batch_size=cfg.batch_size, epochs=max_epochs or cfg.max_epochs,
-                        validation_data=(x_va, y_va), callbacks=callbacks, verbose=0, shuffle=True)
+    result = fit(model, x_tr, y_tr, validation=(x_va, y_va), epochs=max_epochs or cfg.max_epochs,
+                 batch_size=cfg.batch_size, seed=seed, run_dir=run_dir, request=request, split_sha256=digest,
+                 early_stop=EarlyStop("val_loss", cfg.min_delta, cfg.patience, restore_best_weights=True), log=log)
     train_s = time.monotonic() - t0
     probs = model.predict(x_te, batch_size=512, verbose=0)
     report = classification_report(data.labels[sp.test], probs.argmax(axis=1), spec.labels)
@@ -105,13 +104,16 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
         "toolkit_version": __version__, "model": model_name, "family": spec.family, "tensorflow": tf().__version__,
         "model_config": spec.config.to_dict(), "feature_config": feature_config.to_dict(),
         "mfcc_mean": mean.tolist(), "mfcc_std": std.tolist(), "labels": list(spec.labels),
-        "split": sp.describe(), "seed": seed, "epochs": len(history.history["loss"]), "train_seconds": round(train_s, 1),
+        "split": sp.describe(), "split_sha256": digest, "seed": seed,
+        "split_seed": seed if split_seed is None else split_seed, "epochs": len(result["history"]),
+        "resumed_from_epoch": result["resumed_from"], "train_seconds": round(train_s, 1),
         "test": {key: report[key] for key in ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1")},
         "skipped_clips": len(data.skipped),
         "note": "Accuracy on the data given to train; on the synthetic corpus it is not a paper result.",
     }
     save_dataset(run_dir / "features.npz", data)  # export verifies and calibrates on this run's own split
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2))
+    result["checkpoint"].remove()  # the run is finished: run.json is its record
     print(f"  test accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} "
           f"({info['epochs']} epochs, {train_s:.0f} s)", file=log, flush=True)
     return AverRun(run_dir, spec, model, info, feature_config, mean, std)
@@ -134,6 +136,8 @@ def aver_run_dataset(run: AverRun) -> AverDataset:
 
 def aver_split_inputs(run: AverRun, data: AverDataset, part: str = "test") -> tuple[dict, np.ndarray]:
     """The inputs and labels of a run's split part, rebuilt from its recorded seed and kind."""
-    sp = make_split(run.info["split"]["kind"], data.labels, data.clip_ids, data.speakers, seed=run.info["seed"])
+    split_seed = run.info.get("split_seed")  # runs before split_seed was recorded split with their seed
+    sp = make_split(run.info["split"]["kind"], data.labels, data.clip_ids, data.speakers,
+                    seed=run.info["seed"] if split_seed is None else split_seed)
     idx = getattr(sp, part)
     return run.inputs(data.face[idx], data.mfcc[idx]), data.labels[idx]

@@ -6,7 +6,9 @@ same (no model selection on validation data), but hold a tenth of the training p
 as a validation set for the learning curves and the QAT fine-tune's early stopping.
 
 A run folder holds ``run.json`` (model config, normalisation statistics, split, metrics),
-``weights.h5``, ``features.npz`` (this run's features, for export) and metrics files.
+``split.json`` (which utterances are train / val / test), ``weights.h5``, ``features.npz``
+(this run's features, for export) and metrics files. A run killed while training resumes
+from its last finished epoch when the same command runs again (``edgeaffect.train.resume``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from edgeaffect.models import ModelSpec, get_model
 from edgeaffect.families.speechnet.model import SpeechNetConfig, ablate
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
 from edgeaffect.train.metrics import classification_report, save_report
-from edgeaffect.train.runs import Run, epoch_logger
+from edgeaffect.train.resume import fit, write_split
+from edgeaffect.train.runs import Run
 
 SPLIT_FRACTIONS = {"paper": (0.1, 0.1), "speaker": (0.2, 0.2)}  # (test, validation of the rest)
 
@@ -119,10 +122,14 @@ def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *
     n_epochs = epochs or cfg.epochs
     print(f"training {model_name} ({info['ablation']}): {sp.describe()} utterances, {n_epochs} epochs, "
           f"batch {cfg.batch_size}", file=log, flush=True)
+    digest = write_split(run_dir, {"train": sp.train, "val": sp.val, "test": sp.test})
+    request = {k: info[k] for k in ("model", "model_config", "ablation", "split", "split_seed", "seed",
+                                    "deterministic", "class_weights")}
     t0 = time.monotonic()
-    history = model.fit(x_tr["features"], onehot[y_tr], batch_size=cfg.batch_size, epochs=n_epochs,
-                        validation_data=(x_va["features"], onehot[y_va]), shuffle=True, verbose=0,
-                        callbacks=[epoch_logger(k, log, max(1, n_epochs // 10))])
+    result = fit(model, x_tr["features"], onehot[y_tr], validation=(x_va["features"], onehot[y_va]), epochs=n_epochs,
+                 batch_size=cfg.batch_size, seed=seed, run_dir=run_dir, request=request, split_sha256=digest,
+                 log=log, log_every=max(1, n_epochs // 10))
+    history = result["history"]
     train_s = time.monotonic() - t0
     scores = model.predict(x_te["features"], batch_size=256, verbose=0)
     report = classification_report(y_te, scores.argmax(axis=1), spec.labels)
@@ -130,15 +137,15 @@ def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *
     save_report(report, run_dir, "metrics", f"{model_name} ({split} split): accuracy {report['accuracy']:.3f}")
     with atomic_path(run_dir / "weights.h5") as tmp:
         model.save_weights(str(tmp))
-    info.update({"mean": mean.tolist(), "std": std.tolist(), "epochs": len(history.history["loss"]),
-                 "train_seconds": round(train_s, 1),
-                 "final": {"loss": float(history.history["loss"][-1]),
-                           "val_accuracy": float(history.history["val_accuracy"][-1])},
+    info.update({"mean": mean.tolist(), "std": std.tolist(), "epochs": len(history), "split_sha256": digest,
+                 "resumed_from_epoch": result["resumed_from"], "train_seconds": round(train_s, 1),
+                 "final": {"loss": history[-1]["loss"], "val_accuracy": history[-1]["val_accuracy"]},
                  "test": {key: report[key] for key in ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1")},
                  "skipped_files": len(data.skipped),
                  "note": "Accuracy on the data given to train; on the synthetic corpus it is not a paper result."})
     save_speech_dataset(run_dir / "features.npz", data)
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2))
+    result["checkpoint"].remove()  # the run is finished: run.json is its record
     print(f"  test accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} ({train_s:.0f} s)",
           file=log, flush=True)
     run.model = model
