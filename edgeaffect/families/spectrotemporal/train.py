@@ -22,7 +22,8 @@ from edgeaffect.families.spectrotemporal.features import to_pixels
 from edgeaffect.families.spectrotemporal.model import SpectroNetConfig
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import get_model
-from edgeaffect.train.runs import Run, epoch_logger
+from edgeaffect.train.resume import fit, write_split
+from edgeaffect.train.runs import Run
 
 
 @dataclass
@@ -159,9 +160,14 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     what = "sequence model on cached frozen-backbone features" if c.freeze_backbone else "end to end"
     print(f"training {spec.name} ({what}): {len(y_tr)} / {len(y_va)} / {len(y_te)} sequences, {n_epochs} epochs",
           file=log, flush=True)
+    # Killed and run again with the same request, training resumes after the last finished
+    # epoch with the same weights, optimizer, dropout and sample order (edgeaffect.train.resume).
+    digest = write_split(out, {p: data.recordings(p) for p in ("train", "val", "test")})
+    request = {"model": spec.name, "model_config": c.to_dict(), "seed": seed, "deterministic": deterministic,
+               "training": what}
     t0 = time.monotonic()
-    hist = model.fit(x_tr, y_tr, batch_size=c.batch_size, epochs=n_epochs, validation_data=(x_va, y_va),
-                     shuffle=True, verbose=0, callbacks=[epoch_logger(k, log, max(1, n_epochs // 10))])
+    result = fit(model, x_tr, y_tr, validation=(x_va, y_va), epochs=n_epochs, batch_size=c.batch_size, seed=seed,
+                 run_dir=out, request=request, split_sha256=digest, log=log, log_every=max(1, n_epochs // 10))
     pred = model.predict(x_te, batch_size=64, verbose=0).reshape(-1)
     if c.freeze_backbone:  # the whole network from its two parts, for export and for Keras users
         from edgeaffect.families.spectrotemporal.model import copy_weights
@@ -177,7 +183,8 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     run.info.update({"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "seed": seed,
                      "corpus": data.corpus, "split": {"kind": "paper", "train": int(len(data.recordings("train"))),
                                                       "val": int(len(data.recordings("val"))), "test": len(recs)},
-                     "epochs": len(hist.history["loss"]), "train_seconds": round(time.monotonic() - t0, 1),
+                     "epochs": len(result["history"]), "train_seconds": round(time.monotonic() - t0, 1),
+                     "split_sha256": digest, "resumed_from_epoch": result["resumed_from"],
                      "training": what,
                      "norm": norm, "test": {key: report[key] for key in task.summary_keys()},
                      "test_unit": "recording (mean over its sequences)",
@@ -187,6 +194,7 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
         model.save_weights(str(tmp))
     save_dataset(out / "features.npz", data)
     atomic_write_text(out / "run.json", json.dumps(run.info, indent=2))
+    result["checkpoint"].remove()  # the run is finished: run.json is its record
     print(f"  test MAE {report['mae']:.2f}, RMSE {report['rmse']:.2f} per recording (predicting the training mean: "
           f"MAE {baseline:.2f})", file=log, flush=True)
     run.model = model
