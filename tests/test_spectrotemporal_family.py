@@ -176,3 +176,24 @@ def test_frozen_backbone_training_uses_cached_features_and_keeps_the_file_weight
                 np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="--freeze-backbone is not an option"):
         train("speechnet-emodb", data, tmp_path / "x", options={"freeze_backbone": True})
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda i: i.pop("norm"), "norm"),
+    (lambda i: i["norm"].update(mel_std=[1.0, 0.0, 1.0]), "norm.mel_std"),
+    (lambda i: i["norm"].update(vlnep_mean=[0.0] * 10), "norm.vlnep_mean"),
+    (lambda i: i.update(model_config={"d_model": 32}), "model_config.features"),
+])
+def test_a_broken_run_record_is_one_line_naming_the_field(tmp_path, change, field):
+    import json
+
+    from edgeaffect.train.runs import load_run
+
+    info = {"model": "spectrotemporal-tiny", "family": "spectrotemporal", "seed": 0,
+            "model_config": {"features": {}}, "norm": {"mel_mean": [0.0] * 3, "mel_std": [1.0] * 3,
+                                                       "vlnep_mean": [0.0] * 256, "vlnep_std": [1.0] * 256}}
+    change(info)
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match=field.replace(".", r"\.")) as e:
+        load_run(tmp_path)
+    assert "\n" not in str(e.value) and "retrain" in str(e.value)

@@ -133,6 +133,9 @@ class Family:
     # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.
     corpus_layouts: tuple[str, ...] = ()
     adapter: type[DeviceAdapter] = DeviceAdapter
+    # The family's own run.json keys (name -> edgeaffect.schema spec), checked before
+    # ``load_run`` reads them: a hand-edited or truncated record is one line, not a traceback.
+    run_keys: dict = {}
 
     @property
     def reproducibility(self) -> bool:

@@ -53,7 +53,14 @@ def read_run_info(run_dir: str | Path) -> dict:
 def load_run(run_dir: str | Path) -> Run:
     info = read_run_info(run_dir)
     spec = get_model(info["model"])
-    return spec.family_plugin.load_run(Path(run_dir), info)
+    family = spec.family_plugin
+    source = f"{Path(run_dir) / 'run.json'} (retrain the run with `edgeaffect train`)"
+    if family.run_keys:
+        check(Table(family.run_keys, what="a JSON object"), info, source)
+    try:
+        return family.load_run(Path(run_dir), info)
+    except (TypeError, ValueError) as exc:  # a config the model cannot be rebuilt from
+        raise InputError(f"{source}: the model cannot be rebuilt from its record ({exc})") from None
 
 
 def run_dataset(run: Run):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from edgeaffect.errors import InputError
+from edgeaffect.schema import List, Num, Table
 from edgeaffect.families import ClassificationTask, Family, register_family
 from edgeaffect.families.aver import model  # noqa: F401  (registers the aver-* variants)
 from edgeaffect.families.aver.device import AverAdapter
@@ -16,6 +17,8 @@ from edgeaffect.families.aver.device import AverAdapter
 class AverFamily(Family):
     name = "aver"
     task = ClassificationTask("probabilities")
+    # run.json keys this family reads (schema: edgeaffect.schema)
+    run_keys = {"feature_config": Table({}), "mfcc_mean": List(Num(), min_len=1), "mfcc_std": List(Num(), min_len=1)}
     split_kinds = ("paper", "clip", "speaker")
     adapter = AverAdapter
 

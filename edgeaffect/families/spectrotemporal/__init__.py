@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from edgeaffect.schema import List, Num, Table
 from edgeaffect.families import Family, RegressionTask, register_family
 from edgeaffect.families.spectrotemporal import model  # noqa: F401  (registers the spectrotemporal-* variants)
 from edgeaffect.families.spectrotemporal.avec import LAYOUTS
@@ -19,6 +20,12 @@ from edgeaffect.families.spectrotemporal.model import ABLATIONS, BANDS
 class SpectrotemporalFamily(Family):
     name = "spectrotemporal"
     task = RegressionTask("BDI-II", 0, 63, bands=BANDS)
+    # run.json keys this family reads (schema: edgeaffect.schema)
+    run_keys = {"model_config": Table({"features": Table({})}),
+                "norm": Table({"mel_mean": List(Num(), min_len=3, max_len=3),
+                               "mel_std": List(Num(above=0), min_len=3, max_len=3),
+                               "vlnep_mean": List(Num(), min_len=256, max_len=256),
+                               "vlnep_std": List(Num(above=0), min_len=256, max_len=256)})}
     corpus_layouts = tuple(LAYOUTS)
     adapter = SpectroAdapter
 

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from edgeaffect.schema import List, Num, Table
 from edgeaffect.families import ClassificationTask, Family, register_family
 from edgeaffect.families.speechnet import model  # noqa: F401  (registers the speechnet-* variants)
 from edgeaffect.families.speechnet.corpora import CORPORA
@@ -18,6 +19,8 @@ from edgeaffect.families.speechnet.model import ABLATIONS, MARGINS
 class SpeechNetFamily(Family):
     name = "speechnet"
     task = ClassificationTask("scores")
+    # run.json keys this family reads (schema: edgeaffect.schema)
+    run_keys = {"model_config": Table({}), "mean": List(Num(), min_len=1), "std": List(Num(), min_len=1)}
     split_kinds = ("paper", "speaker")
     ablations = ABLATIONS
     train_options = {"margins": f"loss margins: {' | '.join(MARGINS)} (see the model card)"}
