@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgeaffect import __version__
 from edgeaffect.errors import InputError
-from edgeaffect.schema import Any, Int, List, Map, Nullable, OneOf, RelPath, Str, Table, check, field_error, show
+from edgeaffect.schema import SchemaError, Any, Int, List, Map, Nullable, OneOf, RelPath, Str, Table, check, field_error, show
 
 MANIFEST_VERSION = 1
 
@@ -108,7 +108,8 @@ def _check_consistent(manifest: dict, source: str) -> None:
     else:
         for key in ("files", "inputs"):
             if key not in manifest:
-                raise field_error(source, key, "present (or 'stages', for a staged export)", "nothing")
+                expected = {"files": "a table of format -> file entry", "inputs": "a table of input -> shape"}[key]
+                raise InputError(f"{source}: {SchemaError(key, expected + ', unless the export is staged', missing=True).line()}")
     formats = manifest.get("files") or dict.fromkeys(manifest.get("formats") or [])
     target = manifest.get("target") or {}
     default = target.get("default_format")
