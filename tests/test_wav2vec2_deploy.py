@@ -130,3 +130,31 @@ def test_live_decision_after_enough_speech(exported):
     assert len(oks[0].x["audio"]) == n and "collecting speech" in steps[first - 1].status
     out = m.outputs(oks[0].x)
     assert out.shape == (1, 1 + run.config.max_segments) and 0.0 <= out[0, 0] <= 1.0
+
+
+def test_stages_of_a_fine_tuned_run_are_its_model():
+    """A fine-tuned run's backbone is in its model: the two stages run in turn by the adapter
+    give the fine-tuned model's p (random weights; float32 rounding, 1e-5)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from edgeaffect.families import get_family
+    from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, build_wav2vec2
+    from edgeaffect.families.wav2vec2.model import build_finetune, tiny_config
+    from edgeaffect.families.wav2vec2.train import DetectorRun
+    from edgeaffect.models import get_model
+
+    c = tiny_config(fine_tune=True)
+    spec = replace(get_model("wav2vec2-tiny"), config=c)
+    model = build_finetune(c, build_wav2vec2(Wav2Vec2Config.from_dict(c.backbone)))
+    run = DetectorRun(Path("."), spec, model, {}, {}, None)
+    fam = get_family("wav2vec2")
+    models = {s.name: s.model for s in fam.stages(run)}
+    adapter = fam.adapter(run.preprocessing(), fam.task, list(spec.labels))
+    audio = np.random.default_rng(0).standard_normal((3, c.samples)).astype(np.float32)
+    out = adapter.run_stages(lambda s, x: models[s].predict(x, verbose=0), {"audio": audio})
+    x = np.zeros((1, c.max_segments, c.samples), np.float32)
+    m = np.zeros((1, c.max_segments), np.float32)
+    x[0, :3], m[0, :3] = audio, 1.0
+    assert out.shape == (1, 1 + c.max_segments)
+    assert abs(float(out[0, 0]) - float(model.predict([x, m], verbose=0)[0, 0])) < 1e-5
