@@ -281,7 +281,7 @@ def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or
     if as_json:
         typer.echo(json.dumps(pred.to_dict()))
         return
-    for line in m.task.describe(pred):
+    for line in m.adapter.describe(pred):
         typer.echo(line)
 
 

@@ -47,6 +47,11 @@ class AudioRing:
         with self._lock:
             self._buf[:] = 0.0
 
+    @property
+    def capacity(self) -> int:
+        """Samples the ring holds."""
+        return self._buf.size
+
     def latest(self, n: int) -> np.ndarray:
         """The newest ``n`` samples (zeros before anything was written)."""
         with self._lock:

@@ -92,7 +92,7 @@ class ExportedModel:
     def predict_inputs(self, x: dict[str, np.ndarray]) -> Prediction:
         """Model inputs of one recording (a batch of its segments) -> its prediction."""
         outputs = self.outputs(x)
-        return self.task.prediction(self.adapter.combine(outputs), outputs, self.labels)
+        return self.adapter.prediction(outputs, x)
 
     def inputs(self, media: str | Path, audio: str | Path | None = None) -> dict[str, np.ndarray]:
         return self.adapter.inputs(self.adapter.load(Path(media), Path(audio) if audio else None))

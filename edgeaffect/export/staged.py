@@ -111,7 +111,7 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
                     kw = {} if kernels == "default" else {"kernels": kernels}
                     outputs, _ = chains["test"].outputs({**sources, s.name: file_runner(folder / name, f.runtime, **kw)})
                     v = judge(task, f, outputs, reference, float_ref, y_test, runtime=f.runtime, kernels=kernels)
-                    v.gating = gates(f, kernels)
+                    v.gating = gates(f, kernels) and f.name not in s.recorded_only
                     _print(log, f"{s.name}/{f.name}", folder / name, v, t0)
                     results.append(v)
                 files[f.name] = {"file": name, "format": f.name, "source_model": "qat" if quantized == "qat" else "float",
@@ -137,6 +137,7 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
             outputs, _ = chains["test"].outputs(runners)
             v = judge(task, f, outputs, written[stages[-1].name][f.name][1], float_ref, y_test, runtime=f.runtime,
                       kernels="chain")
+            v.gating = not any(f.name in s.recorded_only for s in stages)
             _print(log, f"chain/{f.name}", None, v, t0)
             chain_results.append(v)
         _refuse_failed(chain_results, "the chain of stages")
@@ -210,6 +211,7 @@ def _stage_manifest(run, stage, files: dict, results, preprocessing: dict) -> di
         "preprocessing": preprocessing,
         "files": files,
         "verification": [v.to_dict() for v in results],
+        **({"recorded_only": dict(stage.recorded_only)} if stage.recorded_only else {}),
     }
 
 
@@ -229,5 +231,9 @@ def _top_manifest(run, stages: list[dict], results, preprocessing: dict, fmts, t
         "trained": {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info},
     }
     if target is not None:
-        manifest["target"] = {"key": target.key, "default_format": target.formats[0], "options": options or {}}
+        # The first of the target's formats whose whole chain gates: a format recorded for a
+        # stage but not held to its bounds (``Stage.recorded_only``) is never the default.
+        held = [f for f in target.formats if all(v.gating for v in results if v.format == f)]
+        manifest["target"] = {"key": target.key, "default_format": (held or list(target.formats))[0],
+                              "options": options or {}}
     return manifest

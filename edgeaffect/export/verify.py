@@ -50,7 +50,9 @@ def run_batched(runner, x: dict, batch: int = 256) -> np.ndarray:
 
 def judge(task, fmt: ExportFormat, outputs: np.ndarray, reference: np.ndarray, float_outputs: np.ndarray,
           targets: np.ndarray, *, runtime: str, kernels: str = "default", output_scale: float = 0.0) -> Verification:
-    """Compare ``outputs`` of an export with the Keras ``reference`` it was made from."""
+    """Compare ``outputs`` of an export with the Keras ``reference`` it was made from (the part
+    the task judges: ``task.judged``)."""
+    outputs, reference, float_outputs = (task.judged(o) for o in (outputs, reference, float_outputs))
     n = len(targets)
     diff = np.abs(np.asarray(outputs, np.float64) - np.asarray(reference, np.float64)).reshape(n, -1)
     max_abs, p95 = float(diff.max()), float(np.percentile(diff, 95))

@@ -14,7 +14,7 @@ CLI) calls these methods; it never compares a family's name.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,15 @@ class DeviceAdapter:
         """The recording's output from its batch's outputs."""
         return self.task.combine(outputs)
 
+    def prediction(self, outputs: np.ndarray, x: dict[str, np.ndarray]):
+        """A recording's prediction from its outputs (and the inputs they came from); a family
+        may attach more to ``extra`` (e.g. per-segment weights)."""
+        return self.task.prediction(self.combine(outputs), outputs, self.labels)
+
+    def describe(self, prediction) -> list[str]:
+        """The lines ``predict`` prints."""
+        return self.task.describe(prediction)
+
     def live_input(self, frame, audio, config) -> LiveInput:
         """The newest frame (or None) and audio source (or None) -> one model input."""
         raise NotImplementedError
@@ -110,13 +119,17 @@ class Stage:
     """One separately exported part of a model (e.g. a per-segment extractor, then a
     per-sequence model). ``model``: its trained Keras model; ``inputs``: per-sample shapes;
     ``qat``: whether int8 formats fine-tune it with QAT (else post-training quantization of
-    ``model``: a stage whose outputs have no targets of their own cannot be fine-tuned)."""
+    ``model``: a stage whose outputs have no targets of their own cannot be fine-tuned).
+    ``recorded_only``: format name -> why its verification of this stage (and the chain's
+    with this stage's file in it) is measured and written down but does not fail the export
+    (a quantization scheme known not to hold for this stage); printed and in the manifests."""
 
     name: str
     model: object
     inputs: dict[str, tuple]
     per: str  # what one of its samples is ("segment", "sequence"), for people
     qat: bool = False
+    recorded_only: dict = field(default_factory=dict)
 
 
 class Family:

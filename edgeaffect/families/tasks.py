@@ -102,6 +102,10 @@ class Task:
         """The report's keys a run keeps in ``run.json`` under ``test``."""
         raise NotImplementedError
 
+    def judged(self, outputs: np.ndarray) -> np.ndarray:
+        """The part of the model's outputs an export's verification compares (all of it)."""
+        return np.asarray(outputs)
+
     def training_targets(self, targets: np.ndarray, n_outputs: int) -> np.ndarray:
         """What the Keras loss is fed for these targets."""
         return np.asarray(targets, np.float32).reshape(len(targets), -1)
@@ -250,6 +254,11 @@ class DetectionTask(Task):
 
     def decisions(self, outputs):
         return (np.asarray(outputs).reshape(len(outputs), -1)[:, 0] >= self.threshold).astype(np.int64)
+
+    def judged(self, outputs):
+        """The probability (the first column): what follows it is a family's extra (e.g. the
+        segment weights), which would water down the bounds on the probability."""
+        return np.asarray(outputs).reshape(len(outputs), -1)[:, :1]
 
     def metric(self, outputs, targets):
         return self.report(targets, outputs, ())["f1"]

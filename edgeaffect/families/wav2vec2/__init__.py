@@ -16,6 +16,17 @@ from edgeaffect.families.wav2vec2.device import DetectorAdapter
 from edgeaffect.families.wav2vec2.model import ABLATIONS
 
 
+# Backbone formats whose verification is recorded, not gating (models/wav2vec2/README.md,
+# "Deployment"). Post-training full int8 (calibrated, per-tensor activations) of the
+# backbone moves the detector's probability by more than the int8 bound even on the tiny
+# random backbone (measured: p95 |diff| 0.40 on the tiny detector, decisions still
+# agreeing); on a full-size base even dynamic-range int8 of the whole graph fails
+# (backbone.md). Only ONNX dynamic int8 of the transformer's MatMuls holds there.
+_PTQ = ("post-training full int8 of wav2vec 2.0 (calibrated per-tensor activations, the conv feature encoder "
+        "included) moves the detector's probability beyond the int8 bound; use a float backbone format")
+BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ, "onnx-int8-trt": _PTQ}
+
+
 class Wav2Vec2Family(Family):
     name = "wav2vec2"
     task = DetectionTask("depressed", "not depressed")
@@ -70,9 +81,41 @@ class Wav2Vec2Family(Family):
         return run.split_inputs(dataset, part)
 
     def qat_options(self, run) -> dict:
-        from edgeaffect.families.wav2vec2.model import custom_objects
+        from edgeaffect.families.wav2vec2.model import custom_objects, probability_loss
 
-        return {"custom_objects": custom_objects()}
+        return {"custom_objects": custom_objects(), "loss": probability_loss()}
+
+    # ----------------------------------------------------------------- staged export
+    def stage_models(self, spec) -> dict:
+        """The backbone (one segment of normalised audio -> its summed feature; GELU through
+        erf, the same function, which both TFLite and tf2onnx write) and the head stage."""
+        from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, build_feature_model
+        from edgeaffect.families.wav2vec2.model import LAYER_CHOICES, build_head_stage
+
+        c = spec.config
+        backbone = build_feature_model(Wav2Vec2Config.from_dict(c.backbone), samples=c.samples,
+                                       definition=LAYER_CHOICES[c.layers], gelu="erf", name="wav2vec2_features")
+        return {"backbone": (backbone, "segment"), "head": (build_head_stage(c), "participant")}
+
+    def stages(self, run) -> list:
+        """The backbone per segment (post-training int8: its features have no targets) and
+        the head per participant (QAT; fed the backbone's float features)."""
+        from edgeaffect.families import Stage
+        from edgeaffect.families.wav2vec2.checkpoint import assign
+
+        c = run.config
+        (backbone, _), (head, _) = self.stage_models(run.spec).values()
+        assign(backbone, run.backbone_weights())
+        for layer in head.layers:
+            if layer.weights:
+                layer.set_weights(run.model.get_layer(layer.name).get_weights())
+        return [Stage("backbone", backbone, {"audio": (c.samples,)}, "segment",
+                      recorded_only=BACKBONE_RECORDED_ONLY),
+                Stage("head", head, {"features": (c.max_segments, c.frames, c.hidden),
+                                     "segment_mask": (c.max_segments,)}, "participant", qat=True)]
+
+    def recording_inputs(self, run, dataset, part: str) -> list:
+        return run.recording_inputs(dataset, part)
 
     def preprocessing(self, run) -> dict:
         return run.preprocessing()

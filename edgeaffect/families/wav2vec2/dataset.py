@@ -124,6 +124,13 @@ def build_corpus(root, config: DetectorConfig, corpus: str | None, cache_dir, lo
                             np.asarray(counts, np.int64), layout, config)
 
 
+def checkpoint_ident(folder: Path) -> dict:
+    """What identifies a checkpoint folder's weights: its path and its files' sizes and times."""
+    folder = Path(folder)
+    return {"checkpoint": str(folder.resolve()), "files": sorted(
+        [f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in folder.iterdir() if f.is_file())}
+
+
 def backbone_for(config: DetectorConfig, checkpoint: str | Path | None, seed: int = 0):
     """(Keras wav2vec 2.0, its config, what identifies its weights). Without a checkpoint
     only a small config may run with random weights (tests, demos)."""
@@ -137,9 +144,7 @@ def backbone_for(config: DetectorConfig, checkpoint: str | Path | None, seed: in
             raise InputError(f"the checkpoint in {folder} has hidden size {bconfig.hidden_size}, the model "
                              f"expects {config.hidden}; pick the matching variant (base: wav2vec2-daicwoz, large: "
                              "wav2vec2-large-daicwoz)")
-        ident = {"checkpoint": str(folder.resolve()), "files": sorted(
-            (f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in folder.iterdir() if f.is_file())}
-        return model, bconfig, ident
+        return model, bconfig, checkpoint_ident(folder)
     if config.hidden > 64:
         raise InputError("this model needs pretrained wav2vec 2.0 weights: give --backbone with a local Hugging "
                          "Face checkpoint folder (config.json + model.safetensors or pytorch_model.bin)")

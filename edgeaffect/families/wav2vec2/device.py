@@ -4,23 +4,29 @@ else all of it) -> non-overlapping segments, normalised as wav2vec 2.0's feature
 does (the backbone's input) -> the backbone's per-segment features padded into the head's
 input -> the head's p(depressed) and each segment's weight -> the decision.
 
-Two exported models run in turn: the backbone (``audio`` (n, samples) -> the feature
-(n, frames, hidden)) and the head (``features`` + ``segment_mask`` -> p and the weights).
-``backbone_inputs`` gives the backbone's inputs; ``head_inputs`` the head's from the
-features; ``result`` turns the head's outputs into the prediction with the weights
-attached. Bundles hold the head only so far, so ``inputs`` (what ``predict`` calls) refuses
-a recording in one line.
+Two exported stages run in turn (``run_stages``): the backbone once per segment (``audio``
+(n, samples) -> the feature (n, frames, hidden)) and the head once per participant
+(``features`` + ``segment_mask``, padded to ``max_segments`` -> one row: p(depressed), then
+each segment's weight). ``inputs`` gives the backbone's inputs (a participant's first
+``max_segments`` segments); ``prediction`` attaches the real segments' weights.
+
+Live: each finished segment of microphone audio joins the participant's list; a decision
+once ``live_segments`` segments are in (then after every new one, over the last
+``max_segments``). The backbone runs once per segment: its features are kept by segment
+number.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.families.base import DeviceAdapter
-from edgeaffect.families.wav2vec2.daicwoz import normalise, participant_segments, read_transcript
+from edgeaffect.families.base import DeviceAdapter, LiveInput
+from edgeaffect.families.wav2vec2.daicwoz import normalise, participant_segments, read_transcript, resample
 
 
 def transcript_for(audio: Path) -> Path | None:
@@ -35,16 +41,25 @@ def transcript_for(audio: Path) -> Path | None:
 class DetectorAdapter(DeviceAdapter):
     needs_video = False
     live_rate_hz = 1.0 / 7.0
+    stages = ("backbone", "head")
+    # below this RMS (of full scale) a live segment is silence and is not added
+    silence_rms = 1e-3
 
     def __init__(self, preprocessing: dict, task, labels):
         super().__init__(preprocessing, task, labels)
         p = preprocessing
         self.sample_rate, self.segment_s, self.tail = int(p["sample_rate"]), float(p["segment_s"]), p["tail"]
         self.max_segments, self.frames, self.hidden = int(p["max_segments"]), int(p["frames"]), int(p["hidden"])
+        self.live_segments = int(p.get("live_segments", 4))
+        self._memo: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._live: list[tuple[int, np.ndarray]] = []
+        self._pending, self._read, self._count = np.zeros(0, np.float32), 0, 0
 
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
-        for name in ("sample_rate", "segment_s", "max_segments", "frames", "hidden"):
+        for name in ("sample_rate", "segment_s", "max_segments", "frames", "hidden", "live_segments"):
+            if name == "live_segments" and name not in preprocessing:
+                continue
             v = preprocessing.get(name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
                 raise InputError(f"'preprocessing.{name}' must be a positive number, got {v!r}")
@@ -71,12 +86,38 @@ class DetectorAdapter(DeviceAdapter):
         return {"audio": normalise(self.segments(decoded))}
 
     def inputs(self, decoded) -> dict[str, np.ndarray]:
-        """A bundle holds the head only so far: its input is the backbone's features, which
-        a recording alone does not give on the device."""
-        self.segments(decoded)  # a recording with no usable speech is refused first
-        raise InputError("this wav2vec2 bundle holds the detector's head only (its input: per-segment wav2vec 2.0 "
-                         "features); predicting from a recording needs the backbone in the bundle, which is not "
-                         "built yet")
+        """The participant's segments, normalised (the backbone's input); a participant with
+        more than ``max_segments`` keeps the first ones, in order."""
+        return {"audio": normalise(self.segments(decoded)[: self.max_segments])}
+
+    def run_stages(self, run, x: dict[str, np.ndarray]) -> np.ndarray:
+        """The backbone on the segments (a batch), the head on their features padded to
+        ``max_segments``: one row, [p(depressed), weight of segment 1, ...]."""
+        audio = np.asarray(x["audio"], np.float32)[: self.max_segments]
+        feats = self._backbone(run, audio, x.get("segment_id"))
+        return run("head", self.head_inputs(feats))
+
+    def _backbone(self, run, audio: np.ndarray, ids) -> np.ndarray:
+        if ids is None:
+            return run("backbone", {"audio": audio})
+        ids = [int(k) for k in np.asarray(ids)[: len(audio)]]
+        todo = [i for i, k in enumerate(ids) if k not in self._memo]
+        if todo:
+            for i, f in zip(todo, run("backbone", {"audio": audio[todo]})):
+                self._memo[ids[i]] = f
+        while len(self._memo) > self.max_segments:
+            self._memo.popitem(last=False)
+        return np.stack([self._memo[k] for k in ids])
+
+    def prediction(self, outputs: np.ndarray, x: dict[str, np.ndarray]):
+        out = np.asarray(outputs, np.float32).reshape(-1)
+        return self.result(out[:1], out[1:], len(x["audio"]))
+
+    def describe(self, prediction) -> list[str]:
+        lines = list(self.task.describe(prediction))
+        if "segment_weights" in prediction.extra:
+            lines += self.describe_weights(prediction.extra["segment_weights"])
+        return lines
 
     def duration_s(self, decoded) -> float:
         y, sr = decoded[:2]
@@ -118,3 +159,48 @@ class DetectorAdapter(DeviceAdapter):
         return [f"  segment weights ({w.size} segments): " + " ".join(f"{v:.3f}" for v in w[:24])
                 + (" ..." if w.size > 24 else ""),
                 "  most weighted: " + ", ".join(f"#{i + 1} ({w[i]:.3f})" for i in top)]
+
+    # ------------------------------------------------------------------ live
+    def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
+        """The newest decision: each already covers every segment so far."""
+        return recent[-1]
+
+    def live_rate(self, config) -> float:
+        return 4.0 / self.segment_s  # reads the ring well before it wraps (it holds a few seconds)
+
+    def live_input(self, frame, audio, config) -> LiveInput:
+        """The audio written since the last call joins a buffer; each finished segment of it
+        joins the participant's list (a silent one is skipped); a decision once
+        ``live_segments`` are in, over the last ``max_segments``. A gap (the ring wrapped
+        before it was read) restarts the current segment."""
+        t0 = time.perf_counter()
+        ring = audio.ring
+        sr = ring.sample_rate
+        seg = int(round(sr * self.segment_s))
+        written = ring.written
+        new = written - self._read
+        if new > ring.capacity:  # fell behind: what was lost would splice two moments together
+            self._pending, new = np.zeros(0, np.float32), ring.capacity
+        if new > 0:
+            self._pending = np.concatenate([self._pending, ring.latest(new)])
+        self._read = written
+        added = False
+        while self._pending.size >= seg:
+            y, self._pending = self._pending[:seg], self._pending[seg:]
+            self._count += 1
+            if float(np.sqrt(np.mean(y ** 2))) < self.silence_rms:
+                continue
+            if sr != self.sample_rate:
+                y = resample(y, sr, self.sample_rate)
+            self._live = (self._live + [(self._count, normalise(y[None])[0])])[-self.max_segments:]
+            added = True
+        recent = ring.latest(min(seg, ring.capacity))
+        rms = float(np.sqrt(np.mean(recent ** 2))) if recent.size else 0.0
+        ms = {"face": 0.0, "features": (time.perf_counter() - t0) * 1e3}
+        if added and len(self._live) >= self.live_segments:
+            x = {"audio": np.stack([a for _, a in self._live]),
+                 "segment_id": np.asarray([k for k, _ in self._live], np.int64)}
+            return LiveInput(x, "ok", rms, ms)
+        status = f"collecting speech {min(len(self._live), self.live_segments)}/{self.live_segments} segments " \
+                 f"of {self.segment_s:g} s"
+        return LiveInput(None, status, rms, ms)

@@ -55,6 +55,7 @@ class DetectorConfig:
     lstm_units: int = 80  # not given
     self_attention: bool = True  # False (Table 4): the LSTM's last step -> Dense
     max_segments: int = 128  # segments per participant an exported head takes (15 min of speech)
+    live_segments: int = 4  # the live demo decides once this many segments of speech are in (28 s)
     lr_backbone: float = 1e-5
     lr_head: float = 6e-3
     weight_decay: float = 1e-3  # PyTorch Adam's (an L2 term in the gradient)
@@ -117,6 +118,12 @@ def ablate(config: DetectorConfig, name: str | None) -> DetectorConfig:
     return replace(config, **lookup("ablation", name, ABLATIONS)) if name else config
 
 
+# A padded key's score is lowered by this much before the softmax (its weight: e^-30 of a
+# real key's at the same score, 1e-13). Not -1e9: int8 quantizes the masked scores per
+# tensor, and a range of 1e9 leaves every real score in one step (measured: the int8 head
+# then weighted all 16 tiny segments, padding included, 1/16 each).
+MASK_PENALTY = 30.0
+
 # --- custom layers (export needs them by name) ---
 
 def custom_objects() -> dict:
@@ -148,8 +155,8 @@ def custom_objects() -> dict:
             return t.reduce_sum(c * a[..., None], axis=1)
 
     class AttentionMatrix(k.layers.Layer):
-        """Eq. 6's softmax(Q K^T / sqrt(d_K)) over the segments, padding masked: keys by a
-        large negative score, queries by zeroing their rows [shape=(b, S, S)]."""
+        """Eq. 6's softmax(Q K^T / sqrt(d_K)) over the segments, padding masked: keys by
+        ``MASK_PENALTY`` off their score, queries by zeroing their rows [shape=(b, S, S)]."""
 
         def __init__(self, units, **kw):
             super().__init__(**kw)
@@ -160,7 +167,7 @@ def custom_objects() -> dict:
         def call(self, inputs):
             x, m = inputs  # (b, S, d), (b, S)
             scores = t.matmul(self.q(x), self.k(x), transpose_b=True) / float(self.units) ** 0.5
-            scores += (1.0 - m[:, None, :]) * -1e9
+            scores -= (1.0 - m[:, None, :]) * MASK_PENALTY
             return t.nn.softmax(scores, axis=-1) * m[:, :, None]
 
         def get_config(self):
@@ -209,14 +216,14 @@ def segment_encoder(k, custom, c: DetectorConfig, x, training=None):
     return k.layers.GlobalMaxPooling1D(name="seg_max_pool")(x)
 
 
-def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bool):
+def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bool, unroll: bool = False):
     """Segment vectors (batch * S, d) -> p(depressed) (batch, 1) [and the segment weights]."""
     v = custom["UnfoldSegments"](name="unfold")([v, ref])
     # No Keras mask on the LSTM (TFLite's int8 converter crashes on a masked LSTM): padding
     # comes after the real segments, and an LSTM's output at a step depends on the steps
     # before it only, so the real steps' outputs are the masked LSTM's; the padded steps
     # are masked below (attention keys, queries and sum, or the last real step).
-    h = k.layers.LSTM(c.lstm_units, return_sequences=True, name="lstm")(v)
+    h = k.layers.LSTM(c.lstm_units, return_sequences=True, unroll=unroll, name="lstm")(v)
     if c.self_attention:  # Eq. 6, then the sum over the segments
         a = custom["AttentionMatrix"](c.lstm_units, name="self_attention")([h, mask])
         value = k.layers.Dense(c.lstm_units, name="self_attention_value")(h)
@@ -230,7 +237,7 @@ def _participant(k, t, custom, c: DetectorConfig, v, mask, ref, with_weights: bo
     return [p, weights] if with_weights else p
 
 
-def build_head(c: DetectorConfig, segments: int | None = None, with_weights: bool = False):
+def build_head(c: DetectorConfig, segments: int | None = None, with_weights: bool = False, unroll: bool = False):
     """The head as a Keras model: {features, segment_mask} -> p(depressed) (batch, 1), and with
     ``with_weights`` also each segment's weight (batch, S) (uniform over the real segments
     when the self-attention is ablated)."""
@@ -241,7 +248,7 @@ def build_head(c: DetectorConfig, segments: int | None = None, with_weights: boo
     feats = k.Input((segments, c.frames, c.hidden), name="features")
     mask = k.Input((segments,), name="segment_mask")
     v = segment_encoder(k, custom, c, custom["FoldSegments"](name="fold")(feats))
-    out = _participant(k, t, custom, c, v, mask, feats, with_weights)
+    out = _participant(k, t, custom, c, v, mask, feats, with_weights, unroll)
     return k.Model([feats, mask], out, name="wav2vec2_detector_head")
 
 
@@ -267,6 +274,36 @@ def build_finetune(c: DetectorConfig, backbone, segments: int | None = None, wit
     v = segment_encoder(k, custom, c, x)
     out = _participant(k, t, custom, c, v, mask, audio, with_weights)
     return k.Model([audio, mask], out, name="wav2vec2_detector")
+
+
+def build_head_stage(c: DetectorConfig):
+    """The head as the exported stage: static ``max_segments`` segments (padding after the
+    real ones, as in training), one output (batch, 1 + max_segments): p(depressed), then
+    each segment's weight (an exported runner returns one tensor; both parts lie in [0, 1],
+    so an int8 output shares one scale without squeezing either). The LSTM is unrolled over
+    the static segments (the same function): TFLite's fused int8 LSTM, calibrated from the
+    Keras graph, was off by more than its output's range (measured: max |diff| 1.6-2.0 x the
+    largest output on the tiny detector); unrolled, it is plain matmuls and activations,
+    each quantized from its own calibrated range."""
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    head = build_head(c, segments=c.max_segments, with_weights=True, unroll=True)
+    out = k.layers.Concatenate(name="probability_and_weights")(head.outputs)
+    return k.Model(head.inputs, out, name="wav2vec2_detector_head_stage")
+
+
+def probability_loss():
+    """Binary cross-entropy on the first output column (p); the segment weights that follow
+    have no targets (QAT of the head stage)."""
+    from edgeaffect.keras_backend import keras
+
+    bce = keras().losses.BinaryCrossentropy()
+
+    def loss(y_true, y_pred):
+        return bce(y_true[:, :1], y_pred[:, :1])
+
+    return loss
 
 
 def backbone_variables(model) -> set[int]:

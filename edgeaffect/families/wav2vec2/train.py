@@ -10,7 +10,10 @@ an optimistic figure); ``heldout`` stops early on a stratified fifth of the trai
 reported only where the split files carry test labels.
 
 A run folder holds ``run.json`` (config, participants, metrics) and ``weights.h5``; the
-features stay in the corpus cache it names.
+features stay in the corpus cache it names. A frozen-feature run also records its backbone
+exactly, for the staged export: ``backbone.npz`` (every layer's weights) for the random
+tiny backbone, the checkpoint folder and its files' sizes and times for a real one (a
+changed or missing checkpoint is refused at export, never silently replaced).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeaffect.families.wav2vec2.daicwoz import normalise
 from edgeaffect.families.wav2vec2.dataset import DepressionCorpus, corpus_from_record, embed_corpus
 from edgeaffect.families.wav2vec2.model import ABLATIONS, DetectorConfig, ablate, build_head
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import get_model
 from edgeaffect.train.runs import Run
+
+BACKBONE_FILE = "backbone.npz"
 
 
 @dataclass
@@ -44,11 +50,52 @@ class DetectorRun(Run):
         make = data.audio_batch if self.config.fine_tune else data.batch
         return make(idx, self.config.max_segments), data.labels[idx]
 
+    def recording_inputs(self, data: DepressionCorpus, part: str) -> list[tuple[dict, float]]:
+        """Per labelled participant of ``part``: the device adapter's input (its segments,
+        normalised, the first ``max_segments``) and its label. A corpus without test labels
+        (DAIC-WOZ as released) verifies on dev instead: the exporter needs labelled ones."""
+        idx = [i for i in self.parts[part] if data.labels[i] >= 0]
+        if not idx and part == "test":
+            idx = [i for i in self.parts["val"] if data.labels[i] >= 0]
+        return [({"audio": normalise(data.audio(int(i))[: self.config.max_segments])}, float(data.labels[i]))
+                for i in idx]
+
+    def backbone_weights(self) -> dict:
+        """Keras layer name -> weights of the backbone this run's head was trained on."""
+        c = self.config
+        if c.fine_tune:  # the backbone is inside the model, fine-tuned
+            sub = next(layer for layer in self.model.layers if layer.name.startswith("wav2vec2")
+                       and hasattr(layer, "layers"))
+            return {layer.name: layer.get_weights() for layer in sub.layers if layer.weights}
+        saved = self.folder / BACKBONE_FILE
+        if saved.is_file():
+            with np.load(saved) as z:
+                out: dict = {}
+                for key in sorted(z.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
+                    out.setdefault(key.rsplit("/", 1)[0], []).append(z[key])
+            return out
+        record = self.info.get("backbone_checkpoint")
+        if record is not None:
+            from edgeaffect.errors import InputError
+            from edgeaffect.families.wav2vec2.checkpoint import read_checkpoint
+            from edgeaffect.families.wav2vec2.dataset import checkpoint_ident
+
+            folder = Path(record["checkpoint"])
+            if not folder.is_dir() or checkpoint_ident(folder) != record:
+                raise InputError(f"the run in {self.folder} was trained on the wav2vec 2.0 checkpoint {folder}, "
+                                 "which is missing or has changed since; restore it or train again")
+            return read_checkpoint(folder)[1]
+        # Runs made before the backbone was recorded: the random tiny one is rebuilt (seed 0).
+        from edgeaffect.families.wav2vec2.dataset import backbone_for
+
+        model, _, _ = backbone_for(c, None, seed=0)
+        return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+
     def preprocessing(self) -> dict:
         c = self.config
         return {"kind": "wav2vec2-detector", "sample_rate": c.sample_rate, "segment_s": c.segment_s,
                 "tail": c.tail, "layers": c.layers, "max_segments": c.max_segments, "frames": c.frames,
-                "hidden": c.hidden, "backbone": c.backbone,
+                "hidden": c.hidden, "backbone": c.backbone, "live_segments": c.live_segments,
                 "output": "p(depressed) per participant from all its segments; weights: each segment's share"}
 
 
@@ -233,6 +280,16 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
             "note": ("paper split: dev also chose the epoch (the paper's protocol, optimistic). " if split == "paper"
                      else "") + "Figures on the data given to train; on the synthetic corpus they are not paper "
                                 "results."}
+    if not c.fine_tune:
+        if backbone is None:  # the random tiny backbone: its weights, so the export rebuilds it exactly
+            bb, _, _ = backbone_for(c, None, seed=0)
+            arrays = {f"{layer.name}/{j}": w for layer in bb.layers for j, w in enumerate(layer.get_weights())}
+            with atomic_path(out / BACKBONE_FILE) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        else:
+            from edgeaffect.families.wav2vec2.dataset import checkpoint_ident
+
+            info["backbone_checkpoint"] = checkpoint_ident(Path(backbone))
     with atomic_path(out / "weights.h5") as tmp:
         model.save_weights(str(tmp))
     atomic_write_text(out / "run.json", json.dumps(info, indent=2))
