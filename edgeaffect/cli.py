@@ -223,6 +223,9 @@ def verify_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export f
 
     manifest = read_manifest(bundle)
     n = verify_checksums(bundle, manifest)
+    for stage in manifest.get("stages") or []:  # a staged export: each stage folder is an export
+        folder = bundle / stage["folder"]
+        n += verify_checksums(folder, read_manifest(folder))
     target = (manifest.get("target") or {}).get("key", "none")
     typer.echo(f"{bundle}: {manifest['model']} (edgeaffect {manifest['toolkit_version']}, target {target}): "
                f"{n} files, all checksums match")

@@ -117,15 +117,22 @@ def test_the_device_runs_the_stages_in_turn(staged):
 
 
 def test_a_changed_stage_file_is_refused(staged, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgeaffect.cli import app
     from edgeaffect.device.predict import ExportedModel
 
     root, _, _ = staged
     copy = tmp_path / "bundle"
     shutil.copytree(root / "export", copy)
+    r = CliRunner().invoke(app, ["verify", str(copy)])
+    assert r.exit_code == 0 and "12 files, all checksums match" in r.output, r.output  # 2 manifests + 2 x 5 files
     f = next((copy / "head").glob("*-tflite-fp32.tflite"))
     f.write_bytes(f.read_bytes()[:-8])
     with pytest.raises(InputError, match="checksum mismatch"):
         ExportedModel(copy, "tflite-fp32")
+    r = CliRunner().invoke(app, ["verify", str(copy)])
+    assert r.exit_code != 0
 
 
 def test_a_stage_folder_outside_the_bundle_is_refused(staged, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edgeaffect.schema import Any, Int, List, Nullable, Str, Table
 from edgeaffect.families import DetectionTask, Family, register_family
 from edgeaffect.families.wav2vec2 import model  # noqa: F401  (registers the wav2vec2-* variants)
 from edgeaffect.families.wav2vec2.daicwoz import LAYOUTS
@@ -30,6 +31,10 @@ BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ,
 class Wav2Vec2Family(Family):
     name = "wav2vec2"
     task = DetectionTask("depressed", "not depressed")
+    # run.json keys this family reads (schema: edgeaffect.schema)
+    run_keys = {"model_config": Table({}), "parts": Table({}), "corpus_cache": Str(), "features": Nullable(Str()),
+                "participants": Table({"pids": List(Any()), "labels": List(Int(min=0, max=1)), "parts": List(Str()),
+                                       "counts": List(Int(min=0))})}
     split_kinds = ("paper", "heldout")
     ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the full model"
                  for name, change in ABLATIONS.items()}
