@@ -52,6 +52,12 @@ MANIFEST = Table({
              "stages", "formats", "stage"}, what="a JSON object")
 
 
+def export_label(manifest: dict) -> str:
+    """The model an export folder holds, as bench rows, budgets and baselines name it: a
+    stage of a staged export is ``model/stage``."""
+    return manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -70,10 +70,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
             files[f.name] = {"file": name, "format": f.name, "source_model": f.source, "runtime": f.runtime,
                              "bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name),
                              "description": f.description, **facts}
-        failed = [v for v in results if v.gating and not v.passed]
-        if failed:
-            raise VerificationError("export verification failed, nothing written: " + "; ".join(
-                f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))
+        refuse_failed(results)
         manifest = build_manifest(run, files, results)
         if target is not None:
             from edgeaffect.export.bundle import write_target_files
@@ -93,20 +90,43 @@ def writer_options(fmt, target) -> dict:
     return {k: v for k, v in given.items() if k in fmt.options}
 
 
-def build_manifest(run: Run, files: dict, results) -> dict:
-    """Everything the device needs to rebuild the inputs exactly and to trust the files."""
-    family, task = run.family, run.family.task
+def refuse_failed(results, what: str = "") -> None:
+    """Nothing is written when a gating verification failed: the error names each bound."""
+    failed = [v for v in results if v.gating and not v.passed]
+    if failed:
+        where = f" ({what})" if what else ""
+        raise VerificationError(f"export verification failed{where}, nothing written: " + "; ".join(
+            f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))
+
+
+def manifest_header(run: Run, description: str | None = None) -> dict:
+    """The fields every manifest starts with (a whole export, a staged bundle, a stage)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
         "model": run.spec.name,
-        "family": family.name,
-        "task": {"kind": task.kind, "description": run.spec.task},
+        "family": run.family.name,
+        "task": {"kind": run.family.task.kind, "description": description or run.spec.task},
         "labels": list(run.spec.labels),
-        "inputs": {name: {"shape": [None, *shape], "dtype": "float32"} for name, shape in run.spec.inputs.items()},
-        "output": {"name": task.output_name, "shape": [None, int(run.model.outputs[0].shape[-1])]},
-        "preprocessing": family.preprocessing(run),
+    }
+
+
+def input_specs(inputs: dict) -> dict:
+    return {name: {"shape": [None, *shape], "dtype": "float32"} for name, shape in inputs.items()}
+
+
+def trained_record(run: Run) -> dict:
+    return {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info}
+
+
+def build_manifest(run: Run, files: dict, results) -> dict:
+    """Everything the device needs to rebuild the inputs exactly and to trust the files."""
+    return {
+        **manifest_header(run),
+        "inputs": input_specs(run.spec.inputs),
+        "output": {"name": run.family.task.output_name, "shape": [None, int(run.model.outputs[0].shape[-1])]},
+        "preprocessing": run.family.preprocessing(run),
         "files": files,
         "verification": [v.to_dict() for v in results],
-        "trained": {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info},
+        "trained": trained_record(run),
     }

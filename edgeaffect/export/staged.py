@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect import __version__
-from edgeaffect.device.bundle import MANIFEST_VERSION, sha256
-from edgeaffect.errors import VerificationError
+from edgeaffect.device.bundle import sha256
+from edgeaffect.export.exporter import input_specs, manifest_header, refuse_failed, trained_record, writer_options
 from edgeaffect.export.formats import get_format
 from edgeaffect.export.verify import gates, judge, run_batched
 from edgeaffect.io import atomic_dir, atomic_write_text
@@ -84,13 +83,17 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
     adapter = family.adapter(preprocessing, task, list(run.spec.labels))
     chains = {p: Chain(adapter, family.recording_inputs(run, data, p)) for p in ("train", "val", "test")}
     floats = {s.name: keras_runner(s.model) for s in stages}
-    fed = {p: {} for p in chains}
+    # One pass of the float chain per part: what each stage is fed (calibration, QAT data),
+    # the float outputs and the targets per output row.
+    fed, float_out, targets = {p: {} for p in chains}, {}, {}
     for p, chain in chains.items():
-        chain.outputs(floats, fed[p])
+        float_out[p], targets[p] = chain.outputs(floats, fed[p])
     fed = {p: {s: stacked(b) for s, b in r.items()} for p, r in fed.items()}
-    qat_models = _qat_stages(run, stages, fmts, chains, floats, fed, qat_epochs, log)
-    qat_runners = {n: keras_runner(m) for n, m in qat_models.items()}
-    float_ref, y_test = chains["test"].outputs(floats)
+    qat_models = _qat_stages(run, stages, fmts, targets, fed, qat_epochs, log)
+    # The Keras models a format is written from, per format source, and their outputs on test.
+    sources = {"float": floats, "qat": {**floats, **{n: keras_runner(m) for n, m in qat_models.items()}}}
+    float_ref, y_test = float_out["test"], targets["test"]
+    references = {"float": float_ref, "qat": chains["test"].outputs(sources["qat"])[0] if qat_models else float_ref}
     manifest_stages, checksums, chain_results = [], {}, []
     with atomic_dir(out_dir) as tmp:
         written = {s.name: {} for s in stages}
@@ -101,15 +104,15 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
             files, results = {}, []
             for f in fmts:
                 source, quantized = _source(s, f, qat_models)
-                sources = {**floats, **{n: qat_runners[n] for n in qat_models if f.source == "qat"}}
-                reference, _ = chains["test"].outputs(sources)
+                keras_stages, reference = sources[f.source], references[f.source]
                 name = f"{run.spec.name}-{s.name}-{f.name}{f.suffix}"
                 t0 = time.monotonic()
                 writer = f.write if quantized != "post-training" else (f.post_training_write or f.write)
-                facts = writer(source, s.inputs, calibration, folder / name, **_writer_options(f, target)) or {}
+                facts = writer(source, s.inputs, calibration, folder / name, **writer_options(f, target)) or {}
                 for kernels in kernel_variants(f.runtime):
                     kw = {} if kernels == "default" else {"kernels": kernels}
-                    outputs, _ = chains["test"].outputs({**sources, s.name: file_runner(folder / name, f.runtime, **kw)})
+                    runners = {**keras_stages, s.name: file_runner(folder / name, f.runtime, **kw)}
+                    outputs, _ = chains["test"].outputs(runners)
                     v = judge(task, f, outputs, reference, float_ref, y_test, runtime=f.runtime, kernels=kernels)
                     v.gating = gates(f, kernels) and f.name not in s.recorded_only
                     _print(log, f"{s.name}/{f.name}", folder / name, v, t0)
@@ -119,7 +122,7 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
                                  "sha256": sha256(folder / name), "description": f.description,
                                  **({"quantization": quantized} if quantized else {}), **facts}
                 written[s.name][f.name] = (folder / name, reference)
-            _refuse_failed(results, f"stage {s.name}")
+            refuse_failed(results, f"stage {s.name}")
             stage_manifest = _stage_manifest(run, s, files, results, preprocessing)
             if target is not None:
                 from edgeaffect.export.bundle import write_target_files
@@ -140,7 +143,7 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
             v.gating = not any(f.name in s.recorded_only for s in stages)
             _print(log, f"chain/{f.name}", None, v, t0)
             chain_results.append(v)
-        _refuse_failed(chain_results, "the chain of stages")
+        refuse_failed(chain_results, "the chain of stages")
         manifest = _top_manifest(run, manifest_stages, chain_results, preprocessing, fmts, target, options)
         for s in stages:
             checksums[f"{s.name}/manifest.json"] = sha256(tmp / s.name / "manifest.json")
@@ -149,7 +152,7 @@ def export_staged(run, data, stages, out_dir, formats, *, qat_epochs: int, targe
     return manifest
 
 
-def _qat_stages(run, stages, fmts, chains, floats, fed, qat_epochs, log) -> dict:
+def _qat_stages(run, stages, fmts, targets, fed, qat_epochs, log) -> dict:
     """QAT copies of the stages that take it (fed what their float predecessors give)."""
     if not any(f.source == "qat" for f in fmts):
         return {}
@@ -158,12 +161,10 @@ def _qat_stages(run, stages, fmts, chains, floats, fed, qat_epochs, log) -> dict
         if s is not stages[-1]:
             raise ValueError(f"stage {s.name}: only the last stage has targets to fine-tune with")
         n_outputs = int(s.model.outputs[0].shape[-1])
-        _, y_train = chains["train"].outputs(floats)
-        _, y_val = chains["val"].outputs(floats)
         print(f"QAT fine-tune of {run.spec.name} / {s.name}", file=log, flush=True)
-        out[s.name] = qat_finetune(s.model, fed["train"][s.name], task.training_targets(y_train, n_outputs),
-                                   fed["val"][s.name], task.training_targets(y_val, n_outputs), epochs=qat_epochs,
-                                   learning_rate=run.spec.config.learning_rate / 10, log=log,
+        out[s.name] = qat_finetune(s.model, fed["train"][s.name], task.training_targets(targets["train"], n_outputs),
+                                   fed["val"][s.name], task.training_targets(targets["val"], n_outputs),
+                                   epochs=qat_epochs, learning_rate=run.spec.config.learning_rate / 10, log=log,
                                    **{"loss": task.loss, **run.family.qat_options(run)})
     return out
 
@@ -177,11 +178,6 @@ def _source(stage, fmt, qat_models) -> tuple[object, str | None]:
     return stage.model, "post-training"
 
 
-def _writer_options(fmt, target) -> dict:
-    given = target.writer_options if target is not None else {}
-    return {k: v for k, v in given.items() if k in fmt.options}
-
-
 def _print(log, what: str, path: Path | None, v, t0: float) -> None:
     size = f"{path.stat().st_size / 1024:8.1f} KiB" if path is not None else " " * 12
     verdict = "ok" if v.passed else ("FAILED: " if v.gating else "recorded, not gating: ") + "; ".join(v.failures)
@@ -189,24 +185,11 @@ def _print(log, what: str, path: Path | None, v, t0: float) -> None:
           f"{v.metric_name} {v.metric:.4f}  {verdict}  ({time.monotonic() - t0:.1f} s)", file=log, flush=True)
 
 
-def _refuse_failed(results, what: str) -> None:
-    failed = [v for v in results if v.gating and not v.passed]
-    if failed:
-        raise VerificationError(f"export verification failed ({what}), nothing written: " + "; ".join(
-            f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))
-
-
 def _stage_manifest(run, stage, files: dict, results, preprocessing: dict) -> dict:
-    family, task = run.family, run.family.task
     return {
-        "manifest_version": MANIFEST_VERSION,
-        "toolkit_version": __version__,
-        "model": run.spec.name,
-        "family": family.name,
+        **manifest_header(run, f"{run.spec.task}; stage '{stage.name}' (one {stage.per})"),
         "stage": stage.name,
-        "task": {"kind": task.kind, "description": f"{run.spec.task}; stage '{stage.name}' (one {stage.per})"},
-        "labels": list(run.spec.labels),
-        "inputs": {n: {"shape": [None, *shape], "dtype": "float32"} for n, shape in stage.inputs.items()},
+        "inputs": input_specs(stage.inputs),
         "output": {"name": stage.name, "shape": [None, *[int(d) for d in stage.model.outputs[0].shape[1:]]]},
         "preprocessing": preprocessing,
         "files": files,
@@ -216,19 +199,13 @@ def _stage_manifest(run, stage, files: dict, results, preprocessing: dict) -> di
 
 
 def _top_manifest(run, stages: list[dict], results, preprocessing: dict, fmts, target, options) -> dict:
-    family, task = run.family, run.family.task
     manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "toolkit_version": __version__,
-        "model": run.spec.name,
-        "family": family.name,
-        "task": {"kind": task.kind, "description": run.spec.task},
-        "labels": list(run.spec.labels),
+        **manifest_header(run),
         "stages": stages,
         "formats": [f.name for f in fmts],
         "preprocessing": preprocessing,
         "verification": [v.to_dict() for v in results],
-        "trained": {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info},
+        "trained": trained_record(run),
     }
     if target is not None:
         # The first of the target's formats whose whole chain gates: a format recorded for a

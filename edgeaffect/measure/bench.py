@@ -80,12 +80,12 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
         if "labels" not in arrays:
             raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
     rows = []
-    from edgeaffect.device.bundle import open_bundle
+    from edgeaffect.device.bundle import export_label, open_bundle
     from edgeaffect.families import get_family
 
     for d in export_folders(map(Path, export_dirs)):
         manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
-        model = manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
+        model = export_label(manifest)
         # The first entry per format: the kernels a device runs by default (XNNPACK on LiteRT).
         verified = {}
         for v in manifest.get("verification", []):

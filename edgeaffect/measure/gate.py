@@ -138,9 +138,9 @@ def baseline_for(baseline_root: Path, model: str, fmt: str) -> Path | None:
 def _model_of(export_dir: Path) -> str:
     import json
 
-    manifest = json.loads((Path(export_dir) / "manifest.json").read_text())
-    # A stage of a staged export is saved as <model>/<stage>, the name its bench rows carry.
-    return manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
+    from edgeaffect.device.bundle import export_label
+
+    return export_label(json.loads((Path(export_dir) / "manifest.json").read_text()))
 
 
 def has_baseline(baseline_root: Path, export_dir: Path) -> bool:
