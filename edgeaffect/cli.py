@@ -564,24 +564,25 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
 
     groups = groups_cached()
     typer.echo("fit: latency = overhead + 3x3-conv arithmetic at roof / eff3x3 + other arithmetic at roof / eff_other, "
-               "roof scaled to threads ** scaling of the cores; leave-one-out: each figure predicted from the others")
-    typer.echo(f"{'device':8s} {'runtime':8s} {'precision':9s} {'n':>3s} {'overhead ms':>11s} {'eff 3x3':>8s} "
-               f"{'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
+               "roof scaled to threads ** scaling of the cores; fewer figures fit fewer factors (form); "
+               "leave-one-out: each figure predicted from the others")
+    typer.echo(f"{'device':22s} {'runtime':8s} {'precision':9s} {'n':>3s} {'threads':>7s} {'form':25s} {'overhead ms':>11s} "
+               f"{'eff 3x3':>8s} {'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
     for g in groups:
-        typer.echo(f"{g.device:8s} {g.runtime:8s} {g.precision:9s} {g.n:3d} {g.overhead_ms:11.3g} "
-                   f"{g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} {g.scaling:7.2f} "
+        typer.echo(f"{g.device:22s} {g.runtime:8s} {g.precision:9s} {g.n:3d} {g.threads_label:>7s} {g.form_label:25s} "
+                   f"{g.overhead_ms:11.3g} {g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} {g.scaling:7.2f} "
                    f"{g.median_error:10.0%} {g.worst_error:9.0%}")
     estimates = []
     for m in model or []:
         cost = model_split_cost(m)
         for g in groups:
-            if any(e["model"] == m and e["device"] == g.device and e["precision"] == g.precision for e in estimates):
+            e = estimate(groups, cost, g.device, g.precision, threads, runtime=g.runtime)
+            if e["group"] is not g:
                 continue
-            e = estimate(groups, cost, g.device, g.precision, threads)
-            estimates.append({"model": m, "device": g.device, "precision": g.precision,
+            estimates.append({"model": m, "device": g.device, "runtime": g.runtime, "precision": g.precision,
                               **{k: v for k, v in e.items() if k != "group"}})
-            typer.echo(f"{m} on {g.device} ({g.precision}): estimate {e['estimate_ms']:.3g} ms (a prediction; "
-                       f"{e['note']})")
+            typer.echo(f"{m} on {g.device} ({g.runtime} {g.precision}): estimate {e['estimate_ms']:.3g} ms "
+                       f"(a prediction{'' if e['gating'] else ', not gating'}; {e['note']})")
     if json_out:
         atomic_write_text(json_out, json.dumps({"groups": [g.to_dict() for g in groups], "estimates": estimates},
                                                indent=2))

@@ -1,6 +1,7 @@
-"""Calibrated device predictions: per device, runtime and precision, two factors fitted
-to published latencies of public models (``roofline/published.toml``), rebuilt locally so
-that the predictor sees the same graphs:
+"""Calibrated device predictions: per device, runtime and precision, factors fitted to
+published latencies of public models (``roofline/published.toml``), rebuilt locally so that
+the predictor sees the same graphs (or, where we have no rebuild, with the FLOP count their
+authors publish):
 
     latency = overhead_ms + conv3x3_ms / efficiency_conv3x3 + other_ms / efficiency_other
 
@@ -12,6 +13,11 @@ arithmetic: their "efficiency" can exceed 1. Each efficiency is the fraction of 
 that kind of op reaches on that runtime, ``overhead_ms`` a fixed cost per invoke; the
 fit is least squares in relative error with every coefficient >= 0. Each group's error is
 measured by leave-one-out: every figure predicted from a fit to the others.
+
+Few figures fit fewer factors (``form``): 6 or more the three above (and the thread-scaling
+exponent where the thread counts differ); 3 to 5 an overhead and one efficiency for all
+arithmetic; 1 or 2 one efficiency alone. A model whose cost is only published (no 3x3 split)
+counts as one op kind.
 
 An estimate is a prediction with a measured error, never a bound: the lower bound stays
 the roofline's.
@@ -33,7 +39,8 @@ from edgeaffect.errors import InputError
 # (weights=None, 224x224x3, 1000 classes).
 PUBLIC = {"mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "efficientnet_b0": "EfficientNetB0",
           "resnet50": "ResNet50", "vgg16": "VGG16"}
-REQUIRED = ("device", "runtime", "precision", "threads", "model", "latency_ms", "source")
+REQUIRED = ("device", "runtime", "precision", "model", "latency_ms", "source")
+MODEL_REQUIRED = ("flops", "source")
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Measurement:
     device: str
     runtime: str
     precision: str
-    threads: int
+    threads: int | None  # None: not stated by the source (or not meaningful: a GPU)
     model: str
     latency_ms: float
     source: str
@@ -49,10 +56,33 @@ class Measurement:
     statistic: str = ""
 
 
-def load_published(text: str | None = None) -> list[Measurement]:
-    from edgeaffect.roofline.devices import catalog_text, load_catalog
+def _published_data(text: str | None):
+    from edgeaffect.roofline.devices import catalog_text
 
-    data = tomllib.loads(text if text is not None else catalog_text("published.toml"))
+    return tomllib.loads(text if text is not None else catalog_text("published.toml"))
+
+
+def published_costs(text: str | None = None) -> dict:
+    """The ``[model.NAME]`` tables: costs as their authors publish them (no local rebuild),
+    as the predictor's cost dicts (the whole count one op kind)."""
+    out = {}
+    for name, m in _published_data(text).get("model", {}).items():
+        missing = [k for k in MODEL_REQUIRED if k not in m]
+        if missing:
+            raise InputError(f"published measurements: [model.{name}] lacks {', '.join(missing)}")
+        flops = float(m["flops"])
+        if flops <= 0:
+            raise InputError(f"published measurements: [model.{name}] flops must be positive, got {m['flops']!r}")
+        out[name] = {"flops": flops, "bytes": None, "params": m.get("params"), "conv3x3_flops": 0.0,
+                     "other_flops": flops, "cost_source": m["source"]}
+    return out
+
+
+def load_published(text: str | None = None) -> list[Measurement]:
+    from edgeaffect.roofline.devices import load_catalog
+
+    data = _published_data(text)
+    known = set(PUBLIC) | set(published_costs(text))
     devices = load_catalog()
     out = []
     for i, m in enumerate(data.get("measurement", [])):
@@ -61,11 +91,13 @@ def load_published(text: str | None = None) -> list[Measurement]:
             raise InputError(f"published measurements: entry {i + 1} lacks {', '.join(missing)}")
         if m["device"] not in devices:
             raise InputError(f"published measurements: entry {i + 1}: unknown device '{m['device']}'")
-        if m["model"] not in PUBLIC:
-            raise InputError(f"published measurements: entry {i + 1}: no local rebuild of '{m['model']}' "
-                             f"(known: {', '.join(PUBLIC)})")
-        out.append(Measurement(m["device"], m["runtime"], m["precision"], int(m["threads"]), m["model"],
-                               float(m["latency_ms"]), m["source"], m.get("clock_ghz"), m.get("statistic", "")))
+        if m["model"] not in known:
+            raise InputError(f"published measurements: entry {i + 1}: no local rebuild or published cost of "
+                             f"'{m['model']}' (known: {', '.join(sorted(known))})")
+        threads = m.get("threads")
+        out.append(Measurement(m["device"], m["runtime"], m["precision"], None if threads is None else int(threads),
+                               m["model"], float(m["latency_ms"]), m["source"], m.get("clock_ghz"),
+                               m.get("statistic", "")))
     return out
 
 
@@ -82,7 +114,7 @@ def public_costs(models, cache: Path | None = None) -> dict:
     stored = json.loads(path.read_text()) if path.is_file() else {}
     key = f"tf_keras {k.__version__}"
     have = stored.get(key, {})
-    for name in sorted(set(models) - set(have)):
+    for name in sorted(set(models) & set(PUBLIC) - set(have)):
         model = getattr(k.applications, PUBLIC[name])(weights=None, input_shape=(224, 224, 3))
         have[name] = split_cost(model, analyse(model))
         k.backend.clear_session()
@@ -121,17 +153,18 @@ def features(cost: dict, device, precision: str) -> np.ndarray:
     return np.array([1.0, cost["conv3x3_flops"] / peak.value / 1e6, cost["other_flops"] / peak.value / 1e6])
 
 
-def scaled_device(device, threads: int, clock_ghz: float | None, scaling: float = 1.0):
+def scaled_device(device, threads: int | None, clock_ghz: float | None, scaling: float = 1.0):
     """The device with its compute roof scaled to ``threads`` of its cores (``threads **
-    scaling`` cores' worth: 1 is linear, 0 no gain from threads) and to a clock."""
+    scaling`` cores' worth: 1 is linear, 0 no gain from threads) and to a clock. ``threads``
+    None (not stated) leaves the roof at all cores."""
     from edgeaffect.roofline.devices import Figure
 
     scale = 1.0
-    if device.cores:
+    if device.cores and threads:
         scale *= min(threads, device.cores) ** scaling / device.cores
     if clock_ghz and device.clock_ghz:
         scale *= clock_ghz / device.clock_ghz
-    peaks = {p: Figure(f.value * scale, f.basis, f"{f.source}; x {scale:.3g} for {threads} thread(s)"
+    peaks = {p: Figure(f.value * scale, f.basis, f"{f.source}; x {scale:.3g} for {threads or 'default'} thread(s)"
                        + (f" at {clock_ghz} GHz" if clock_ghz else "")) for p, f in device.peaks.items()}
     return replace(device, peaks=peaks)
 
@@ -176,6 +209,31 @@ def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return best
 
 
+FORMS = {3: "overhead + 2 efficiencies (3x3 conv, rest)", 2: "overhead + 1 efficiency", 1: "1 efficiency"}
+
+
+def form_for(n: int, split_known: bool) -> int:
+    """How many factors ``n`` figures fit (see the module's doc)."""
+    if n >= 6:
+        return 3 if split_known else 2
+    return 2 if n >= 3 else 1
+
+
+def reduce_x(x: np.ndarray, form: int) -> np.ndarray:
+    """[1, conv3x3 ms, other ms] rows -> the columns ``form`` fits."""
+    if form == 3:
+        return x
+    total = x[:, 1:2] + x[:, 2:3]
+    return np.hstack([x[:, :1], total]) if form == 2 else total
+
+
+def expand_coef(c: np.ndarray, form: int) -> np.ndarray:
+    """Coefficients of ``form`` -> [overhead, 1 / eff 3x3, 1 / eff rest]."""
+    if form == 3:
+        return c
+    return np.array([c[0], c[1], c[1]]) if form == 2 else np.array([0.0, c[0], c[0]])
+
+
 @dataclass
 class Group:
     device: str
@@ -187,6 +245,8 @@ class Group:
     loo_errors: list[float]  # signed relative errors (predicted / measured - 1), one per figure
     rows: list[dict]
     flops_range: tuple[float, float] = (0.0, float("inf"))  # of the models fitted
+    form: int = 3  # factors fitted (FORMS)
+    threads: tuple = ()  # the distinct thread counts of its figures (None: not stated)
 
     @property
     def median_error(self) -> float:
@@ -200,6 +260,14 @@ class Group:
     def overhead_ms(self) -> float:
         return self.coef[0]
 
+    @property
+    def form_label(self) -> str:
+        return FORMS[self.form]
+
+    @property
+    def threads_label(self) -> str:
+        return ",".join("?" if t is None else str(t) for t in self.threads)
+
     def efficiency(self, kind: str) -> float:
         c = self.coef[1 if kind == "conv3x3" else 2]
         return 1 / c if c > 0 else float("inf")  # inf: that kind's time was not needed to fit
@@ -210,66 +278,114 @@ class Group:
     def to_dict(self) -> dict:
         return {**self.__dict__, "overhead_ms": self.overhead_ms, "efficiency_conv3x3": self.efficiency("conv3x3"),
                 "efficiency_other": self.efficiency("other"), "median_error": self.median_error,
-                "worst_error": self.worst_error}
+                "worst_error": self.worst_error, "form_label": self.form_label}
+
+
+def _fit_group(xs: dict, y: np.ndarray, form: int, rows=None) -> tuple[float, np.ndarray]:
+    """(scaling exponent, [overhead, 1/eff3x3, 1/eff rest]) fitted with ``form``'s factors."""
+    reduced = {a: reduce_x(x, form) for a, x in xs.items()}
+    a, c = fit_scaled(reduced, y, rows)
+    return a, expand_coef(c, form)
 
 
 def calibrate(measurements: list[Measurement] | None = None, costs: dict | None = None) -> list[Group]:
     from edgeaffect.roofline.devices import get_device
 
     ms = measurements if measurements is not None else load_published()
-    costs = costs if costs is not None else public_costs({m.model for m in ms})
+    if costs is None:
+        published = published_costs() if measurements is None else {}
+        costs = {**published, **public_costs({m.model for m in ms} - set(published))}
     groups: dict[tuple, list] = {}
     for m in ms:
         groups.setdefault((m.device, m.runtime, m.precision), []).append(m)
     out = []
     for (dev, rt, prec), items in groups.items():
         device = get_device(dev, measure_host=False)
+        threads = tuple(sorted({m.threads for m in items}, key=lambda t: -1 if t is None else t))
+        # the thread-scaling exponent is fitted only where the figures' thread counts differ
+        scalings = SCALINGS if len(threads) > 1 and None not in threads and device.cores else (1.0,)
         xs = {a: np.stack([features(costs[m.model], scaled_device(device, m.threads, m.clock_ghz, a), prec)
-                           for m in items]) for a in SCALINGS}
+                           for m in items]) for a in scalings}
         y = np.array([m.latency_ms for m in items])
+        split = any(costs[m.model]["conv3x3_flops"] > 0 for m in items)
+        form = form_for(len(items), split)
+        loo_form = min(form, max(len(items) - 1, 1))  # the same factors, as far as n - 1 figures allow
         errors, rows = [], []
         for i, m in enumerate(items):
             keep = np.arange(len(items)) != i
             predicted = None
-            if keep.sum() >= 2:
-                a, c = fit_scaled(xs, y, keep)
+            if keep.sum() >= 1:
+                a, c = _fit_group(xs, y, loo_form, keep)
                 predicted = float(xs[a][i] @ c)
                 errors.append(predicted / y[i] - 1)
+            x1 = xs[1.0] if 1.0 in xs else xs[max(xs)]
             rows.append({"model": m.model, "threads": m.threads, "measured_ms": m.latency_ms,
-                         "arithmetic_at_roof_ms": float(xs[1.0][i, 1] + xs[1.0][i, 2]), "loo_predicted_ms": predicted,
+                         "arithmetic_at_roof_ms": float(x1[i, 1] + x1[i, 2]), "loo_predicted_ms": predicted,
                          "source": m.source})
-        a, c = fit_scaled(xs, y)
+        a, c = _fit_group(xs, y, form)
         flops = [costs[m.model]["flops"] for m in items]
-        out.append(Group(dev, rt, prec, [float(v) for v in c], a, len(items), errors, rows, (min(flops), max(flops))))
+        out.append(Group(dev, rt, prec, [float(v) for v in c], a, len(items), errors, rows,
+                         (min(flops), max(flops)), form, threads))
     return out
 
 
-def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1) -> dict | None:
-    """A calibrated estimate for a model on a catalog device (the group of that device and
-    precision, else its float32 group), with the leave-one-out error band; None when the
-    device has no published figures."""
+def _pick_group(groups: list[Group], device, precision: str, runtime: str | None):
+    """The group an estimate uses: ``runtime`` (default: the device's deployment runtime, the
+    first of its catalog ``runtimes``), that precision, else that runtime's float32; else any
+    runtime's (then not the runtime we deploy: the estimate does not gate)."""
+    want = runtime or (device.runtimes[0] if device.runtimes else None)
+    cands = [g for g in groups if g.device == device.key]
+    for pool in ([g for g in cands if g.runtime == want], cands):
+        g = next((g for g in pool if g.precision == precision), None) or \
+            next((g for g in pool if g.precision == "float32"), None)
+        if g is not None:
+            return g, want
+    return None, want
+
+
+def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1,
+             runtime: str | None = None) -> dict | None:
+    """A calibrated estimate for a model on a catalog device, with the leave-one-out error
+    band; None when the device has no published figures. ``gating`` is False (and the note
+    says why) when the estimate lies outside what was fitted: the model's FLOPs outside the
+    fitted models' range, a thread count the group has no figures for (its exponent unfitted),
+    or a runtime other than the one asked for (default: the device's deployment runtime)."""
     from edgeaffect.roofline.devices import get_device
 
-    cands = [g for g in groups if g.device == device_key]
-    g = next((g for g in cands if g.precision == precision), None) or \
-        next((g for g in cands if g.precision == "float32"), None)
+    base = get_device(device_key, measure_host=False)
+    g, want = _pick_group(groups, base, precision, runtime)
     if g is None:
         return None
-    device = scaled_device(get_device(device_key, measure_host=False), threads, None, g.scaling)
+    device = scaled_device(base, threads if None not in g.threads else None, None, g.scaling)
     est = g.predict(features(cost, device, precision))
     worst = g.worst_error
     lo, hi = g.flops_range
-    extrapolated = not lo <= cost["flops"] <= hi
+    reasons = []
+    if not lo <= cost["flops"] <= hi:
+        reasons.append(f"{cost['flops'] / 1e9:.3g} GFLOP is outside the fitted models' {lo / 1e9:.2g}-{hi / 1e9:.2g} "
+                       f"GFLOP (the fitted overhead is not a per-invoke cost there)")
+    if base.cores and None in g.threads:
+        reasons.append("the published figures do not state their thread count")
+    elif base.cores and threads not in g.threads and len(g.threads) < 2:
+        reasons.append(f"fitted at {g.threads_label} thread(s) only, not {threads} (roof scaled linearly)")
+    if want and g.runtime != want:
+        reasons.append(f"figures are {g.runtime}'s, not {want}'s")
+    if g.precision != precision:
+        reasons.append(f"no {precision} figures: {g.precision} used")
     # measured = predicted / (1 + error): the band the leave-one-out errors span
-    hi_err, lo_err = max(g.loo_errors), min(g.loo_errors)
+    if g.loo_errors:
+        hi_err, lo_err = max(g.loo_errors), min(g.loo_errors)
+    else:
+        hi_err, lo_err = float("inf"), -1.0
+    low = est / (1 + hi_err)
     high = est / (1 + lo_err) if lo_err > -1 else float("inf")
-    note = (f"calibrated on {g.n} published {g.runtime} {g.precision} figures (leave-one-out error median "
-            f"{g.median_error:.0%}, worst {worst:.0%}; band {est / (1 + hi_err):.3g}-{high:.3g} ms), {threads} thread(s)")
-    if extrapolated:
-        note += (f"; EXTRAPOLATED: {cost['flops'] / 1e9:.3g} GFLOP is outside the fitted models' "
-                 f"{lo / 1e9:.2g}-{hi / 1e9:.2g} GFLOP (the fitted overhead is not a per-invoke cost there)")
-    return {"estimate_ms": est, "low_ms": est / (1 + hi_err), "high_ms": high, "group": g, "extrapolated": extrapolated,
-            "note": note}
+    thr = "default threads (not stated)" if None in g.threads else f"{threads} thread(s)"
+    note = (f"calibrated on {g.n} published {g.runtime} {g.precision} figures, {g.form_label} (leave-one-out error "
+            f"median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms), {thr}")
+    if reasons:
+        note += "; EXTRAPOLATED: " + "; ".join(reasons)
+    return {"estimate_ms": est, "low_ms": low, "high_ms": high, "group": g, "extrapolated": bool(reasons),
+            "gating": not reasons, "note": note}
 
 
 _GROUPS: list[Group] | None = None
