@@ -379,9 +379,10 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
         hi_err, lo_err = float("inf"), -1.0
     low = est / (1 + hi_err)
     high = est / (1 + lo_err) if lo_err > -1 else float("inf")
-    thr = "default threads (not stated)" if None in g.threads else f"{threads} thread(s)"
+    thr = "" if not base.cores else \
+        ", default threads (not stated)" if None in g.threads else f", {threads} thread(s)"
     note = (f"calibrated on {g.n} published {g.runtime} {g.precision} figures, {g.form_label} (leave-one-out error "
-            f"median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms), {thr}")
+            f"median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms){thr}")
     if reasons:
         note += "; EXTRAPOLATED: " + "; ".join(reasons)
     return {"estimate_ms": est, "low_ms": low, "high_ms": high, "group": g, "extrapolated": bool(reasons),
