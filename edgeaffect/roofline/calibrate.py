@@ -38,7 +38,8 @@ from edgeaffect.errors import InputError
 # The public architectures the published figures are for, rebuilt with tf_keras.applications
 # (weights=None, 224x224x3, 1000 classes).
 PUBLIC = {"mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "efficientnet_b0": "EfficientNetB0",
-          "resnet50": "ResNet50", "vgg16": "VGG16"}
+          "resnet50": "ResNet50", "vgg16": "VGG16", "mobilenet_v3_large": "MobileNetV3Large",
+          "mobilenet_v3_small": "MobileNetV3Small"}
 REQUIRED = ("device", "runtime", "precision", "model", "latency_ms", "source")
 MODEL_REQUIRED = ("flops", "source")
 
