@@ -350,11 +350,11 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
     band; None when the device has no published figures. ``gating`` is False (and the note
     says why) when the estimate lies outside what was fitted: the model's FLOPs outside the
     fitted models' range, a thread count the group has no figures for (its exponent unfitted),
-    or a runtime other than the one asked for (default: the device's deployment runtime)."""
+    or another runtime than the one we deploy there (``runtime`` picks a group to show)."""
     from edgeaffect.roofline.devices import get_device
 
     base = get_device(device_key, measure_host=False)
-    g, want = _pick_group(groups, base, precision, runtime)
+    g, _ = _pick_group(groups, base, precision, runtime)
     if g is None:
         return None
     device = scaled_device(base, threads if None not in g.threads else None, None, g.scaling)
@@ -369,8 +369,9 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
         reasons.append("the published figures do not state their thread count")
     elif base.cores and threads not in g.threads and len(g.threads) < 2:
         reasons.append(f"fitted at {g.threads_label} thread(s) only, not {threads} (roof scaled linearly)")
-    if want and g.runtime != want:
-        reasons.append(f"figures are {g.runtime}'s, not {want}'s")
+    deploy = base.runtimes[0] if base.runtimes else None
+    if deploy and g.runtime != deploy:
+        reasons.append(f"figures are {g.runtime}'s, not {deploy}'s (the runtime we deploy on {base.key})")
     if g.precision != precision:
         reasons.append(f"no {precision} figures: {g.precision} used")
     # measured = predicted / (1 + error): the band the leave-one-out errors span
