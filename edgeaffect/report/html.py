@@ -539,13 +539,17 @@ def section_reproduce(g: Gathered) -> str:
     for r in g.reproduce:
         d = r.data
         synthetic = bool(d.get("synthetic"))
-        head = (f"<h3>{esc(d.get('paper'))}: {esc(d.get('title', ''))}</h3>"
+        tag = ' <small class="warn">(synthetic corpus: not a paper result)</small>' if synthetic else ""
+        head = (f"<h3>{esc(d.get('paper'))}: {esc(d.get('title', ''))}{tag}</h3>"
                 f"<p>Model {esc(d.get('model'))}; corpus {esc(d.get('corpus'))} from {_code(d.get('data'))}; "
                 f"started {esc(d.get('started', '-'))}, finished {esc(d.get('finished', '-'))}.</p>")
         if synthetic:
             head += ('<p class="synthetic"><b>Synthetic corpus.</b> These numbers come from a synthetic corpus '
                      "written in the real layout to test the protocol's plumbing; they are not paper results and "
                      "say nothing about whether the paper's numbers hold.</p>")
+        if d.get("version") != 1:
+            head += (f'<p class="warn">reproduce.json version {esc(d.get("version"))}: this page reads version 1; '
+                     "fields it does not know are not shown.</p>")
         if d.get("quick"):
             head += ('<p class="warn"><b>Quick run</b> (<code>--quick</code>): a shortened protocol for smoke tests, '
                      "not the paper's.</p>")
