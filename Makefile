@@ -104,7 +104,7 @@ roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 # One page of whatever the targets above wrote (run it after make bench / make roofline): what is
 # missing is noted on the page. Opens from disk: $(REPORT)/index.html.
 report: venv
-	$(BIN)/edgeaffect report $(wildcard $(OUT) $(SPEECH) $(DEPRESSION)) --html $(REPORT)
+	$(BIN)/edgeaffect report $(wildcard $(OUT) $(SPEECH) $(DEPRESSION) build/reproduce) --html $(REPORT)
 
 clean:
 	rm -rf build .pytest_cache

@@ -588,7 +588,7 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
 
 
 @app.command("report")
-def report_cmd(sources: Annotated[Optional[list[Path]], typer.Argument(help="With --html: folders (or JSON files) to gather; default: build/quickstart build/speechnet build/depression.", show_default=False)] = None,
+def report_cmd(sources: Annotated[Optional[list[Path]], typer.Argument(help="With --html: folders (or JSON files) to gather; default: build/quickstart build/speechnet build/depression build/reproduce.", show_default=False)] = None,
                bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
                out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None,
                html: Annotated[Optional[Path], typer.Option("--html", help="Write a static page (OUT/index.html + OUT/img/): the models beside the papers, every export's verification, benchmarks, budgets, the latency gate, roofline plots, confusion matrices / error plots, reproduce tables.")] = None):

@@ -49,12 +49,12 @@ def _verification(fmt, runtime, metric, passed=True, gating=True, failures=()):
             "failures": list(failures), "gating": gating, "passed": passed}
 
 
-def reproduce_json(synthetic: bool, quick: bool = False) -> dict:
+def reproduce_json(synthetic: bool, quick: bool = False, finished: str | None = "2026-11-22T11:00:00Z") -> dict:
     """A ``reproduce.json`` in the schema ``edgeaffect reproduce`` writes."""
     return {"kind": "edgeaffect-reproduce", "version": 1, "paper": "speechnet-ser",
             "title": "SpeechNet: speech emotion recognition", "model": "speechnet-emodb", "data": "/data/emodb",
             "corpus": "emodb", "synthetic": synthetic, "quick": quick, "machine": REPRO_MACHINE,
-            "started": "2026-11-22T10:00:00Z", "finished": "2026-11-22T11:00:00Z",
+            "started": "2026-11-22T10:00:00Z", "finished": finished,
             "rows": [{"table": "Table 4", "corpus": "EmoDB", "protocol": "paper", "split": "random 80/10/10",
                       "runs": 3, "seeds": [0, 1, 2], "metric": "accuracy",
                       "ours": {"mean": 0.8123, "std": 0.0211, "values": [0.79, 0.83, 0.8169]},
@@ -126,7 +126,10 @@ def write_fixtures(root: Path) -> dict:
         dep / "bench-recordings.json": {"threads": 1, "rows": [{"what": "features + inference tflite-fp32",
                                                                 "runtime": "numpy", "runs": 31, "p50_ms": 21.7654,
                                                                 "p90_ms": 49.6, "p99_ms": 130.0}]},
-        root / "repro-synthetic" / "reproduce.json": reproduce_json(synthetic=True, quick=True),
+        root / "repro-synthetic" / "reproduce.json": reproduce_json(synthetic=True, quick=True, finished=None),
+        # a reproduction's own training runs: summarised by its table, not drawn one by one
+        root / "repro-synthetic" / "runs" / "emodb" / "paper" / "seed-0" / "metrics.json": {
+            "n": 4, "accuracy": 0.5, "labels": ["a", "b"], "confusion_matrix": [[1, 1], [1, 1]]},
         root / "repro-real" / "reproduce.json": reproduce_json(synthetic=False),
     }
     for path, data in files.items():
@@ -178,7 +181,7 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
     exe = chromium_path()
     problems, requests = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=exe, args=["--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
@@ -224,7 +227,7 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
             cm = page.locator("svg.cm").first
             box = cm.bounding_box()
             assert box and box["width"] > 100 and box["height"] > 100
-            assert page.locator("svg.cm rect").count() == 9
+            assert page.locator("svg.cm").count() == 1 and page.locator("svg.cm rect").count() == 9
             cells = page.locator("svg.cm text").all_text_contents()
             assert "10" in cells and "8" in cells
             assert page.locator("#results svg.bars").count() >= 1
@@ -236,7 +239,7 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
             assert synthetic.count() == 1 and real.count() == 1
             banner = synthetic.locator("p.synthetic")
             assert banner.is_visible() and "not paper results" in banner.inner_text()
-            assert "Quick run" in synthetic.inner_text()
+            assert "Quick run" in synthetic.inner_text() and "not finished" in synthetic.inner_text()
             assert real.locator("p.synthetic").count() == 0
             rt = real.inner_text()
             assert "0.8123" in rt and "0.9433" in rt and "no paper figure" in rt and REPRO_MACHINE in rt
@@ -276,6 +279,7 @@ def test_missing_inputs_are_notes_not_errors(tmp_path, monkeypatch):
     page = write_report(None, tmp_path / "out", papers=False).read_text()
     assert "build/quickstart: not found, skipped (`make demo` writes it)" in page
     assert "build/depression: not found, skipped (`make demo-depression` writes it)" in page
+    assert "build/reproduce: not found, skipped (`edgeaffect reproduce PAPER --data CORPUS` writes it)" in page
     for what in ("No pipeline summary", "No export manifest", "No benchmark", "No roofline plots",
                  "No training run results", "No <code>reproduce.json</code> found"):
         assert what in page, what

@@ -26,9 +26,11 @@ from edgeaffect import __version__
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_dir
 
-DEFAULT_FOLDERS = (Path("build/quickstart"), Path("build/speechnet"), Path("build/depression"))
-# Which make target writes each default folder (said in the note when one is missing).
-MAKES = {"quickstart": "make demo", "speechnet": "make demo-speech", "depression": "make demo-depression"}
+DEFAULT_FOLDERS = (Path("build/quickstart"), Path("build/speechnet"), Path("build/depression"),
+                   Path("build/reproduce"))
+# Which command writes each default folder (said in the note when one is missing).
+MAKES = {"quickstart": "make demo", "speechnet": "make demo-speech", "depression": "make demo-depression",
+         "reproduce": "edgeaffect reproduce PAPER --data CORPUS"}
 SKIP_DIRS = {"corpus", "cache", "backup"}  # inputs and training checkpoints: nothing to show, much to walk
 NOT_RECORDED = "machine not recorded"
 REPRODUCE_KIND = "edgeaffect-reproduce"
@@ -136,6 +138,9 @@ def gather(folders: list[Path] | None) -> Gathered:
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
             for name in sorted(filenames):
                 _classify(Path(dirpath) / name, f, g)
+    # A reproduction's training runs are summarised by its table, not drawn one by one.
+    repro_dirs = [r.path.parent for r in g.reproduce]
+    g.results = [r for r in g.results if not any(d in r.path.parents for d in repro_dirs)]
     return g
 
 
@@ -542,7 +547,10 @@ def section_reproduce(g: Gathered) -> str:
         tag = ' <small class="warn">(synthetic corpus: not a paper result)</small>' if synthetic else ""
         head = (f"<h3>{esc(d.get('paper'))}: {esc(d.get('title', ''))}{tag}</h3>"
                 f"<p>Model {esc(d.get('model'))}; corpus {esc(d.get('corpus'))} from {_code(d.get('data'))}; "
-                f"started {esc(d.get('started', '-'))}, finished {esc(d.get('finished', '-'))}.</p>")
+                f"started {esc(d.get('started') or '-')}, "
+                + (f"finished {esc(d['finished'])}" if d.get("finished") else
+                   "<b>not finished</b> (the same command resumes where it stopped)")
+                + f"; each run's folder under {_code(r.path.parent / 'runs')}.</p>")
         if synthetic:
             head += ('<p class="synthetic"><b>Synthetic corpus.</b> These numbers come from a synthetic corpus '
                      "written in the real layout to test the protocol's plumbing; they are not paper results and "
