@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeaffect.errors import InputError
 from edgeaffect.report.html import NOT_RECORDED, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,17 +270,18 @@ def test_page_files_and_atomic_replace(page_dir, tmp_path):
     out = tmp_path / "r"
     (out / "img").mkdir(parents=True)
     (out / "img" / "stale.png").write_bytes(b"x")
+    (out / "index.html").write_text("an earlier page")
     (tmp_path / "empty").mkdir()
     write_report([tmp_path / "empty"], out, papers=False)
-    assert not (out / "img" / "stale.png").exists() and (out / "index.html").is_file()
+    assert not (out / "img" / "stale.png").exists() and "edgeaffect report" in (out / "index.html").read_text()
 
 
 def test_missing_inputs_are_notes_not_errors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no build/ here: every default folder is missing
     page = write_report(None, tmp_path / "out", papers=False).read_text()
-    assert "build/quickstart: not found, skipped (`make demo` writes it)" in page
-    assert "build/depression: not found, skipped (`make demo-depression` writes it)" in page
-    assert "build/reproduce: not found, skipped (`edgeaffect reproduce PAPER --data CORPUS` writes it)" in page
+    assert "build/quickstart: not found, skipped (<code>make demo</code> writes it)" in page
+    assert "build/depression: not found, skipped (<code>make demo-depression</code> writes it)" in page
+    assert "build/reproduce: not found, skipped (<code>edgeaffect reproduce PAPER --data CORPUS</code> writes it)" in page
     for what in ("No pipeline summary", "No export manifest", "No benchmark", "No roofline plots",
                  "No training run results", "No <code>reproduce.json</code> found"):
         assert what in page, what
@@ -299,3 +301,17 @@ def test_given_path_missing_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
     r = cli("report", tmp_path, cwd=tmp_path)
     assert r.returncode == 2 and "--html" in r.stderr
+    # The page folder is replaced whole, so it must never be a folder of inputs.
+    (tmp_path / "build" / "export").mkdir(parents=True)
+    (tmp_path / "build" / "export" / "manifest.json").write_text("{}")
+    for target, fragment in [(tmp_path / "build", "not a report folder"),
+                             (tmp_path / "build" / "export" / "manifest.json", "not a report folder")]:
+        with pytest.raises(InputError, match=fragment):
+            write_report([tmp_path / "build"], target, papers=False)
+    page = tmp_path / "page"
+    (page / "inputs").mkdir(parents=True)
+    (page / "index.html").write_text("an earlier page")
+    with pytest.raises(InputError, match="holds the input"):
+        write_report([page / "inputs"], page, papers=False)
+    assert (tmp_path / "build" / "export" / "manifest.json").read_text() == "{}"
+    assert (page / "inputs").is_dir()

@@ -186,14 +186,16 @@ def _pass(ok: bool | None, text: str | None = None) -> str:
     return f'<span class="{"ok" if ok else "bad"}">{esc(text or ("passed" if ok else "FAILED"))}</span>'
 
 
+def _inline(s: str) -> str:
+    """Escaped text with Markdown's **bold** and `code`."""
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(s))
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+
+
 def markdown_to_html(md: str) -> str:
     """The small Markdown subset ``roofline.papers.report`` writes: headings, paragraphs,
     pipe tables, bullets, **bold** and `code`."""
-
-    def inline(s: str) -> str:
-        s = esc(s)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    inline = _inline
 
     out, table, bullets = [], [], []
 
@@ -319,9 +321,10 @@ def section_models(g: Gathered, papers: bool, measured: dict, measured_from: str
             how = ("parameters and FLOPs counted by <code>edgeaffect.roofline</code>, paper figures from "
                    "<code>roofline/papers.toml</code>; <code>edgeaffect report</code>")
             parts.append("<h3>Our figures beside the papers'</h3>" + markdown_to_html(md)
-                         + _how(how + (f"; our times from {_code(measured_from)}" if measured_from else
-                                       "; no benchmark given, so no times of ours"),
-                                next(iter(measured.values()))["machine"] if measured else None))
+                         + _how(how + (f"; our times from {_code(measured_from)}" if measured_from else ""),
+                                next(iter(measured.values()))["machine"] if measured else None,
+                                not_measured=None if measured else
+                                "none: counted from the model graphs; no benchmark found, so no times of ours"))
         except Exception as e:  # noqa: BLE001 - a page without this table beats no page
             parts.append(_missing(f"Our figures beside the papers' could not be computed here "
                                   f"({esc(type(e).__name__)}: {esc(e)})."))
@@ -611,7 +614,7 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
                   [("models", "Models"), ("verification", "Verification"), ("bench", "Benchmarks"),
                    ("roofline", "Roofline"), ("results", "Results"), ("reproduce", "Reproduce")])
     notes = ("<section id=\"notes\"><h2>Skipped inputs</h2><ul class=\"notes\">"
-             + "".join(f"<li>{esc(n)}</li>" for n in g.notes) + "</ul></section>") if g.notes else ""
+             + "".join(f"<li>{_inline(n)}</li>" for n in g.notes) + "</ul></section>") if g.notes else ""
     synthetic_any = any(s.data.get("data") for s in g.summaries) or any(r.data.get("synthetic") for r in g.reproduce)
     banner = ('<p class="warn">Figures trained or reproduced on synthetic corpora are marked on their figure: '
               "they test the plumbing and are not paper results.</p>") if synthetic_any else ""
@@ -628,7 +631,14 @@ def write_report(folders: list[Path] | None, out: Path, *, papers: bool = True, 
     """Gather, render, and write ``out/index.html`` (+ ``out/img/``) atomically; returns the page."""
     if bench is not None and not bench.is_file():
         raise InputError(f"--bench file not found: {bench}")
+    # The folder is replaced whole: never let that be anything but an earlier page.
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "index.html").is_file())):
+        raise InputError(f"--html {out} exists and is not a report folder (it would be replaced): "
+                         f"give a new folder or an earlier report's")
     g = gather(folders)
+    for root in g.roots:
+        if out.resolve() == root.resolve() or out.resolve() in root.resolve().parents:
+            raise InputError(f"--html {out} holds the input {root}: write the page elsewhere, e.g. build/report")
     with atomic_dir(out) as tmp:
         page = render(g, tmp, papers=papers, bench=bench)
         (tmp / "index.html").write_text(page, encoding="utf-8")
