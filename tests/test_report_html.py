@@ -290,6 +290,13 @@ def test_missing_inputs_are_notes_not_errors(tmp_path, monkeypatch):
     (tmp_path / "b" / "bench.json").write_text("{broken")
     page = write_report([tmp_path / "b"], tmp_path / "out2", papers=False).read_text()
     assert "bench.json: not readable as JSON" in page
+    # Readable but hand-edited into another shape: that section names the file; the others are drawn.
+    (tmp_path / "b" / "bench.json").write_text(json.dumps({"rows": [{"status": "ok", "bytes": "many"}]}))
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"confusion_matrix": [[1, 0], [0, 1]], "n": 2,
+                                                            "labels": ["a", "b"], "accuracy": 1.0}))
+    page = write_report([tmp_path / "b"], tmp_path / "out3", papers=False).read_text()
+    assert f"{tmp_path / 'b' / 'bench.json'}: could not be shown (TypeError" in page
+    assert '<svg class="cm"' in page
 
 
 def test_given_path_missing_is_one_line_exit_2(tmp_path):

@@ -57,6 +57,14 @@ class Gathered:
     results: list[Item] = field(default_factory=list)
     reproduce: list[Item] = field(default_factory=list)
 
+    current: Path | None = None  # the file being drawn (named if it cannot be)
+
+    def visit(self, items: list[Item]):
+        for item in items:
+            self.current = item.path
+            yield item
+        self.current = None
+
     def machine_of_pipeline(self, path: Path) -> str | None:
         """The machine of the pipeline run (``summary.json``) whose folder holds ``path``."""
         best = None
@@ -288,7 +296,7 @@ def _missing(text: str) -> str:
 
 def section_models(g: Gathered, papers: bool, measured: dict, measured_from: str | None) -> str:
     parts = []
-    for s in g.summaries:
+    for s in g.visit(g.summaries):
         d = s.data
         paper = d.get("paper") or {}
         rows = []
@@ -355,7 +363,7 @@ def _verdict(v: dict) -> str:
 
 def section_verification(g: Gathered) -> str:
     parts = []
-    for m in g.manifests:
+    for m in g.visit(g.manifests):
         d = m.data
         ver = d.get("verification") or []
         stage = d.get("stage")
@@ -381,7 +389,7 @@ def section_verification(g: Gathered) -> str:
 
 def section_bench(g: Gathered) -> str:
     parts = []
-    for b in g.bench:
+    for b in g.visit(g.bench):
         d = b.data
         rows, gate = [], []
         for r in d.get("rows", []):
@@ -429,7 +437,7 @@ def section_bench(g: Gathered) -> str:
     if not g.bench:
         parts.append(_missing("No benchmark (<code>edgeaffect bench --json</code>) found: <code>make bench</code> "
                               "writes <code>build/quickstart/bench.json</code>."))
-    for t in g.timings:
+    for t in g.visit(g.timings):
         d = t.data
         rows = [[esc(r.get("what")), esc(r.get("runtime")), _num(r.get("runs")), _num(r.get("p50_ms"), ".4f"),
                  _num(r.get("p90_ms"), ".4f"), _num(r.get("p99_ms"), ".4f"),
@@ -439,7 +447,7 @@ def section_bench(g: Gathered) -> str:
                      + _table(["what", "runtime", "runs", "p50 ms", "p90 ms", "p99 ms", "real-time factor p50"], rows)
                      + _how(f"<code>edgeaffect {cmd} --json</code> (<code>make bench</code>) &rarr; {_code(t.path)}; "
                             f"batch 1, {_num(d.get('threads', 1))} thread(s)", d.get("machine")) + "</article>")
-    for dm in g.demos:
+    for dm in g.visit(g.demos):
         d = dm.data
         shares = d.get("stage_share") or {}
         means = d.get("stage_mean_ms") or {}
@@ -476,7 +484,7 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
     else:
         parts.append(_missing("No roofline plots found: <code>make roofline</code> writes "
                               "<code>build/quickstart/roofline/</code>."))
-    for b in g.bounds:
+    for b in g.visit(g.bounds):
         rows = [[esc(r.get("model")), esc(r.get("device")), _num(r.get("intensity"), ".2f"),
                  _num(r.get("latency_ms"), ".4g"), esc(r.get("limited_by")), _num(r.get("measured_p50_ms"), ".4g")]
                 for r in b.data if isinstance(r, dict)]
@@ -489,7 +497,7 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
 
 def section_results(g: Gathered) -> str:
     parts = []
-    for r in g.results:
+    for r in g.visit(g.results):
         d = r.data
         run_dir = r.path.parent
         info = {}
@@ -544,7 +552,7 @@ def _mean_std(o) -> str:
 
 def section_reproduce(g: Gathered) -> str:
     parts = []
-    for r in g.reproduce:
+    for r in g.visit(g.reproduce):
         d = r.data
         synthetic = bool(d.get("synthetic"))
         tag = ' <small class="warn">(synthetic corpus: not a paper result)</small>' if synthetic else ""
@@ -604,12 +612,28 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
     from edgeaffect.roofline.papers import measured_from_bench
 
     bench_file = bench if bench is not None else (g.bench[0].path if g.bench else None)
-    measured = measured_from_bench(json.loads(bench_file.read_text())) if bench_file else {}
+    try:
+        measured = measured_from_bench(json.loads(bench_file.read_text())) if bench_file else {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        g.notes.append(f"{bench_file}: no times of ours taken from it ({type(e).__name__}: {e})")
+        bench_file, measured = None, {}
     img_dir = out / "img"
     img_dir.mkdir(parents=True, exist_ok=True)
-    sections = [section_models(g, papers, measured, str(bench_file) if bench_file else None),
-                section_verification(g), section_bench(g), section_roofline(g, img_dir),
-                section_results(g), section_reproduce(g)]
+    def guarded(anchor: str, title: str, draw):
+        try:
+            return draw()
+        except Exception as e:  # noqa: BLE001 - a hand-edited file costs its section, not the page
+            where = f"{g.current}: " if g.current else ""
+            return _section(anchor, title, _missing(f"{esc(where)}could not be shown ({esc(type(e).__name__)}: "
+                                                    f"{esc(e)}); fix or remove that file."))
+
+    sections = [guarded("models", "Models beside the papers",
+                        lambda: section_models(g, papers, measured, str(bench_file) if bench_file else None)),
+                guarded("verification", "Every export's verification", lambda: section_verification(g)),
+                guarded("bench", "Benchmarks, budgets and the latency gate", lambda: section_bench(g)),
+                guarded("roofline", "Roofline plots", lambda: section_roofline(g, img_dir)),
+                guarded("results", "Confusion matrices and error plots", lambda: section_results(g)),
+                guarded("reproduce", "Reproductions of the papers' tables", lambda: section_reproduce(g))]
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in
                   [("models", "Models"), ("verification", "Verification"), ("bench", "Benchmarks"),
                    ("roofline", "Roofline"), ("results", "Results"), ("reproduce", "Reproduce")])
