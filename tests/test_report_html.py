@@ -107,6 +107,9 @@ def write_fixtures(root: Path) -> dict:
                                  "machine": MACHINE},
         qs / "roofline" / "bounds.json": [{"model": "aver-ravdess-tflite-int8", "device": "rpi4", "intensity": 44.8,
                                            "latency_ms": 0.3, "limited_by": "compute", "measured_p50_ms": None}],
+        qs / "roofline-calibration.json": {"groups": [], "estimates": [
+            {"model": "aver-ravdess", "device": "rpi4", "precision": "float32", "estimate_ms": 35.23, "low_ms": 24.75,
+             "high_ms": 45.77, "extrapolated": True, "note": "calibrated on 10 published figures"}]},
         qs / "runs" / "paper-split" / "run.json": {"model": "aver-ravdess", "labels": labels,
                                                    "split": {"kind": "paper"}, "test": {"n": 30, "accuracy": 0.9},
                                                    "note": "Accuracy on the synthetic corpus: not a paper result."},
@@ -223,6 +226,9 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
             # The papers' table (our counted figures beside theirs) rendered as a table.
             assert page.locator("table.papers").count() >= 3
             assert "Our figures beside the papers'" in page.inner_text("#models")
+
+            roof = page.inner_text("#roofline")
+            assert "35.2" in roof and "extrapolated" in roof and "not measured here" in roof
 
             # Confusion matrix and error plot: inline SVG, laid out, with the fixture's counts.
             cm = page.locator("svg.cm").first

@@ -54,6 +54,7 @@ class Gathered:
     demos: list[Item] = field(default_factory=list)
     bounds: list[Item] = field(default_factory=list)
     plots: list[Item] = field(default_factory=list)
+    calibration: list[Item] = field(default_factory=list)
     results: list[Item] = field(default_factory=list)
     reproduce: list[Item] = field(default_factory=list)
 
@@ -91,7 +92,7 @@ def _classify(path: Path, root: Path, g: Gathered) -> None:
         g.plots.append(Item(path, None, root))
         return
     if path.suffix != ".json" or not (name in ("reproduce.json", "summary.json", "manifest.json", "bounds.json",
-                                               "run.json") or name.startswith(("bench", "metrics"))):
+                                               "run.json") or name.startswith(("bench", "metrics")) or name.endswith("calibration.json")):
         return
     data = _load_json(path, g)
     if data is None:
@@ -105,6 +106,8 @@ def _classify(path: Path, root: Path, g: Gathered) -> None:
         return
     if data.get("kind") == REPRODUCE_KIND:
         g.reproduce.append(item)
+    elif isinstance(data.get("estimates"), list) and "groups" in data:
+        g.calibration.append(item)
     elif name == "summary.json" and "verification" in data:
         g.summaries.append(item)
     elif name == "manifest.json" and "manifest_version" in data:
@@ -492,6 +495,18 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
                      + _table(["model", "device", "FLOP/B", "bound ms (prediction)", "limited by", "measured p50 ms"],
                               rows) + "</details>"
                      + _how(f"<code>edgeaffect roofline</code> &rarr; {_code(b.path)}", None))
+    for c in g.visit(g.calibration):
+        rows = [[esc(e.get("model")), esc(e.get("device")), esc(e.get("precision")), _num(e.get("estimate_ms"), ".3g"),
+                 f"{_num(e.get('low_ms'), '.3g')} &ndash; {_num(e.get('high_ms'), '.3g')}",
+                 '<span class="warn">extrapolated</span>' if e.get("extrapolated") else "within the fit",
+                 esc(e.get("note", ""))] for e in c.data["estimates"]]
+        if rows:
+            parts.append(f"<h3>Calibrated estimates per device {_code(c.path)}</h3>"
+                         + _table(["model", "device", "precision", "estimate ms", "band ms", "range", "how fitted"],
+                                  rows)
+                         + _how(f"<code>edgeaffect calibrate --json</code> (<code>make roofline</code>) &rarr; "
+                                f"{_code(c.path)}", None, not_measured="none: predictions fitted to published "
+                                "latencies of public models on each device, not measured here"))
     return _section("roofline", "Roofline plots", "\n".join(parts))
 
 
