@@ -7,19 +7,20 @@ BIN    := $(VENV)/bin
 EXTRAS ?= train,device,demo,dev
 # Debian packages the host side needs (installed only when root and missing).
 # libportaudio2: sounddevice; pulseaudio*: a real input device without a sound card (demo tests);
-# espeak-ng: real speech for tests.
-APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+# espeak-ng: real speech for tests; chromium: the browser the report page's test opens it in.
+APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng chromium
 OUT    ?= build/quickstart
 SPEECH ?= build/speechnet
 DEPRESSION ?= build/depression
 # The latency gate's baseline: the first `make bench` saves each export here; later runs time the
 # current export interleaved with it (delete a model's folder to accept a new baseline).
 BASELINE ?= build/bench-baseline
+REPORT ?= build/report
 SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench soak roofline clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench soak roofline report clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -31,6 +32,7 @@ help:
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
 	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
+	@echo "make report     one static page (build/report/index.html) of what the targets above wrote"
 
 apt:
 	@sh scripts/apt-deps.sh $(APT_PACKAGES)
@@ -98,6 +100,11 @@ roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	  --artifact $(OUT)/export/aver-ravdess-tflite-int8.tflite --artifact $(OUT)/export/aver-ravdess-tflite-fp32.tflite \
 	  --artifact $(SPEECH)/export/speechnet-emodb-tflite-int8.tflite --artifact $(SPEECH)/export/speechnet-emodb-tflite-fp32.tflite
 	$(BIN)/edgeaffect report --bench $(OUT)/bench.json --out $(OUT)/roofline/papers.md
+
+# One page of whatever the targets above wrote (run it after make bench / make roofline): what is
+# missing is noted on the page. Opens from disk: $(REPORT)/index.html.
+report: venv
+	$(BIN)/edgeaffect report $(wildcard $(OUT) $(SPEECH) $(DEPRESSION) build/reproduce) --html $(REPORT)
 
 clean:
 	rm -rf build .pytest_cache

@@ -589,21 +589,28 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
 
 
 @app.command("report")
-def report_cmd(bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
-               out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None):
-    """Our parameters, FLOPs, memory and time beside every figure in the four papers."""
+def report_cmd(sources: Annotated[Optional[list[Path]], typer.Argument(help="With --html: folders (or JSON files) to gather; default: build/quickstart build/speechnet build/depression build/reproduce.", show_default=False)] = None,
+               bench: Annotated[Optional[Path], typer.Option(help="`edgeaffect bench --json` output: adds our measured times.")] = None,
+               out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown here.")] = None,
+               html: Annotated[Optional[Path], typer.Option("--html", help="Write a static page (OUT/index.html + OUT/img/): the models beside the papers, every export's verification, benchmarks, budgets, the latency gate, roofline plots, confusion matrices / error plots, reproduce tables.")] = None):
+    """Our parameters, FLOPs, memory and time beside every figure in the four papers; with
+    --html, one page of everything the toolkit wrote about its models."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.roofline.papers import report
+    from edgeaffect.roofline.papers import measured_from_bench, report
 
+    if sources and html is None:
+        raise InputError("folders are read by --html only: add --html OUT/ (or drop the folders)")
+    if html is not None:
+        from edgeaffect.report.html import write_report
+
+        page = write_report(list(sources or []), html, bench=bench)
+        typer.echo(f"report page: {page} (open it in a browser; no server needed)")
+        return
     measured = {}
     if bench:
         if not bench.is_file():
             raise InputError(f"--bench file not found: {bench}")
-        b = json.loads(bench.read_text())
-        for r in b.get("rows", []):
-            if r.get("p50_ms") and r["format"].endswith("fp32") and r["model"] not in measured:
-                measured[r["model"]] = {"p50_ms": r["p50_ms"], "how": f"p50 of {r['format']} on {r['runtime']}, "
-                                        f"batch 1, {b.get('threads', 1)} thread(s), measured on {b.get('machine')}"}
+        measured = measured_from_bench(json.loads(bench.read_text()))
     text = report(measured)
     typer.echo(text)
     if out:

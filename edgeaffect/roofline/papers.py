@@ -67,6 +67,17 @@ def our_figures(model: str, measured: dict | None = None) -> Ours | None:
     return ours
 
 
+def measured_from_bench(bench: dict) -> dict:
+    """Our measured time per model from ``edgeaffect bench --json`` output: the first fp32 row's p50."""
+    measured = {}
+    for r in bench.get("rows", []):
+        if r.get("p50_ms") and str(r.get("format", "")).endswith("fp32") and r.get("model") not in measured:
+            measured[r["model"]] = {"p50_ms": r["p50_ms"], "machine": bench.get("machine"),
+                                    "how": f"p50 of {r['format']} on {r['runtime']}, batch 1, "
+                                           f"{bench.get('threads', 1)} thread(s), measured on {bench.get('machine')}"}
+    return measured
+
+
 def _ratio(a, b) -> str:
     return f"{a / b:.2f}x" if a is not None and b else "-"
 

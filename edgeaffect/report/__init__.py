@@ -1,0 +1,1 @@
+"""One static report page: everything the toolkit wrote about its models (``edgeaffect report --html``)."""
