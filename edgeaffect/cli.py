@@ -453,6 +453,7 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
                  measure_host: Annotated[bool, typer.Option("--measure-host", help="Re-measure the host (else cached).")] = False):
     """Roofline plots per device and a lower bound on latency per model per device."""
     from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.machine import machine as this_machine
     from edgeaffect.models import list_models
     from edgeaffect.roofline.devices import (HOST_RUNTIME, get_device, load_catalog, precision_of_format,
                                              roofline_bound, runtime_of_artifact)
@@ -495,7 +496,8 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
         written += plot_roofline(d, pts, out)
         for p in points:
             b = roofline_bound(p["cost"], d, p["precision"], p.get("runtime"))
-            bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None})
+            bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None,
+                           "machine": this_machine() if d.key == "host" else None})
     atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
     host = next((d for d in devices if d.key == "host"), None)
     if host is not None:

@@ -106,7 +106,11 @@ def write_fixtures(root: Path) -> dict:
                                  "stage_share": {"capture": 0.28, "face": 0.7, "inference": 0.02},
                                  "machine": MACHINE},
         qs / "roofline" / "bounds.json": [{"model": "aver-ravdess-tflite-int8", "device": "rpi4", "intensity": 44.8,
-                                           "latency_ms": 0.3, "limited_by": "compute", "measured_p50_ms": None}],
+                                           "latency_ms": 0.3, "limited_by": "compute", "measured_p50_ms": None,
+                                           "machine": None},
+                                          {"model": "aver-ravdess-tflite-int8", "device": "host", "intensity": 44.8,
+                                           "latency_ms": 0.04, "limited_by": "compute", "measured_p50_ms": 0.06,
+                                           "machine": MACHINE}],
         qs / "roofline-calibration.json": {"groups": [], "estimates": [
             {"model": "aver-ravdess", "device": "rpi4", "precision": "float32", "estimate_ms": 35.23, "low_ms": 24.75,
              "high_ms": 45.77, "extrapolated": True, "note": "calibrated on 10 published figures"}]},
@@ -229,6 +233,7 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
 
             roof = page.inner_text("#roofline")
             assert "35.2" in roof and "extrapolated" in roof and "not measured here" in roof
+            assert f"Machine: {MACHINE}" in roof  # the host rows of bounds.json name their machine
 
             # Confusion matrix and error plot: inline SVG, laid out, with the fixture's counts.
             cm = page.locator("svg.cm").first

@@ -466,6 +466,16 @@ def section_bench(g: Gathered) -> str:
     return _section("bench", "Benchmarks, budgets and the latency gate", "\n".join(parts))
 
 
+def _host_machine(g: Gathered, folder: Path) -> str | None:
+    """The machine the host rows of the bounds.json beside a plot were measured on (newer files record it)."""
+    for b in g.bounds:
+        if b.path.parent == folder and isinstance(b.data, list):
+            for r in b.data:
+                if isinstance(r, dict) and r.get("machine"):
+                    return r["machine"]
+    return None
+
+
 def section_roofline(g: Gathered, img_dir: Path) -> str:
     parts = []
     if g.plots:
@@ -480,7 +490,8 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
                     else "the device catalog's roofs (<code>roofline/devices.toml</code>): bounds are predictions")
             figs.append(f'<figure><img src="img/{esc(name)}" alt="roofline {esc(device)}" loading="eager">'
                         f"<figcaption>{esc(device)} {_code(p.path)}"
-                        + _how(f"<code>edgeaffect roofline --out</code> (<code>make roofline</code>); {kind}", None,
+                        + _how(f"<code>edgeaffect roofline --out</code> (<code>make roofline</code>); {kind}",
+                               _host_machine(g, p.path.parent) if host else None,
                                not_measured=None if host else f"none: {device}'s published figures, not a measurement")
                         + "</figcaption></figure>")
         parts.append('<div class="plots">' + "".join(figs) + "</div>")
@@ -494,7 +505,8 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
         parts.append(f"<details><summary>Latency lower bounds {_code(b.path)} ({len(rows)} rows)</summary>"
                      + _table(["model", "device", "FLOP/B", "bound ms (prediction)", "limited by", "measured p50 ms"],
                               rows) + "</details>"
-                     + _how(f"<code>edgeaffect roofline</code> &rarr; {_code(b.path)}", None))
+                     + _how(f"<code>edgeaffect roofline</code> &rarr; {_code(b.path)}",
+                            _host_machine(g, b.path.parent)))
     for c in g.visit(g.calibration):
         rows = [[esc(e.get("model")), esc(e.get("device")), esc(e.get("precision")), _num(e.get("estimate_ms"), ".3g"),
                  f"{_num(e.get('low_ms'), '.3g')} &ndash; {_num(e.get('high_ms'), '.3g')}",
