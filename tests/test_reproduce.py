@@ -157,6 +157,29 @@ def test_aver_recipe_resumes_and_never_retrains(savee_av, tmp_path, monkeypatch)
     assert "SYNTHETIC CORPUS" in text and "97.57 %" in text and "not a paper result" in text
 
 
+def test_rows_put_rates_over_runs_beside_the_papers_table_4():
+    """Fast: GLR ... PCLR rows from the stored decisions of finished runs (by hand: 3 runs,
+    4 samples; the end-to-end SpeechNet run is the slow test below)."""
+    from edgeaffect.reproduce.runner import _rows
+
+    entry = get_recipe("speechnet-ser").corpora[0]
+    proto = entry["protocol"][0]
+    decisions = [[0, 1, 2, 2], [0, 1, 1, 2], [0, 2, 1, 2]]
+    done = [{"seed": s, "metrics": {"n": 4, "accuracy": a}, "decisions": d, "targets": [0, 1, 2, 0]}
+            for s, (d, a) in enumerate(zip(decisions, (0.75, 0.5, 0.25)))]
+    rows = {r["metric"]: r for r in _rows(entry, [proto], {proto["name"]: done}, ["a note"])}
+    assert rows["accuracy"]["ours"]["mean"] == pytest.approx(0.5) and rows["accuracy"]["runs"] == 3
+    assert rows["accuracy"]["ours"]["std"] == pytest.approx(0.25)
+    # C = [3, 2, 2, 3] of R = 3: PLR 2/4; modes [0, 1, 1, 2] vs truth [0, 1, 2, 0]: PCLR 1/4, CLR 2/4
+    assert rows["plr"]["ours"]["values"] == [0.5] and rows["pclr"]["ours"]["mean"] == 0.25
+    assert rows["glr"]["ours"]["mean"] == 1.0 and rows["clr"]["ours"]["mean"] == 0.5
+    assert rows["plr"]["paper"] == pytest.approx(0.9159) and rows["flr"]["paper"] is None
+    assert "4 test samples" in rows["plr"]["split"] and "a note" in rows["plr"]["note"]
+    single = {r["metric"]: r for r in _rows(entry, [proto], {proto["name"]: done[:1]}, [])}
+    assert single["plr"]["ours"]["mean"] is None and single["accuracy"]["ours"]["std"] is None
+
+
+@pytest.mark.slow
 def test_speechnet_recipe_gives_accuracy_and_reproducibility_rows(tmp_path):
     from edgeaffect.families.speechnet.synthetic import SpeechCorpusConfig, generate_emodb
 
