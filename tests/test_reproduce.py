@@ -264,3 +264,65 @@ def test_refuses_a_model_of_another_family_and_another_results_folder(savee_av, 
         "finished": None, "rows": []}))
     with pytest.raises(InputError, match="give another --out"):
         reproduce("lightweight-aver", savee_av, tmp_path, quick=True)
+
+
+# ----------------------------------------------------------------- AVER's other layouts
+
+
+def test_savee_and_mead_readers_by_layout(tmp_path):
+    """The layouts assumed in models/aver/README.md, on empty fixture files (names only)."""
+    from edgeaffect.families.aver.corpora import detect_layout, find_av_clips
+    from edgeaffect.models import get_model
+
+    savee = tmp_path / "savee"
+    for spk in ("DC", "KL"):
+        for name in ("a01.avi", "sa02.avi", "su15.avi", "notes.txt"):
+            (savee / "AudioVisualClip" / spk).mkdir(parents=True, exist_ok=True)
+            (savee / "AudioVisualClip" / spk / name).write_bytes(b"")
+    (savee / "AudioVisualClip" / "XX").mkdir()
+    (savee / "AudioVisualClip" / "XX" / "a01.avi").write_bytes(b"")  # not a SAVEE speaker: ignored
+    labels = get_model("aver-savee").labels
+    clips = find_av_clips(savee, labels)
+    assert detect_layout(savee) == "savee" and len(clips) == 6
+    assert {(c.speaker, labels[c.label]) for c in clips} >= {("DC", "angry"), ("KL", "sad"), ("DC", "surprised")}
+
+    mead = tmp_path / "mead"
+    for actor, emotion, level in (("M003", "angry", 1), ("W009", "contempt", 3), ("W009", "neutral", 1)):
+        folder = mead / actor / "video" / "front" / emotion / f"level_{level}"
+        folder.mkdir(parents=True)
+        (folder / "001.mp4").write_bytes(b"")
+    (mead / "M003" / "video" / "left_30" / "angry" / "level_1").mkdir(parents=True)
+    (mead / "M003" / "video" / "left_30" / "angry" / "level_1" / "001.mp4").write_bytes(b"")  # not the front view
+    (mead / "W009" / "audio" / "contempt" / "level_3").mkdir(parents=True)
+    (mead / "W009" / "audio" / "contempt" / "level_3" / "001.m4a").write_bytes(b"")
+    labels = get_model("aver-mead").labels
+    clips = find_av_clips(mead, labels)
+    assert detect_layout(mead) == "mead" and len(clips) == 3
+    by = {(c.speaker, labels[c.label]): c for c in clips}
+    assert by[("W009", "contempt")].audio.suffix == ".m4a" and by[("M003", "angry")].audio.suffix == ".mp4"
+    with pytest.raises(InputError, match="'contempt' is not one of the model's labels"):
+        find_av_clips(mead, get_model("aver-ravdess").labels, "mead")
+    with pytest.raises(InputError, match="no savee clips"):
+        find_av_clips(mead, labels, "savee")
+
+
+@pytest.mark.slow
+def test_aver_full_recipe_on_savee_runs_every_protocol(savee_av, tmp_path):
+    """Not --quick: both SAVEE protocols, 5 paper-split runs and one run per held-out actor."""
+    doc = reproduce("lightweight-aver", savee_av, tmp_path, epochs=1, log=io.StringIO())
+    check_result(doc)
+    rows = {r["protocol"]: r for r in doc["rows"]}
+    assert rows["paper split"]["runs"] == 5 and rows["paper split"]["seeds"] == [0, 1, 2, 3, 4]
+    loao = rows["leave-one-actor-out"]
+    assert loao["runs"] == 4 and len(loao["ours"]["values"]) == 4 and loao["paper"] == pytest.approx(0.975)
+    assert "one run per held-out actor" in loao["note"] and "--epochs 1" in loao["note"]
+
+
+@pytest.mark.slow
+def test_aver_quick_recipe_on_mead(tmp_path):
+    from edgeaffect.families.aver.synthetic import SyntheticConfig, generate_mead
+
+    generate_mead(tmp_path / "mead", SyntheticConfig(actors=3, statements=1, repetitions=1, duration_s=1.0))
+    doc = reproduce("lightweight-aver", tmp_path / "mead", tmp_path / "out", quick=True, log=io.StringIO())
+    _check_doc(doc, "lightweight-aver")
+    assert doc["corpus"] == "MEAD" and doc["model"] == "aver-mead" and doc["rows"][0]["paper"] == pytest.approx(0.9857)
