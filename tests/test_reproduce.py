@@ -153,6 +153,10 @@ def test_aver_recipe_resumes_and_never_retrains(savee_av, tmp_path, monkeypatch)
     again = reproduce("lightweight-aver", savee_av, tmp_path, quick=True, epochs=1, log=io.StringIO())
     assert again["rows"] == doc["rows"] and again["started"] == doc["started"]
     assert len(list(tmp_path.glob(f"runs/savee/paper-split/seed-*/{RUN_FILE}"))) == 2
+    # killed between the run's own record and ours: the trained run is read back, not retrained
+    (tmp_path / "runs" / "savee" / "paper-split" / "seed-1" / RUN_FILE).unlink()
+    read_back = reproduce("lightweight-aver", savee_av, tmp_path, quick=True, epochs=1, log=io.StringIO())
+    assert read_back["rows"] == doc["rows"]
     text = "\n".join(table_lines(again))
     assert "SYNTHETIC CORPUS" in text and "97.57 %" in text and "not a paper result" in text
 
@@ -326,3 +330,40 @@ def test_aver_quick_recipe_on_mead(tmp_path):
     doc = reproduce("lightweight-aver", tmp_path / "mead", tmp_path / "out", quick=True, log=io.StringIO())
     _check_doc(doc, "lightweight-aver")
     assert doc["corpus"] == "MEAD" and doc["model"] == "aver-mead" and doc["rows"][0]["paper"] == pytest.approx(0.9857)
+
+
+@pytest.mark.slow
+def test_cli_killed_after_one_run_resumes_without_retraining_it(savee_av, tmp_path):
+    """A real kill (SIGKILL, as a reboot) once the first run is recorded; the same command
+    again keeps that run and trains the second only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_cli import cli
+
+    out = tmp_path / "out"
+    args = ["reproduce", "lightweight-aver", "--data", str(savee_av), "--out", str(out), "--quick", "--epochs", "3"]
+    proc = subprocess.Popen([sys.executable, "-m", "edgeaffect.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    first = out / "runs" / "savee" / "paper-split" / "seed-0" / RUN_FILE
+    try:
+        deadline = time.monotonic() + 600
+        while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.is_file(), "the first run never finished"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stamp = (first.parent / "run.json").stat().st_mtime_ns
+    assert not (out / "runs" / "savee" / "paper-split" / "seed-1" / RUN_FILE).exists()
+    assert load_result(out)["finished"] is None
+    r = cli(*args, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "run 1/2 (seed 0) finished before, kept" in r.stderr and "run 2/2 (seed 1, split seed 0)" in r.stderr
+    assert (first.parent / "run.json").stat().st_mtime_ns == stamp
+    doc = load_result(out)
+    assert doc["finished"] and doc["rows"][0]["runs"] == 2 and "SYNTHETIC CORPUS" in r.stdout

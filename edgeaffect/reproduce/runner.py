@@ -166,6 +166,23 @@ def table_lines(doc: dict) -> list[str]:
     return lines
 
 
+def _trained_before(run_dir: Path, model: str, split: str, seed: int, split_seed: int):
+    """The run in ``run_dir`` when it finished training for this request but was stopped
+    before its figures were recorded (killed between the two writes); else None."""
+    from edgeaffect.train.runs import load_run
+
+    if not (run_dir / "run.json").is_file():
+        return None
+    try:
+        run = load_run(run_dir)
+    except InputError:
+        return None
+    info = run.info
+    same = (info.get("model") == model and info.get("seed") == seed and info.get("split", {}).get("kind") == split
+            and info.get("split_seed") in (split_seed, None))
+    return run if same else None
+
+
 def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = False, corpus: str | None = None,
               model: str | None = None, epochs: int | None = None, options: dict | None = None,
               log=sys.stderr) -> dict:
@@ -200,7 +217,9 @@ def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = Fa
 
     doc = {"kind": KIND, "version": VERSION, "paper": paper, "title": recipe.title, "model": chosen,
            "data": str(data.resolve()), "corpus": entry["name"], "synthetic": synthetic, "quick": quick,
-           "machine": machine(), "started": _now(), "finished": None, "rows": []}
+           "machine": machine(), "started": _now(), "finished": None, "rows": [],
+           "request": {"epochs": n_epochs, "options": {k: v for k, v in sorted((options or {}).items())
+                                                       if v is not None}}}
     path = out / "reproduce.json"
     if path.is_file():
         try:
@@ -208,10 +227,11 @@ def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = Fa
         except (json.JSONDecodeError, UnicodeDecodeError, InputError):
             old = None  # unreadable: the runs' own files are the record, rebuilt below
         if old is not None:
-            same = {k: old[k] for k in ("paper", "model", "data", "corpus", "quick")}
-            if same != {k: doc[k] for k in same}:
+            keys = ("paper", "model", "data", "corpus", "quick", "request")
+            if {k: old.get(k) for k in keys} != {k: doc[k] for k in keys}:
                 raise InputError(f"{out} holds a reproduce of {old['paper']} ({old['model']}, {old['corpus']}, "
-                                 f"quick={old['quick']}) on {old['data']}; give another --out")
+                                 f"quick={old['quick']}, {old.get('request')}) on {old['data']}; run it with the "
+                                 "same arguments to resume, or give another --out")
             doc["started"] = old["started"]
     out.mkdir(parents=True, exist_ok=True)
 
@@ -236,8 +256,10 @@ def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = Fa
             split_seed = seed if proto["split_seed"] == "seed" else proto["split_seed"]
             print(f"{proto['name']}: run {i + 1}/{len(seeds)} (seed {seed}, split seed {split_seed})",
                   file=log, flush=True)
-            run = train(chosen, dataset, run_dir, split=proto["split"], seed=seed, split_seed=split_seed,
-                        epochs=n_epochs, options=options, log=log)
+            run = _trained_before(run_dir, chosen, proto["split"], seed, split_seed)
+            if run is None:
+                run = train(chosen, dataset, run_dir, split=proto["split"], seed=seed, split_seed=split_seed,
+                            epochs=n_epochs, options=options, log=log)
             result = {"seed": seed, "split_seed": split_seed, "split": proto["split"],
                       "metrics": dict(run.info["test"]), "epochs": run.info.get("epochs")}
             if recipe.family.reproducibility:

@@ -10,7 +10,8 @@ reproduce.json, version 1::
      "rows": [{"table": str, "corpus": str, "protocol": str, "split": str, "runs": int,
                "seeds": [int], "metric": str,
                "ours": {"mean": num | null, "std": num | null, "values": [num]},
-               "paper": num | null, "paper_row": str, "note": str}]}
+               "paper": num | null, "paper_row": str, "note": str}],
+     "request": {"epochs": int | null, "options": {...}}}   (optional: what a resume must match)
 
 Figures are in the metric's own unit: fractions for accuracy, precision, recall, F1 and the
 reproducibility rates (GLR ... PCLR), BDI-II points for MAE / RMSE (``PERCENT`` says which
@@ -50,7 +51,9 @@ ROW = Table({"table": Str(), "corpus": Str(), "protocol": Str(), "split": Str(),
              "paper_row": Str(), "note": Str(empty=True)}, what="a row")
 RESULT = Table({"kind": Str(), "version": Int(min=1), "paper": Str(), "title": Str(), "model": Str(), "data": Str(),
                 "corpus": Str(), "synthetic": Bool(), "quick": Bool(), "machine": Str(), "started": Str(),
-                "finished": Nullable(Str()), "rows": List(ROW)}, what="a JSON object")
+                "finished": Nullable(Str()), "rows": List(ROW),
+                "request": Table({"epochs": Nullable(Int(min=1)), "options": Table({})})},
+                optional={"request"}, what="a JSON object")
 
 
 def check_recipe(paper: str, table: dict, source: str) -> dict:
