@@ -144,7 +144,7 @@ def test_aver_recipe_resumes_and_never_retrains(savee_av, tmp_path, monkeypatch)
     _check_doc(doc, "lightweight-aver")
     row = doc["rows"][0]
     assert (row["corpus"], row["protocol"], row["table"], row["paper"]) == ("SAVEE", "paper split", "Table II", 0.9757)
-    assert "test samples" in row["split"]
+    assert "; n = 28 scored" in row["split"]
 
     def no_training(*a, **kw):
         raise AssertionError("a finished run was trained again")
@@ -178,7 +178,7 @@ def test_rows_put_rates_over_runs_beside_the_papers_table_4():
     assert rows["plr"]["ours"]["values"] == [0.5] and rows["pclr"]["ours"]["mean"] == 0.25
     assert rows["glr"]["ours"]["mean"] == 1.0 and rows["clr"]["ours"]["mean"] == 0.5
     assert rows["plr"]["paper"] == pytest.approx(0.9159) and rows["flr"]["paper"] is None
-    assert "4 test samples" in rows["plr"]["split"] and "a note" in rows["plr"]["note"]
+    assert "; n = 4 scored" in rows["plr"]["split"] and "a note" in rows["plr"]["note"]
     single = {r["metric"]: r for r in _rows(entry, [proto], {proto["name"]: done[:1]}, [])}
     assert single["plr"]["ours"]["mean"] is None and single["accuracy"]["ours"]["std"] is None
 

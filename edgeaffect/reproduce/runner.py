@@ -127,7 +127,7 @@ def _rows(entry: dict, protocols: list[dict], results: dict, notes: list[str]) -
             else:
                 ours = _mean_std([r["metrics"][m["metric"]] for r in done if m["metric"] in r["metrics"]])
             n_test = done[0]["metrics"].get("n") if done else None
-            split = proto["describe"] + (f"; {n_test} test samples" if n_test is not None else "")
+            split = proto["describe"] + (f"; n = {n_test} scored" if n_test is not None else "")
             rows.append({"table": m["table"], "corpus": entry["name"], "protocol": proto["name"], "split": split,
                          "runs": len(done), "seeds": seeds, "metric": m["metric"], "ours": ours,
                          "paper": m.get("paper"), "paper_row": m["paper_row"], "note": note})
