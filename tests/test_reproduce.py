@@ -260,6 +260,9 @@ def test_bad_input_is_one_line_and_exit_2(savee_av, tmp_path):
 def test_refuses_a_model_of_another_family_and_another_results_folder(savee_av, tmp_path):
     with pytest.raises(InputError, match="is a speechnet model"):
         reproduce("lightweight-aver", savee_av, tmp_path, quick=True, model="speechnet-emodb")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="is a file"):
+        reproduce("lightweight-aver", savee_av, tmp_path / "afile", quick=True)
     with pytest.raises(InputError, match="has no corpus 'iemocap'"):
         reproduce("lightweight-aver", savee_av, tmp_path, quick=True, corpus="iemocap")
     (tmp_path / "reproduce.json").write_text(json.dumps({

@@ -196,6 +196,8 @@ def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = Fa
 
     recipe = get_recipe(paper)
     data, out = Path(data), Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the runs and reproduce.json")
     entry = pick_corpus(recipe, data, corpus)
     chosen = model or (entry.get("quick_model") if quick else None) or entry["model"]
     spec = get_model(chosen)
