@@ -255,6 +255,11 @@ def test_bad_input_is_one_line_and_exit_2(savee_av, tmp_path):
     assert_one_line_error(cli("reproduce", "lightweight-aver", "--data", tmp_path / "empty", "--out", tmp_path / "b"),
                           "no corpus of lightweight-aver recognised", "AudioVisualClip")
     assert not (tmp_path / "b").exists()
+    assert_one_line_error(cli("reproduce", "lightweight-aver", "--data", savee_av, "--out", tmp_path / "c", "--quick",
+                              "--set", "bogus=1"), "--bogus is not an option of the aver family")
+    assert_one_line_error(cli("reproduce", "lightweight-aver", "--data", savee_av, "--out", tmp_path / "c",
+                              "--set", "bogus"), "--set takes KEY=VALUE")
+    assert not (tmp_path / "c").exists()
 
 
 def test_refuses_a_model_of_another_family_and_another_results_folder(savee_av, tmp_path):
