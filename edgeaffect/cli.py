@@ -89,6 +89,32 @@ def synth_speech_cmd(out: Annotated[Path, typer.Argument(help="Folder to write w
     typer.echo(f"{len(files)} files under {out / 'wav'} (synthetic; not EmoDB)")
 
 
+@app.command("reproduce")
+def reproduce_cmd(paper: Annotated[str, typer.Argument(help="A paper id: lightweight-aver, speechnet-ser, spectrotemporal-depression, wav2vec2-depression.")],
+                  data: Annotated[Path, typer.Option(help="Your copy of one of the paper's corpora (its own layout).")],
+                  out: Annotated[Path, typer.Option(help="Folder for the runs and reproduce.json; run again to resume.")] = Path("build/reproduce"),
+                  quick: Annotated[bool, typer.Option("--quick", help="A short version for smoke tests: few epochs, 2 runs, the first protocol only.")] = False,
+                  corpus: Annotated[Optional[str], typer.Option(help="Which of the paper's corpora --data is (default: recognised from the files).")] = None,
+                  model: Annotated[Optional[str], typer.Option(help="Another registered model of the paper's family than the recipe's.")] = None,
+                  epochs: Annotated[Optional[int], typer.Option(help="Cap on epochs per run (default: the recipe's; --quick: its quick one).")] = None,
+                  option: Annotated[Optional[list[str]], typer.Option("--set", help="A training option of the family, KEY=VALUE (repeat), e.g. backbone=CHECKPOINT_DIR.")] = None):
+    """A paper's protocols on your copy of its corpus, ours beside the paper's figures (recipes: each family's reproduce.toml)."""
+    from edgeaffect.reproduce.runner import reproduce, table_lines
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set takes KEY=VALUE, got '{item}'")
+        options[key.strip().replace("-", "_")] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    if epochs is not None and epochs < 1:
+        raise InputError("--epochs must be at least 1")
+    doc = reproduce(paper, data, out, quick=quick, corpus=corpus, model=model, epochs=epochs, options=options)
+    for line in table_lines(doc):
+        typer.echo(line)
+    typer.echo(f"written: {out / 'reproduce.json'}")
+
+
 @app.command("embed")
 def embed_cmd(audio: Annotated[Path, typer.Argument(help="A 16 kHz recording, or a folder of them (recursive).")],
               backbone: Annotated[Path, typer.Option(help="A local Hugging Face wav2vec 2.0 checkpoint folder "

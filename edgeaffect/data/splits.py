@@ -5,6 +5,9 @@
   accuracy).
 - ``clip``: the same proportions, stratified over clips, a clip's samples kept together.
 - ``speaker``: speaker-independent, whole actors held out for test and validation.
+- ``actor``: leave one actor out: fold ``seed % speakers`` (speakers in sorted order) is the
+  test set; validation is a stratified fifth of the other actors' samples (for early
+  stopping). Run it once per actor and average (AVER paper, Table II).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from edgeaffect.errors import InputError
 
-SPLITS = ("paper", "clip", "speaker")
+SPLITS = ("paper", "clip", "speaker", "actor")
 
 
 @dataclass(frozen=True)
@@ -67,4 +70,13 @@ def make_split(kind: str, labels: np.ndarray, clip_ids: np.ndarray, speakers: np
         n_val = max(1, int(round(val_fraction * (people.size - n_test))))
         test_p, val_p, train_p = people[:n_test], people[n_test : n_test + n_val], people[n_test + n_val :]
         return Split(_expand(speakers, train_p), _expand(speakers, val_p), _expand(speakers, test_p), kind)
+    if kind == "actor":
+        people = np.unique(speakers)
+        if people.size < 2:
+            raise InputError(f"a leave-one-actor-out split needs at least 2 speakers, found {people.size}")
+        held = people[seed % people.size]
+        test = np.flatnonzero(speakers == held)
+        rest = np.flatnonzero(speakers != held)
+        tr, va = stratified_holdout(labels[rest], val_fraction, rng)
+        return Split(rest[tr], rest[va], test, kind)
     raise InputError(f"unknown split '{kind}'; choose one of: {', '.join(SPLITS)}")

@@ -155,6 +155,14 @@ class Family:
         """GLR ... PCLR compare per-sample decisions of classifiers."""
         return self.task.kind == "classification"
 
+    @property
+    def reproduce_recipes(self) -> Path | None:
+        """The family's ``reproduce.toml`` (the papers' protocols and rows for
+        ``edgeaffect reproduce``), beside its module; None when it has none."""
+        module = sys.modules.get(type(self).__module__)
+        path = Path(module.__file__).parent / "reproduce.toml" if module and getattr(module, "__file__", None) else None
+        return path if path is not None and path.is_file() else None
+
     # ----------------------------------------------------------------- data
     def load_corpus(self, spec, data: Path, cache_dir: Path, corpus: str | None = None, log=sys.stderr):
         raise NotImplementedError

@@ -7,10 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edgeaffect.errors import InputError
 from edgeaffect.schema import List, Num, Table
 from edgeaffect.families import ClassificationTask, Family, register_family
 from edgeaffect.families.aver import model  # noqa: F401  (registers the aver-* variants)
+from edgeaffect.families.aver.corpora import LAYOUTS
 from edgeaffect.families.aver.device import AverAdapter
 
 
@@ -19,16 +19,16 @@ class AverFamily(Family):
     task = ClassificationTask("probabilities")
     # run.json keys this family reads (schema: edgeaffect.schema)
     run_keys = {"feature_config": Table({}), "mfcc_mean": List(Num(), min_len=1), "mfcc_std": List(Num(), min_len=1)}
-    split_kinds = ("paper", "clip", "speaker")
+    split_kinds = ("paper", "clip", "speaker", "actor")
+    corpus_layouts = tuple(LAYOUTS)
     adapter = AverAdapter
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.aver.dataset import build_aver_dataset
 
-        if corpus not in (None, "ravdess"):
-            raise InputError(f"{spec.name} reads the RAVDESS layout; --corpus {corpus} is not one of its layouts")
         stretch = spec.config.time_stretch_rate if spec.config.augment else None
-        return build_aver_dataset(data, stretch_rate=stretch, cache_dir=cache_dir, log=log)
+        return build_aver_dataset(data, stretch_rate=stretch, cache_dir=cache_dir, corpus=corpus,
+                                  labels=tuple(spec.labels), log=log)
 
     def synthesize(self, folder, *, scale, seed, log=sys.stderr):
         from edgeaffect.families.aver.synthetic import SyntheticConfig, generate, utterances

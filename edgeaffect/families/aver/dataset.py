@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.data.jobs import map_files
-from edgeaffect.families.aver.ravdess import Clip, find_clips
+from edgeaffect.families.aver.corpora import find_av_clips
+from edgeaffect.families.aver.ravdess import Clip, EMOTIONS
 from edgeaffect.errors import EdgeAffectError
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, split_segments
 from edgeaffect.features.mfcc import mfcc as mfcc_numpy
@@ -58,22 +59,26 @@ def _worker(args):
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _cache_key(clips: list[Clip], config: AverFeatureConfig, stretch_rate) -> str:
-    h = hashlib.sha1(json.dumps([config.to_dict(), stretch_rate], sort_keys=True).encode())
+def _cache_key(clips: list[Clip], config: AverFeatureConfig, stretch_rate, labels: tuple = EMOTIONS) -> str:
+    extra = [] if tuple(labels) == EMOTIONS else [list(labels)]  # RAVDESS caches keep their key
+    h = hashlib.sha1(json.dumps([config.to_dict(), stretch_rate, *extra], sort_keys=True).encode())
     for c in clips:
         for p in {c.video, c.audio}:
             st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            h.update(f"{p.name if c.name is not None else p}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
 def build_aver_dataset(root: str | Path, config: AverFeatureConfig = AverFeatureConfig(), *,
                        stretch_rate: float | None = None, cache_dir: str | Path | None = None,
-                       workers: int | None = None, log=sys.stderr) -> AverDataset:
-    clips = find_clips(root)
+                       workers: int | None = None, corpus: str | None = None, labels: tuple = EMOTIONS,
+                       log=sys.stderr) -> AverDataset:
+    """``corpus``: a layout of ``corpora.LAYOUTS`` (None: recognised); ``labels``: the
+    model's label order, which the clips' labels index."""
+    clips = find_av_clips(root, tuple(labels), corpus)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"aver-features-{_cache_key(clips, config, stretch_rate)}.npz"
+        cache = Path(cache_dir) / f"aver-features-{_cache_key(clips, config, stretch_rate, labels)}.npz"
         if cache.exists():
             return load_dataset(cache)
     results = map_files(_worker, [(c, config, stretch_rate) for c in clips], "features", workers=workers, log=log)
@@ -102,7 +107,7 @@ def _assemble(clips: list[Clip], results, n: int) -> AverDataset:
         labels += [clip.label] * n
         speakers += [clip.speaker] * n
         clip_ids += [len(names)] * n
-        names.append(clip.video.name)
+        names.append(clip.video.name if clip.name is not None else "/".join(clip.video.parts[-4:]))
     return AverDataset(
         face=np.concatenate(face) if face else np.zeros((0, 64, 64), np.uint8),
         mfcc=np.concatenate(mfcc) if mfcc else np.zeros((0, 40), np.float32),

@@ -221,7 +221,10 @@ def utterances(cfg: SyntheticConfig) -> list[RavdessName]:
 
 def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progress=None) -> list[Path]:
     """Write the corpus under ``root`` (``Actor_XX/...``); files already there are kept."""
+    from edgeaffect.data.synthetic import mark
+
     root = Path(root)
+    mark(root, "ravdess")
     written = []
     names = utterances(cfg)
     for k, n in enumerate(names):
@@ -253,3 +256,92 @@ def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progres
 
 def _rest(n: RavdessName) -> tuple:
     return (n.vocal_channel, n.emotion, n.intensity, n.statement, n.repetition, n.actor)
+
+
+def _write_avi(path: Path, frames: list[np.ndarray], audio: np.ndarray, cfg: SyntheticConfig) -> None:
+    """An avi (MPEG-4 part 2 video, 16-bit PCM audio inside), written atomically."""
+    av = require("av", "train")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".avi")
+    os.close(fd)
+    try:
+        with av.open(tmp, "w", format="avi") as out:
+            vs = out.add_stream("mpeg4", rate=cfg.fps)
+            vs.width, vs.height, vs.pix_fmt = cfg.width, cfg.height, "yuv420p"
+            ast = out.add_stream("pcm_s16le", rate=cfg.sample_rate, layout="mono")
+            for img in frames:
+                out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
+            out.mux(vs.encode(None))
+            frame = av.AudioFrame.from_ndarray((np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :],
+                                               format="s16", layout="mono")
+            frame.sample_rate = cfg.sample_rate
+            out.mux(ast.encode(frame))
+            out.mux(ast.encode(None))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# Voice and face tables by RAVDESS emotion name; the other corpora's names map onto them.
+_AS_RAVDESS = {"disgusted": "disgust", "fear": "fearful", "contempt": "disgust"}
+
+
+def _clip(emotion: str, intensity: int, actor_index: int, cfg: SyntheticConfig, key: list[int]):
+    rng = np.random.default_rng([cfg.seed, *key])
+    actor = _actor(actor_index, cfg)
+    name = _AS_RAVDESS.get(emotion, emotion)
+    audio = synth_speech(name, intensity, actor, cfg, rng)
+    return _frames(name, intensity, actor, cfg, audio, rng), audio
+
+
+def generate_savee(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progress=None) -> list[Path]:
+    """A SAVEE-layout audio-visual corpus: ``AudioVisualClip/<DC|JE|JK|KL>/<code>NN.avi``,
+    ``cfg.actors`` speakers (at most 4), ``statements * repetitions`` clips per emotion
+    (SAVEE: 30 neutral, 15 of each other emotion). Synthetic: never a paper result."""
+    from edgeaffect.data.synthetic import mark
+    from edgeaffect.families.aver.corpora import SAVEE_CODES, SAVEE_SPEAKERS
+
+    root = Path(root)
+    mark(root, "savee")
+    per = cfg.statements * cfg.repetitions
+    jobs = [(s, code, n) for s in SAVEE_SPEAKERS[: cfg.actors] for code in SAVEE_CODES for n in range(1, per + 1)]
+    written = []
+    for k, (speaker, code, n) in enumerate(jobs):
+        path = root / "AudioVisualClip" / speaker / f"{code}{n:02d}.avi"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # SAVEE's speakers are all male: odd actors in the voice model
+            frames, audio = _clip(SAVEE_CODES[code], 1, 2 * SAVEE_SPEAKERS.index(speaker) + 1, cfg,
+                                  [SAVEE_SPEAKERS.index(speaker), len(code), ord(code[-1]), n])
+            _write_avi(path, frames, audio, cfg)
+        written.append(path)
+        if progress:
+            progress(k + 1)
+    return written
+
+
+def generate_mead(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progress=None) -> list[Path]:
+    """A MEAD-layout corpus (the layout assumed in models/aver/README.md): per actor
+    ``M0NN`` / ``W0NN``, ``video/front/<emotion>/level_<n>/0NN.mp4`` with the audio inside,
+    neutral at level 1 only, other emotions at levels 1 and 2, ``statements * repetitions``
+    clips per level. Synthetic: never a paper result."""
+    from edgeaffect.data.synthetic import mark
+    from edgeaffect.families.aver.corpora import MEAD_EMOTIONS
+
+    root = Path(root)
+    mark(root, "mead")
+    per = cfg.statements * cfg.repetitions
+    jobs = [(a, e, lv, n) for a in range(1, cfg.actors + 1) for e in MEAD_EMOTIONS
+            for lv in ((1,) if e == "neutral" else (1, 2)) for n in range(1, per + 1)]
+    written = []
+    for k, (a, emotion, level, n) in enumerate(jobs):
+        actor = f"{'W' if a % 2 == 0 else 'M'}{a:03d}"
+        path = root / actor / "video" / "front" / emotion / f"level_{level}" / f"{n:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            frames, audio = _clip(emotion, level, a, cfg, [a, MEAD_EMOTIONS.index(emotion), level, n])
+            _write_mp4(path, frames, audio, cfg)
+        written.append(path)
+        if progress:
+            progress(k + 1)
+    return written

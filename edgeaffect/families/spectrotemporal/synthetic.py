@@ -45,7 +45,10 @@ def generate_avec2013(folder: str | Path, *, per_partition: int, seconds: float,
     from edgeaffect.io import atomic_write_text
     from edgeaffect.media.audio import write_wav
 
+    from edgeaffect.data.synthetic import mark
+
     folder, rng, files = Path(folder), np.random.default_rng(seed), []
+    mark(folder, "avec2013")
     for pi, part in enumerate(PARTITIONS):
         for i in range(per_partition):
             subject = f"{200 + pi * 100 + i}_1"

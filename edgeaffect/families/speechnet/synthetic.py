@@ -44,6 +44,9 @@ def emodb_names(cfg: SpeechCorpusConfig) -> list[str]:
 
 def generate_emodb(root: str | Path, cfg: SpeechCorpusConfig = SpeechCorpusConfig(), progress=None) -> list[Path]:
     """Write the corpus under ``root/wav``; files already there are kept (resumable)."""
+    from edgeaffect.data.synthetic import mark
+
+    mark(root, "emodb")
     folder = Path(root) / "wav"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -74,6 +74,9 @@ def generate_daicwoz(folder: str | Path, *, scale: int = 1, speech_s: float = 8.
 
     folder, rng, files, pid = Path(folder), np.random.default_rng(seed), [], 300
     folder.mkdir(parents=True, exist_ok=True)
+    from edgeaffect.data.synthetic import mark
+
+    mark(folder, "daicwoz")
     for part, per in SPLIT_SIZES.items():
         n = per * scale
         labels = rng.permutation(np.arange(n) % 2)
