@@ -120,16 +120,24 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone", help="Spectrotemporal: keep the backbone frozen and train on its cached per-segment features.")] = None,
               backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder (config.json + weights).")] = None,
               fine_tune: Annotated[bool, typer.Option("--fine-tune", help="wav2vec2 detector: train the transformer too (slow on a CPU) instead of frozen features.")] = False,
+              strategy: Annotated[str, typer.Option(help="default (one device) | mirrored (this machine's GPUs) | multi-worker (machines named by TF_CONFIG; run the same command on each). Global batch and learning rate stay the recipe's; only the chief (worker 0) writes --out. See the README.")] = "default",
+              split_seed: Annotated[Optional[int], typer.Option(help="Seed of the data split (default: --seed).")] = None,
+              cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/cache).")] = None,
               seed: int = 0):
-    """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
+    """Train a model with its paper's recipe (runs resume from the last checkpoint if interrupted)."""
+    from edgeaffect.train import distribute
     from edgeaffect.train.families import check_request, load_corpus, train
 
     options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone,
                "backbone": str(backbone) if backbone is not None else None, "fine_tune": True if fine_tune else None}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
-    dataset = load_corpus(model, data, out / "cache", corpus)
-    run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
-                deterministic=deterministic, options=options)
+    with distribute.using(strategy) as dist:  # first: MultiWorkerMirroredStrategy must precede any TF work
+        dataset = load_corpus(model, data, cache or out / "cache", corpus)
+        run = train(model, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
+                    ablation=ablation, deterministic=deterministic, options=options)
+        if not dist.is_chief:
+            typer.echo(f"worker {dist.task_index}: done (the chief writes {out})")
+            return
     metric = run.family.task.metric_name
     typer.echo(f"{out}: {run.info.get('reported_on', 'test')} {metric} {run.info['test'][metric]:.4f} "
                f"({run.info['split']['kind']} split)")
