@@ -123,6 +123,7 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               strategy: Annotated[str, typer.Option(help="default (one device) | mirrored (this machine's GPUs) | multi-worker (machines named by TF_CONFIG; run the same command on each). Global batch and learning rate stay the recipe's; only the chief (worker 0) writes --out. See the README.")] = "default",
               split_seed: Annotated[Optional[int], typer.Option(help="Seed of the data split (default: --seed).")] = None,
               cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/cache).")] = None,
+              workers: Annotated[Optional[int], typer.Option(help="Processes extracting the corpus's features (default: EDGEAFFECT_WORKERS, else min(2, CPUs)); the cache is the same bytes for any number.")] = None,
               seed: int = 0):
     """Train a model with its paper's recipe (runs resume from the last checkpoint if interrupted)."""
     from edgeaffect.train import distribute
@@ -131,6 +132,9 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
     options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone,
                "backbone": str(backbone) if backbone is not None else None, "fine_tune": True if fine_tune else None}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
+    from edgeaffect.data.jobs import set_workers
+
+    set_workers(workers)
     with distribute.using(strategy) as dist:  # first: MultiWorkerMirroredStrategy must precede any TF work
         dataset = load_corpus(model, data, cache or out / "cache", corpus)
         run = train(model, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
@@ -784,7 +788,8 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
                         runs: Annotated[int, typer.Option(help="Training runs (seeds 0..R-1), same split.")] = 5,
                         split: str = "paper", epochs: Optional[int] = None, corpus: Optional[str] = None,
                         deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False,
-                        same_seed: Annotated[bool, typer.Option(help="Every run with seed 0: measures what is left when only the run differs (thread scheduling, op order).")] = False):
+                        same_seed: Annotated[bool, typer.Option(help="Every run with seed 0: measures what is left when only the run differs (thread scheduling, op order).")] = False,
+                        parallel: Annotated[int, typer.Option(help="Train the R runs as this many processes at a time (`edgeaffect train` each); the table is the sequential one's.")] = 1):
     """GLR, FLR, PLR, CLR, FCLR, PCLR over R training runs (SpeechNet paper, Eqs. 1-6)."""
     import numpy as np
 
@@ -796,11 +801,23 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
 
     if runs < 2:
         raise InputError("--runs must be at least 2")
+    if parallel < 1:
+        raise InputError("--parallel must be at least 1")
     if not get_model(model).family_plugin.reproducibility:
         raise InputError(f"reproducibility metrics compare class decisions; {model} is not a classifier")
     dataset = load_corpus(model, data, out / "cache", corpus)
     preds, y_test = [], None
-    for r in range(runs):
+    if parallel > 1:
+        from edgeaffect.train.parallel import train_seeds
+        from edgeaffect.train.runs import load_run
+
+        seeds = [0 if same_seed else r for r in range(runs)]
+        folders = train_seeds(model, data, out, seeds, parallel=parallel, split=split, epochs=epochs,
+                              corpus=corpus, deterministic=deterministic)
+        for folder in folders:
+            pred, y_test = test_predictions(load_run(folder), dataset)
+            preds.append(pred)
+    for r in range(runs if parallel == 1 else 0):
         run = train(model, dataset, out / f"run-{r}", split=split, seed=0 if same_seed else r, split_seed=0,
                     epochs=epochs, deterministic=deterministic)
         pred, y_test = test_predictions(run, dataset)
