@@ -79,6 +79,7 @@ class Distribution:
         if name == "default":
             self.strategy = None
             return
+        cfg = _tf_config() if name == "multi-worker" else None  # a bad TF_CONFIG fails before TensorFlow starts
         from edgeaffect.keras_backend import tf
 
         t = tf()
@@ -90,7 +91,6 @@ class Distribution:
             devices = [d.name for d in (gpus or t.config.list_logical_devices("CPU"))]
             self.strategy = t.distribute.MirroredStrategy(devices)
         else:
-            cfg = _tf_config()
             self.task_type, self.task_index = cfg["task"]["type"], int(cfg["task"]["index"])
             self.workers = len(cfg["cluster"]["worker"]) + len(cfg["cluster"].get("chief", []))
             # Ring all-reduce over gRPC: works on CPUs and GPUs alike (NCCL is picked with AUTO on GPUs).
