@@ -200,7 +200,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
                threads: Annotated[Optional[int], typer.Option(help="Target option: inference threads (Raspberry Pi, host).")] = None,
                precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
                workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
-               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None):
+               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
+               strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default"):
     """QAT, export and verify every format against the Keras model; with --target, a
     self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
@@ -222,8 +223,14 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
         names = list(t.formats)
     for name in names:
         get_format(name)  # fail on a typo before any work
-    r = load_run(run)
-    export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+    if strategy == "multi-worker":
+        raise InputError("--strategy multi-worker is for training; export (a short QAT fine-tune, then conversion and "
+                         "verification on one machine) takes default or mirrored")
+    from edgeaffect.train import distribute
+
+    with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
+        r = load_run(run)
+        export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
 
