@@ -80,5 +80,39 @@ def main(corpus: str, out: str, strategy: str, epochs: str) -> None:
                           "weights_sum": float(w.sum())}), flush=True)
 
 
+def wav2vec2_head(strategy: str, out: str) -> None:
+    """wav2vec2's own training loop (``fit_head``) on a tiny head without dropout, random
+    features: the final weights to ``out`` (.npy)."""
+    from edgeaffect.families.wav2vec2.model import build_head
+    from edgeaffect.families.wav2vec2.train import fit_head
+    from edgeaffect.models import get_model
+    from edgeaffect.train import distribute
+
+    with distribute.using(strategy) as dist:
+        from edgeaffect.keras_backend import keras
+
+        c = replace(get_model("wav2vec2-tiny").config, dropout=0.0, batch_size=8)
+        rng = np.random.default_rng(0)
+        n = 24
+        feats = rng.standard_normal((n, 3, c.frames, c.hidden)).astype(np.float32)
+
+        class Data:
+            labels = (np.arange(n) % 2).astype(np.int64)
+
+            def inputs(self, idx, segments=None):
+                idx = np.asarray(idx)
+                return {"features": feats[idx], "segment_mask": np.ones((len(idx), 3), np.float32)}
+
+        keras().utils.set_random_seed(0)
+        with dist.scope():
+            model = build_head(c)
+        fit_head(model, Data(), {"train": list(range(18)), "stop": list(range(18, 24))}, c, seed=0, epochs=4)
+        np.save(out, np.concatenate([w.ravel() for w in model.get_weights()]))
+        print(json.dumps({"chief": dist.is_chief, "replicas": dist.replicas}), flush=True)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    if sys.argv[1] == "--wav2vec2":
+        wav2vec2_head(*sys.argv[2:4])
+    else:
+        main(*sys.argv[1:5])
