@@ -125,7 +125,7 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/cache).")] = None,
               workers: Annotated[Optional[int], typer.Option(help="Processes extracting the corpus's features (default: EDGEAFFECT_WORKERS, else min(2, CPUs)); the cache is the same bytes for any number.")] = None,
               seed: int = 0):
-    """Train a model with its paper's recipe (runs resume from the last checkpoint if interrupted)."""
+    """Train a model with its paper's recipe (a killed run resumes from its last finished epoch; wav2vec2 heads start again)."""
     from edgeaffect.train import distribute
     from edgeaffect.train.families import check_request, load_corpus, train
 

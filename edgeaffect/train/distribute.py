@@ -15,6 +15,9 @@ What stays the recipe's: the global batch (Keras splits each batch over the repl
 per-replica batch = global batch / replicas; gradients are summed over the replicas of a
 loss averaged over the global batch, so one step is the single-device step) and the
 learning rate (unchanged: the step is the same, so no linear scaling rule is applied).
+Two differences by construction: dropout draws its masks per replica (another random
+stream than one device's), and a loss that is not a mean over samples (spectrotemporal's
+RMSE over the batch) becomes the mean of the replicas' losses.
 
 Only the chief writes: the run folder (checkpoints, split, metrics, weights, run.json) and
 anything exported. Other workers write into a private temporary folder (TensorFlow's
