@@ -20,7 +20,7 @@ SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench soak roofline report clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench bench-distribute soak roofline report clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -30,6 +30,7 @@ help:
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
+	@echo "make bench-distribute  training-step speed of 2 workers (multi-worker, loopback) vs 1 process"
 	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 	@echo "make report     one static page (build/report/index.html) of what the targets above wrote"
@@ -85,6 +86,10 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
 	$(BIN)/edgeaffect bench-recordings $(DEPRESSION)/export --data $(DEPRESSION)/corpus --budget 3 --json $(DEPRESSION)/bench-recordings.json
 	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
+
+# Training steps: 2 worker processes (MultiWorkerMirroredStrategy on loopback) vs 1, interleaved rounds.
+bench-distribute: venv
+	$(BIN)/python -m edgeaffect.train.bench_distribute aver-ravdess --rounds 3 --steps 30
 
 # The demo headless for SOAK_MINUTES from a looped video and a PulseAudio null sink (installed by
 # `make apt`), the microphone unplugged and the camera failing every 5 minutes (see README).

@@ -146,16 +146,28 @@ def train_cmd(model: Annotated[str, typer.Argument(help="A registered model, e.g
               freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone", help="Spectrotemporal: keep the backbone frozen and train on its cached per-segment features.")] = None,
               backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder (config.json + weights).")] = None,
               fine_tune: Annotated[bool, typer.Option("--fine-tune", help="wav2vec2 detector: train the transformer too (slow on a CPU) instead of frozen features.")] = False,
+              strategy: Annotated[str, typer.Option(help="default (one device) | mirrored (this machine's GPUs) | multi-worker (machines named by TF_CONFIG; run the same command on each). Global batch and learning rate stay the recipe's; only the chief (worker 0) writes --out. See the README.")] = "default",
+              split_seed: Annotated[Optional[int], typer.Option(help="Seed of the data split (default: --seed).")] = None,
+              cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: OUT/cache).")] = None,
+              workers: Annotated[Optional[int], typer.Option(help="Processes extracting the corpus's features (default: EDGEAFFECT_WORKERS, else min(2, CPUs)); the cache is the same bytes for any number.")] = None,
               seed: int = 0):
-    """Train a model with its paper's recipe (AVER runs resume from the last checkpoint if interrupted)."""
+    """Train a model with its paper's recipe (a killed run resumes from its last finished epoch; wav2vec2 heads start again)."""
+    from edgeaffect.train import distribute
     from edgeaffect.train.families import check_request, load_corpus, train
 
     options = {"margins": margins, "backbone_weights": backbone_weights, "freeze_backbone": freeze_backbone,
                "backbone": str(backbone) if backbone is not None else None, "fine_tune": True if fine_tune else None}
     check_request(model, split, ablation, options)  # a typo fails before the corpus is read
-    dataset = load_corpus(model, data, out / "cache", corpus)
-    run = train(model, dataset, out, split=split, seed=seed, epochs=epochs, ablation=ablation,
-                deterministic=deterministic, options=options)
+    from edgeaffect.data.jobs import set_workers
+
+    set_workers(workers)
+    with distribute.using(strategy) as dist:  # first: MultiWorkerMirroredStrategy must precede any TF work
+        dataset = load_corpus(model, data, cache or out / "cache", corpus)
+        run = train(model, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
+                    ablation=ablation, deterministic=deterministic, options=options)
+        if not dist.is_chief:
+            typer.echo(f"worker {dist.task_index}: done (the chief writes {out})")
+            return
     metric = run.family.task.metric_name
     typer.echo(f"{out}: {run.info.get('reported_on', 'test')} {metric} {run.info['test'][metric]:.4f} "
                f"({run.info['split']['kind']} split)")
@@ -214,7 +226,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
                threads: Annotated[Optional[int], typer.Option(help="Target option: inference threads (Raspberry Pi, host).")] = None,
                precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
                workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
-               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None):
+               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
+               strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default"):
     """QAT, export and verify every format against the Keras model; with --target, a
     self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
@@ -236,8 +249,14 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
         names = list(t.formats)
     for name in names:
         get_format(name)  # fail on a typo before any work
-    r = load_run(run)
-    export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+    if strategy == "multi-worker":
+        raise InputError("--strategy multi-worker is for training; export (a short QAT fine-tune, then conversion and "
+                         "verification on one machine) takes default or mirrored")
+    from edgeaffect.train import distribute
+
+    with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
+        r = load_run(run)
+        export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
 
@@ -812,7 +831,8 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
                         runs: Annotated[int, typer.Option(help="Training runs (seeds 0..R-1), same split.")] = 5,
                         split: str = "paper", epochs: Optional[int] = None, corpus: Optional[str] = None,
                         deterministic: Annotated[bool, typer.Option(help="TensorFlow op determinism in every run.")] = False,
-                        same_seed: Annotated[bool, typer.Option(help="Every run with seed 0: measures what is left when only the run differs (thread scheduling, op order).")] = False):
+                        same_seed: Annotated[bool, typer.Option(help="Every run with seed 0: measures what is left when only the run differs (thread scheduling, op order).")] = False,
+                        parallel: Annotated[int, typer.Option(help="Train the R runs as this many processes at a time (`edgeaffect train` each); the table is the sequential one's.")] = 1):
     """GLR, FLR, PLR, CLR, FCLR, PCLR over R training runs (SpeechNet paper, Eqs. 1-6)."""
     import numpy as np
 
@@ -824,11 +844,23 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
 
     if runs < 2:
         raise InputError("--runs must be at least 2")
+    if parallel < 1:
+        raise InputError("--parallel must be at least 1")
     if not get_model(model).family_plugin.reproducibility:
         raise InputError(f"reproducibility metrics compare class decisions; {model} is not a classifier")
     dataset = load_corpus(model, data, out / "cache", corpus)
     preds, y_test = [], None
-    for r in range(runs):
+    if parallel > 1:
+        from edgeaffect.train.parallel import train_seeds
+        from edgeaffect.train.runs import load_run
+
+        seeds = [0 if same_seed else r for r in range(runs)]
+        folders = train_seeds(model, data, out, seeds, parallel=parallel, split=split, epochs=epochs,
+                              corpus=corpus, deterministic=deterministic)
+        for folder in folders:
+            pred, y_test = test_predictions(load_run(folder), dataset)
+            preds.append(pred)
+    for r in range(runs if parallel == 1 else 0):
         run = train(model, dataset, out / f"run-{r}", split=split, seed=0 if same_seed else r, split_seed=0,
                     epochs=epochs, deterministic=deterministic)
         pred, y_test = test_predictions(run, dataset)

@@ -29,11 +29,39 @@ def check_request(model: str, split: str = "paper", ablation: str | None = None,
 
 def train(model: str, dataset, out: str | Path, *, split: str = "paper", seed: int = 0, split_seed: int | None = None,
           epochs: int | None = None, deterministic: bool = False, ablation: str | None = None,
-          options: dict | None = None, log=sys.stderr):
+          options: dict | None = None, strategy: str | None = None, log=sys.stderr):
+    """Train under the process's distribution strategy (``edgeaffect.train.distribute``;
+    ``strategy`` names one for this call). Only the chief writes ``out``: any other worker
+    trains into a private temporary folder, removed when the strategy's block ends."""
+    from edgeaffect.train import distribute
+
+    if strategy is not None and strategy != distribute.current().name:
+        with distribute.using(strategy):
+            return train(model, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
+                         deterministic=deterministic, ablation=ablation, options=options, log=log)
     spec = get_model(model)
     family = check_request(model, split, ablation, options)
-    return family.train(spec, dataset, Path(out), split=split, seed=seed, split_seed=split_seed, epochs=epochs,
-                        deterministic=deterministic, ablation=ablation, options=options or {}, log=log)
+    dist = distribute.current()
+    folder = dist.output_dir(Path(out))
+    run = family.train(spec, dataset, folder, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
+                       deterministic=deterministic, ablation=ablation, options=options or {}, log=log)
+    if dist.strategy is not None and dist.is_chief:
+        _record_distribution(folder, dist.describe())
+        run.info["distribution"] = dist.describe()
+    return run
+
+
+def _record_distribution(folder: Path, what: dict) -> None:
+    """run.json says how the run was distributed (written by the family, completed here)."""
+    import json
+
+    from edgeaffect.io import atomic_write_text
+
+    path = folder / "run.json"
+    if path.is_file():
+        info = json.loads(path.read_text())
+        info["distribution"] = what
+        atomic_write_text(path, json.dumps(info, indent=2))
 
 
 def test_predictions(run, dataset):

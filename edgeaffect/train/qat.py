@@ -186,11 +186,15 @@ def qat_finetune(float_model, x_train, y_train, x_val, y_val, *, epochs: int = 2
                  batch_size: int = 128, patience: int = 5, loss="categorical_crossentropy",
                  custom_objects: dict | None = None, log=sys.stderr):
     from edgeaffect.keras_backend import keras
+    from edgeaffect.train import distribute
 
     k = keras()
-    qat = quantize_model(float_model, custom_objects)
-    calibrate_ranges(qat, float_model, x_train)
-    qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss)
+    # Under a strategy (edgeaffect.train.distribute.using) the QAT copy is made, compiled and
+    # fine-tuned on every replica, like the float training; batch_size stays the global batch.
+    with distribute.scope():
+        qat = quantize_model(float_model, custom_objects)
+        calibrate_ranges(qat, float_model, x_train)
+        qat.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss)
     hist = qat.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
                    verbose=0, callbacks=[k.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                                    restore_best_weights=True)])

@@ -129,33 +129,66 @@ def _group(arrays: dict, name: str) -> list[np.ndarray]:
     return [arrays[f"{name}/{i}"] for i in range(n)]
 
 
+def _share_state(dist, model, opt_vars, generators, start, state, best_weights, have, arrays):
+    """The chief's resume point on every worker: first what it has (epoch, early-stopping
+    state), then, when it resumes, its weights, optimizer and generator states."""
+    best = state["best"]
+    meta = np.asarray([float(have), start, best_weights is not None, np.nan if best is None else best,
+                       -1 if state["best_epoch"] is None else state["best_epoch"], state["wait"], state["stopped"]],
+                      np.float64)
+    meta = dist.broadcast([meta])[0]
+    have, start, has_best = bool(meta[0]), int(meta[1]), bool(meta[2])
+    state = {"best": None if np.isnan(meta[3]) else float(meta[3]),
+             "best_epoch": None if meta[4] < 0 else int(meta[4]), "wait": int(meta[5]), "stopped": bool(meta[6])}
+    if not have:
+        return start, state, None, (None, None, None)
+    weights, opt_values, rng = arrays
+    own = (model.get_weights(), [v.numpy() for v in opt_vars], [g._generator.state.numpy() for g in generators])
+    parts = [list(a) if a is not None else b for a, b in zip((weights, opt_values, rng), own)]
+    best = list(best_weights) if best_weights is not None else own[0]
+    sizes = [len(p) for p in parts]
+    flat = dist.broadcast([*parts[0], *parts[1], *parts[2], *(best if has_best else [])])
+    a, b, c = sizes[0], sizes[0] + sizes[1], sum(sizes)
+    return start, state, (flat[c:] if has_best else None), (flat[:a], flat[a:b], flat[b:c])
+
+
 def fit(model, x, y, *, validation, epochs: int, batch_size: int, seed: int, run_dir: Path, request: dict,
         split_sha256: str, early_stop: EarlyStop | None = None, log=sys.stderr, log_every: int = 10) -> dict:
     """Train ``model`` (compiled) for up to ``epochs`` epochs, resuming from the run folder's
     checkpoint when there is one of the same request. Returns {"history": per-epoch logs,
     "resumed_from": epochs already done when this call started, "stopped_early": bool}."""
+    from edgeaffect.train import distribute
+
+    dist = distribute.current()
     run_dir = Path(run_dir)
     ckpt = Checkpoint(run_dir, {**request, "split_sha256": split_sha256, "epochs": epochs})
-    generators = seed_dropout(model, seed)
-    opt_vars = _optimizer_variables(model)
+    with dist.scope():  # the generators and the optimizer's variables belong to the model's strategy
+        generators = seed_dropout(model, seed)
+        opt_vars = _optimizer_variables(model)
     history: list[dict] = []
     state = {"best": None, "best_epoch": None, "wait": 0, "stopped": False}
     best_weights = None
-    saved = ckpt.load()
+    saved = ckpt.load() if dist.is_chief else None
     start = 0
     if saved is not None:
         meta, arrays = saved["meta"], saved["arrays"]
         weights, opt_values, rng = _group(arrays, "weights"), _group(arrays, "optimizer"), _group(arrays, "rng")
         if len(weights) != len(model.get_weights()) or len(opt_values) != len(opt_vars) or len(rng) != len(generators):
             raise InputError(f"{ckpt.path} does not fit this model; delete it to train from the start")
+        history, state, start = meta["history"], meta["early_stop"], int(meta["epoch"])
+        best_weights = _group(arrays, "best") or None
+        print(f"resuming from the checkpoint after epoch {start} ({run_dir / CHECKPOINT})", file=log, flush=True)
+    else:
+        weights = opt_values = rng = None
+    if dist.name == "multi-worker":  # every worker continues from the chief's checkpoint
+        start, state, best_weights, (weights, opt_values, rng) = _share_state(
+            dist, model, opt_vars, generators, start, state, best_weights, saved is not None, (weights, opt_values, rng))
+    if weights is not None:
         model.set_weights(weights)
         for v, value in zip(opt_vars, opt_values):
             v.assign(value)
         for g, value in zip(generators, rng):
             g._generator.state.assign(value)
-        history, state, start = meta["history"], meta["early_stop"], int(meta["epoch"])
-        best_weights = _group(arrays, "best") or None
-        print(f"resuming from the checkpoint after epoch {start} ({run_dir / CHECKPOINT})", file=log, flush=True)
     n = _size(y)
     t0 = time.monotonic()
     epoch = start
@@ -182,9 +215,10 @@ def fit(model, x, y, *, validation, epochs: int, batch_size: int, seed: int, run
         if epoch % log_every == 0 or epoch == 1:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
             print(f"  epoch {epoch}: {shown} ({time.monotonic() - t0:.0f} s)", file=log, flush=True)
-        ckpt.save({"epoch": epoch, "history": history, "early_stop": state},
-                  {"weights": model.get_weights(), "optimizer": [v.numpy() for v in opt_vars],
-                   "rng": [g._generator.state.numpy() for g in generators], "best": best_weights or []})
+        if dist.is_chief:
+            ckpt.save({"epoch": epoch, "history": history, "early_stop": state},
+                      {"weights": model.get_weights(), "optimizer": [v.numpy() for v in opt_vars],
+                       "rng": [g._generator.state.numpy() for g in generators], "best": best_weights or []})
     if early_stop is not None and early_stop.restore_best_weights and best_weights is not None:
         model.set_weights(best_weights)
     return {"history": history, "resumed_from": start, "stopped_early": bool(state["stopped"]),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.data.jobs import map_files
+from edgeaffect.data.jobs import forget, map_files
 from edgeaffect.families.aver.corpora import find_av_clips
 from edgeaffect.families.aver.ravdess import Clip, EMOTIONS
 from edgeaffect.errors import EdgeAffectError
@@ -81,7 +81,9 @@ def build_aver_dataset(root: str | Path, config: AverFeatureConfig = AverFeature
         cache = Path(cache_dir) / f"aver-features-{_cache_key(clips, config, stretch_rate, labels)}.npz"
         if cache.exists():
             return load_dataset(cache)
-    results = map_files(_worker, [(c, config, stretch_rate) for c in clips], "features", workers=workers, log=log)
+    parts = cache.with_suffix(".parts") if cache is not None else None  # per-clip results: resumable
+    results = map_files(_worker, [(c, config, stretch_rate) for c in clips], "features", workers=workers,
+                        resume=parts, log=log)
     data = _assemble(clips, results, config.n_segments)
     if data.skipped:
         print(f"  skipped {len(data.skipped)} of {len(clips)} clips:", file=log)
@@ -91,6 +93,7 @@ def build_aver_dataset(root: str | Path, config: AverFeatureConfig = AverFeature
         raise EdgeAffectError(f"no usable clips under {root}: all {len(clips)} were skipped (see the reasons above)")
     if cache is not None:
         save_dataset(cache, data)
+        forget(parts)
     return data
 
 

@@ -24,6 +24,7 @@ from edgeaffect.errors import InputError
 from edgeaffect.families.aver.features import AverFeatureConfig, model_inputs
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import ModelSpec, get_model
+from edgeaffect.train import distribute
 from edgeaffect.train.metrics import classification_report, save_report
 from edgeaffect.train.resume import EarlyStop, fit, write_split
 from edgeaffect.train.runs import Run
@@ -80,10 +81,12 @@ def train_aver(model_name: str, data: AverDataset, run_dir: str | Path, *, split
     if spec.config.augment:
         x_tr, y_tr = _augment(x_tr, y_tr, data, sp.train, spec, mean, std, np.random.default_rng(seed))
 
-    model = spec.build_model()
     cfg = spec.config
-    model.compile(optimizer=k.optimizers.Adam(cfg.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    with distribute.scope():  # --strategy: the model and its optimizer on every replica
+        model = spec.build_model()
+        model.compile(optimizer=k.optimizers.Adam(cfg.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+    distribute.per_replica_note(cfg.batch_size, log)
     digest = write_split(run_dir, {"train": sp.train, "val": sp.val, "test": sp.test})
     request = {"model": model_name, "split": split, "seed": seed, "split_seed": split_seed,
                "deterministic": deterministic, "model_config": cfg.to_dict(), "train_samples": len(y_tr)}

@@ -50,10 +50,25 @@ def _librosa_segments(y, sr, config: SpectroConfig, what: str) -> np.ndarray:
     return z[: n * f].reshape(n, f, config.n_mels, 3)
 
 
-def build_dataset(root, config: SpectroConfig, rule: str, corpus: str | None = None, cache_dir=None,
-                  log=None) -> SpectroDataset:
+def _recording(job):
+    """One recording's log-Mel segments and VLNEP histograms (a worker process's job)."""
     from edgeaffect.families.spectrotemporal.vlnep import vlnep_histograms
     from edgeaffect.media import read_audio
+
+    path, config, rule = job
+    y, sr = read_audio(path)
+    z = _librosa_segments(y, sr, config, str(path))
+    return z, vlnep_histograms(z[..., 0], rule)
+
+
+def build_dataset(root, config: SpectroConfig, rule: str, corpus: str | None = None, cache_dir=None,
+                  log=None, workers: int | None = None) -> SpectroDataset:
+    """Every recording's features, over ``workers`` processes (``edgeaffect.data.jobs``);
+    with ``cache_dir``, cached and resumable (per-recording results kept until the cache is
+    written)."""
+    import sys
+
+    from edgeaffect.data.jobs import forget, map_files
 
     layout, rows = find_recordings(root, corpus)
     cache = None
@@ -65,18 +80,17 @@ def build_dataset(root, config: SpectroConfig, rule: str, corpus: str | None = N
         cache = Path(cache_dir) / f"spectrotemporal-{key}.npz"
         if cache.exists():
             return load_dataset(cache, config)
-    mels, hists, counts = [], [], []
-    for r in rows:
-        y, sr = read_audio(r.path)
-        z = _librosa_segments(y, sr, config, str(r.path))
-        mels.append(z)
-        hists.append(vlnep_histograms(z[..., 0], rule))
-        counts.append(len(z))
+    parts = cache.with_suffix(".parts") if cache is not None else None
+    results = map_files(_recording, [(r.path, config, rule) for r in rows], "log-Mel + VLNEP (recordings)",
+                        workers=workers, min_parallel=8, chunksize=1, resume=parts, log=log or sys.stderr)
+    mels, hists = [z for z, _ in results], [h for _, h in results]
+    counts = [len(z) for z in mels]
     data = SpectroDataset(np.concatenate(mels), np.concatenate(hists), np.concatenate([[0], np.cumsum(counts)]),
                           np.asarray([r.score for r in rows], np.float32), np.asarray([r.part for r in rows]),
                           [r.path.name for r in rows], layout, config)
     if cache is not None:
         save_dataset(cache, data)
+        forget(parts)
     return data
 
 

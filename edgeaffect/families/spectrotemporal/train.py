@@ -22,6 +22,7 @@ from edgeaffect.families.spectrotemporal.features import to_pixels
 from edgeaffect.families.spectrotemporal.model import SpectroNetConfig
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import get_model
+from edgeaffect.train import distribute
 from edgeaffect.train.resume import fit, write_split
 from edgeaffect.train.runs import Run
 
@@ -150,12 +151,15 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
         from edgeaffect.families.spectrotemporal.model import build_sequence_model
 
         extractor, parts = _frozen_inputs(spec, c, data, norm, out, log)
-        model = build_sequence_model(c)
+        build = lambda: build_sequence_model(c)  # noqa: E731
     else:
         parts = [sequence_inputs(data, data.recordings(p), norm) for p in ("train", "val", "test")]
-        model = spec.build_model()
+        build = spec.build_model
     (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, own_te) = parts
-    model.compile(optimizer=k.optimizers.Adam(c.learning_rate), loss=rmse_loss(), metrics=["mae"])
+    with distribute.scope():  # --strategy: the model and its optimizer on every replica
+        model = build()
+        model.compile(optimizer=k.optimizers.Adam(c.learning_rate), loss=rmse_loss(), metrics=["mae"])
+    distribute.per_replica_note(c.batch_size, log)
     n_epochs = epochs or c.epochs
     what = "sequence model on cached frozen-backbone features" if c.freeze_backbone else "end to end"
     print(f"training {spec.name} ({what}): {len(y_tr)} / {len(y_va)} / {len(y_te)} sequences, {n_epochs} epochs",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.data.jobs import map_files
+from edgeaffect.data.jobs import forget, map_files
 from edgeaffect.families.speechnet.corpora import Utterance, find_utterances
 from edgeaffect.errors import EdgeAffectError, InputError
 from edgeaffect.families.speechnet.features import FusionConfig, fit_length, standardise
@@ -88,8 +88,9 @@ def build_speech_dataset(root: str | Path, corpus: str | None = None, config: Fu
         cache = Path(cache_dir) / f"speech-features-{_cache_key(spec.name, rows, config)}.npz"
         if cache.exists():
             return load_speech_dataset(cache)
+    parts = cache.with_suffix(".parts") if cache_dir is not None else None  # per-file results: resumable
     results = map_files(_features, [(r.path, config) for r in rows], "features", workers=workers,
-                        min_parallel=32, chunksize=8, log=log)
+                        min_parallel=32, chunksize=8, resume=parts, log=log)
     kept, feats, skipped = [], [], {}
     for row, (f, error) in zip(rows, results):
         if f is None:
@@ -110,6 +111,7 @@ def build_speech_dataset(root: str | Path, corpus: str | None = None, config: Fu
         label_names=label_names, corpus=spec.name, feature_config=config, skipped=skipped)
     if cache is not None:
         save_speech_dataset(cache, data)
+        forget(parts)
     return data
 
 

@@ -28,6 +28,7 @@ from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.models import ModelSpec, get_model
 from edgeaffect.families.speechnet.model import SpeechNetConfig, ablate
+from edgeaffect.train import distribute
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
 from edgeaffect.train.metrics import classification_report, save_report
 from edgeaffect.train.resume import fit, write_split
@@ -117,8 +118,10 @@ def train_speechnet(model_name: str, data: SpeechDataset, run_dir: str | Path, *
     x_tr, y_tr = run.split_inputs(data, "train")
     x_va, y_va = run.split_inputs(data, "val")
     x_te, y_te = run.split_inputs(data, "test")
-    model = spec.build_model()
-    model.compile(optimizer=k.optimizers.Adam(cfg.learning_rate), loss=run.loss(), metrics=["accuracy"])
+    with distribute.scope():  # --strategy: the model and its optimizer on every replica
+        model = spec.build_model()
+        model.compile(optimizer=k.optimizers.Adam(cfg.learning_rate), loss=run.loss(), metrics=["accuracy"])
+    distribute.per_replica_note(cfg.batch_size, log)
     n_epochs = epochs or cfg.epochs
     print(f"training {model_name} ({info['ablation']}): {sp.describe()} utterances, {n_epochs} epochs, "
           f"batch {cfg.batch_size}", file=log, flush=True)

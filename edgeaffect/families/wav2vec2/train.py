@@ -133,9 +133,13 @@ def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, s
     from edgeaffect.families.wav2vec2.model import backbone_variables
     from edgeaffect.keras_backend import keras, tf
 
+    from edgeaffect.train import distribute
+
     k, t = keras(), tf()
+    dist = distribute.current()
     slow_ids = backbone_variables(model)
-    opt, slow_opt = k.optimizers.Adam(c.lr_head), k.optimizers.Adam(c.lr_backbone)
+    with dist.scope():
+        opt, slow_opt = k.optimizers.Adam(c.lr_head), k.optimizers.Adam(c.lr_backbone)
     y_all = data.labels.astype(np.float32)
     w_neg, w_pos = _weights(data.labels[parts["train"]], c.balance)
     variables = model.trainable_variables
@@ -154,6 +158,8 @@ def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, s
         if slow:
             slow_opt.apply_gradients([(grads[i], variables[i]) for i in slow])
         return loss
+
+    step = step if dist.strategy is None else _replica_step(dist, model, variables, fast, slow, opt, slow_opt, c)
 
     def evaluate(idx):
         idx = np.asarray(idx)
@@ -192,6 +198,42 @@ def fit_head(model, data: DepressionCorpus, parts: dict, c: DetectorConfig, *, s
     model.set_weights(best_weights)
     best_epoch = max(h["epoch"] for h in history if h.get("best"))
     return {"epochs": len(history), "best_epoch": best_epoch, "history": history}
+
+
+def _replica_step(dist, model, variables, fast, slow, opt, slow_opt, c):
+    """The same step under ``--strategy``: each replica takes its rows of the global batch;
+    its loss is its share of the global mean (a sum over its rows / the global batch size),
+    so the optimizer's sum over replicas is the single-device gradient; the weight-decay
+    term is added once in all (a 1/replicas share per replica)."""
+    from edgeaffect.keras_backend import tf
+
+    t, strategy, replicas = tf(), dist.strategy, dist.replicas
+
+    def replica(x, m, y, w, n):
+        with t.GradientTape() as tape:
+            p = model([x, m], training=True)[:, 0]
+            p = t.clip_by_value(p, 1e-7, 1 - 1e-7)
+            loss = -t.reduce_sum(w * (y * t.math.log(p) + (1 - y) * t.math.log(1 - p))) / n
+        grads = tape.gradient(loss, variables)
+        grads = [g + (c.weight_decay / replicas) * v for g, v in zip(grads, variables)]
+        opt.apply_gradients([(grads[i], variables[i]) for i in fast])
+        if slow:
+            slow_opt.apply_gradients([(grads[i], variables[i]) for i in slow])
+        return loss
+
+    @t.function(reduce_retracing=True)
+    def run(values):
+        losses = strategy.run(replica, args=values)
+        return strategy.reduce("SUM", losses, axis=None)
+
+    def step(x, m, y, w):
+        rows = np.array_split(np.arange(len(y)), replicas)
+        n = np.float32(len(y))
+        values = tuple(strategy.experimental_distribute_values_from_function(
+            lambda ctx, a=a: a[rows[ctx.replica_id_in_sync_group]] if a.ndim else a) for a in (x, m, y, w, n))
+        return run(values)
+
+    return step
 
 
 def _f1(y: np.ndarray, probs: np.ndarray) -> float:
@@ -244,14 +286,19 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
     out.mkdir(parents=True, exist_ok=True)
     parts = split_parts(data, split, split_seed)
     # The random tiny backbone is one fixed model (seed 0), whatever the run's seed.
+    from edgeaffect.train import distribute
+
     if c.fine_tune:
-        bb, _, _ = backbone_for(c, backbone, seed=0)
-        k.utils.set_random_seed(seed)
-        model = build_finetune(c, bb)
+        with distribute.scope():  # --strategy: the model on every replica
+            bb, _, _ = backbone_for(c, backbone, seed=0)
+            k.utils.set_random_seed(seed)
+            model = build_finetune(c, bb)
     else:
         embed_corpus(data, backbone, seed=0, log=log)
         k.utils.set_random_seed(seed)
-        model = build_head(c)
+        with distribute.scope():
+            model = build_head(c)
+    distribute.per_replica_note(c.batch_size, log)
     if deterministic:
         tf().config.experimental.enable_op_determinism()
     n_epochs = epochs or c.epochs
