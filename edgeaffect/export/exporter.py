@@ -50,7 +50,8 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
         qat_options = {"loss": task.loss, **family.qat_options(run)}
         models["qat"] = qat_finetune(run.model, x_train, task.training_targets(y_train, n_outputs), x_val,
                                      task.training_targets(y_val, n_outputs), epochs=qat_epochs,
-                                     learning_rate=run.spec.config.learning_rate / 10, log=log, **qat_options)
+                                     learning_rate=run.spec.config.learning_rate / 10, seed=int(run.info.get("seed", 0)),
+                                     log=log, **qat_options)
     ref = {k: m.predict(x_test, batch_size=512, verbose=0) for k, m in models.items()}
     results, files = [], {}
     with atomic_dir(out_dir) as tmp:

@@ -164,7 +164,8 @@ def _qat_stages(run, stages, fmts, targets, fed, qat_epochs, log) -> dict:
         print(f"QAT fine-tune of {run.spec.name} / {s.name}", file=log, flush=True)
         out[s.name] = qat_finetune(s.model, fed["train"][s.name], task.training_targets(targets["train"], n_outputs),
                                    fed["val"][s.name], task.training_targets(targets["val"], n_outputs),
-                                   epochs=qat_epochs, learning_rate=run.spec.config.learning_rate / 10, log=log,
+                                   epochs=qat_epochs, learning_rate=run.spec.config.learning_rate / 10,
+                                   seed=int(run.info.get("seed", 0)), log=log,
                                    **{"loss": task.loss, **run.family.qat_options(run)})
     return out
 

@@ -184,11 +184,14 @@ def calibrate_ranges(qat, float_model, x: dict[str, np.ndarray]) -> None:
 
 def qat_finetune(float_model, x_train, y_train, x_val, y_val, *, epochs: int = 20, learning_rate: float = 1e-4,
                  batch_size: int = 128, patience: int = 5, loss="categorical_crossentropy",
-                 custom_objects: dict | None = None, log=sys.stderr):
+                 custom_objects: dict | None = None, seed: int = 0, log=sys.stderr):
+    """``seed`` (the run's): the fine-tune's shuffling and any dropout draw the same numbers on
+    every export of a run, so its int8 figures do not move from one export to the next."""
     from edgeaffect.keras_backend import keras
     from edgeaffect.train import distribute
 
     k = keras()
+    k.utils.set_random_seed(seed)
     # Under a strategy (edgeaffect.train.distribute.using) the QAT copy is made, compiled and
     # fine-tuned on every replica, like the float training; batch_size stays the global batch.
     with distribute.scope():
