@@ -192,3 +192,27 @@ def test_rtf_command_writes_json_naming_the_machine(tmp_path):
     assert "--rtf --size tiny" in report["command"]
     bad = subprocess.run([*cmd[:-1], "keras,tflite-int7"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown tflite-int7" in bad.stderr
+
+
+def test_device_estimate_from_host_efficiency(tmp_path):
+    """--predict: efficiency = (FLOPs / this machine's ISA peak) / measured time; a CPU
+    device's estimate = its roofline bound / efficiency; GPUs are left out."""
+    import json
+
+    from edgeaffect.families.wav2vec2.rtf import predict_devices
+
+    (tmp_path / "rtf.json").write_text(json.dumps({"threads": 1, "segment_s": 7.0, "machine": "m",
+                                                   "formats": {"keras": {}, "tflite-fp32": {}}}))
+    (tmp_path / "step-time.json").write_text(json.dumps({"times_s": {"keras": [1.0], "tflite-fp32": [2.0, 4.0, 5.0]}}))
+    row = lambda dev, ms, gf: {"model": "m/backbone (per segment) float32", "precision": "float32",  # noqa: E731
+                               "device": dev, "latency_ms": ms, "attainable_gflops": gf}
+    (tmp_path / "b.json").write_text(json.dumps([row("host", 1000.0, 100.0), row("rpi5", 500.0, 200.0),
+                                                 row("jetson-orin-nano", 10.0, 1e4)]))
+    (tmp_path / "r.json").write_text(json.dumps({"rows": [{"precision": "float32", "threads": 1,
+                                                           "isa_peak_gflops": 200.0}]}))
+    rep = predict_devices(tmp_path, tmp_path / "b.json", tmp_path / "r.json")
+    assert [r["device"] for r in rep["rows"]] == ["rpi5"]
+    r = rep["rows"][0]
+    # 100 GFLOP at 200 GFLOP/s = 0.5 s of peak; best 2 s -> 0.25, median 4 s -> 0.125
+    assert r["efficiency_best"] == 0.25 and r["efficiency_median"] == 0.125
+    assert r["estimate_s"] == [2.0, 4.0] and r["rtf"] == [0.29, 0.57] and r["keeps_up"] == "yes"

@@ -32,7 +32,7 @@ import numpy as np
 from edgeaffect.errors import VerificationError
 from edgeaffect.families.wav2vec2.backbone import (DEFAULT_SUM, Wav2Vec2Config, build_feature_model, cost,
                                                    frame_count, normalise_audio)
-from edgeaffect.families.wav2vec2.rtf import RTF_FORMATS, SIZES, measure_rtf, time_step, write_step
+from edgeaffect.families.wav2vec2.rtf import RTF_FORMATS, SIZES, measure_rtf, predict_devices, time_step, write_step
 from edgeaffect.io import atomic_path, atomic_write_text
 
 FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic-int8", "onnx-fp32", "onnx-dyn-int8")
@@ -224,12 +224,20 @@ def main(argv=None) -> int:
     p.add_argument("--size", choices=SIZES, help="with --rtf: a random-weight config instead of --backbone")
     p.add_argument("--threads", type=int, default=1, help="with --rtf: threads of every runtime")
     p.add_argument("--rounds", type=int, default=8, help="with --rtf: timed runs per format, interleaved")
+    p.add_argument("--predict", nargs=2, type=Path, metavar=("BOUNDS_JSON", "ROOFS_JSON"),
+                   help="with OUT of an --rtf run: device estimates from `edgeaffect roofline --out DIR` "
+                        "(DIR/bounds.json) and `edgeaffect host-roofs --json` (a prediction; OUT/predict.json)")
     p.add_argument("--rtf-step", help=argparse.SUPPRESS)
     p.add_argument("--rtf-formats", dest="formats", help=argparse.SUPPRESS)  # the name a first version used
     p.add_argument("--formats", help=f"with --rtf: comma-separated, of {', '.join(RTF_FORMATS)} (default: all)")
     a = p.parse_args(argv)
     samples = int(round(a.seconds * 16000))
     try:
+        if a.predict:
+            if a.out is None:
+                p.error("--predict needs OUT (the folder of an --rtf run)")
+            predict_devices(a.out, *a.predict)
+            return 0
         if a.rtf or a.rtf_step:
             if a.out is None or (a.backbone is None) == (a.size is None):
                 p.error("--rtf needs OUT and one of --backbone / --size")

@@ -244,3 +244,59 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def predict_devices(out: Path, bounds_json: Path, roofs_json: Path, log=sys.stderr) -> dict:
+    """Device estimates from this machine's measured efficiency: a prediction, not a measurement.
+
+    efficiency = (the backbone's FLOPs / this machine's ISA float32 peak at the measured thread
+    count) / the measured time, per format (an int8 format's figure carries its speed-up over
+    float32); a device's estimate = its roofline float32 bound (its catalog peak, also an ISA
+    peak) / that efficiency. Assumes the device's kernels reach the same fraction of its peak
+    as they do here, and that its bound's thread count scales as the catalog peak says (CPU
+    devices only: a GPU's efficiency is not a CPU's). From
+    the fastest timed run (as ``host-roofs`` takes its roofs) and from the median (this
+    machine's load included): a range.
+        edgeaffect host-roofs --threads 1 --json ROOFS.json
+        edgeaffect roofline --model wav2vec2-daicwoz --device rpi5 ... --out DIR   # DIR/bounds.json
+    """
+    out = Path(out)
+    rtf = json.loads((out / "rtf.json").read_text())
+    rows = json.loads(Path(bounds_json).read_text())
+    roofs = json.loads(Path(roofs_json).read_text())
+    threads = rtf["threads"]
+    peak = next((r["isa_peak_gflops"] for r in roofs["rows"] if r["precision"] == "float32"
+                 and r["threads"] == threads), None)
+    backbone = [r for r in rows if "/backbone" in r["model"] and r["precision"] == "float32"]
+    host = next((r for r in backbone if r["device"] == "host"), None)
+    if peak is None or host is None:
+        raise InputError(f"{roofs_json} has no float32 row for {threads} thread(s), or {bounds_json} no host "
+                         "backbone row: run host-roofs with --threads and roofline with --device host")
+    gflop = host["latency_ms"] / 1e3 * host["attainable_gflops"]
+    from edgeaffect.roofline.devices import load_catalog
+
+    catalog = load_catalog()
+    times = json.loads((out / "step-time.json").read_text())["times_s"]
+    seg = rtf["segment_s"]
+    report = {"note": "prediction from roofline bounds and this machine's measured efficiency, not a measurement",
+              "machine": rtf["machine"], "threads_measured": threads, "gflop_per_segment": round(gflop, 2),
+              "isa_peak_gflops": round(peak, 1), "segment_s": seg, "rows": []}
+    print(f"  estimates per {seg:g} s segment (prediction; efficiency measured here, {threads} thread(s)):", file=log)
+    for f in (f for f in rtf["formats"] if f != "keras"):
+        t = np.asarray(times[f])
+        eff = {k: gflop / peak / v for k, v in (("best", float(t.min())), ("median", float(np.median(t))))}
+        for r in backbone:
+            if r["device"] == "host" or catalog[r["device"]].kind != "cpu":  # a GPU's efficiency is not a CPU's
+                continue
+            est = {k: r["latency_ms"] / 1e3 / e for k, e in eff.items()}
+            row = {"device": r["device"], "format": f, "bound_ms": round(r["latency_ms"], 1),
+                   "efficiency_best": round(eff["best"], 3), "efficiency_median": round(eff["median"], 3),
+                   "estimate_s": [round(est["best"], 2), round(est["median"], 2)],
+                   "rtf": [round(est["best"] / seg, 2), round(est["median"] / seg, 2)]}
+            row["keeps_up"] = ("yes" if row["rtf"][1] < 1 else "borderline" if row["rtf"][0] < 1 else "no")
+            report["rows"].append(row)
+            print(f"  {r['device']:18s} {f:14s} bound {row['bound_ms']:8.1f} ms  estimate {row['estimate_s'][0]:.2f}-"
+                  f"{row['estimate_s'][1]:.2f} s  RTF {row['rtf'][0]:.2f}-{row['rtf'][1]:.2f}  {row['keeps_up']}",
+                  file=log)
+    atomic_write_text(out / "predict.json", json.dumps(report, indent=2))
+    return report
