@@ -13,7 +13,8 @@ quantize in TFLite).
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --tiny layer [--seconds 7]
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --backbone HF_DIR
     python -m edgeaffect.families.wav2vec2.backbone_export --cost     # base / large, 7 s
-    python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --size base   # rtf.py
+    python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --size base   # rtf.py: RTF per format
+    python -m edgeaffect.families.wav2vec2.backbone_export OUT --predict BOUNDS.json ROOFS.json  # Pi estimates
 
 Verification: each file runs the same ``VERIFY_INPUTS`` segments as Keras; the figures are
 the max |diff| over the features relative to the largest |feature| and the mean per-frame
