@@ -24,7 +24,8 @@ from edgeaffect.families.wav2vec2.model import ABLATIONS
 # agreeing); on a full-size base even dynamic-range int8 of the whole graph fails
 # (backbone.md). Only ONNX dynamic int8 of the transformer's MatMuls holds there.
 _PTQ = ("post-training full int8 of wav2vec 2.0 (calibrated per-tensor activations, the conv feature encoder "
-        "included) moves the detector's probability beyond the int8 bound; use a float backbone format")
+        "included) moves the detector's probability beyond the int8 bound; use onnx-dyn-int8 (the transformer's "
+        "MatMuls only) or a float backbone format")
 BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ, "onnx-int8-trt": _PTQ}
 # The int8 scheme that holds for the backbone: ONNX Runtime dynamic int8 of the transformer's
 # MatMuls, the conv feature encoder float (edgeaffect/export/onnx_dynamic.py).
