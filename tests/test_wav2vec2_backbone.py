@@ -121,7 +121,7 @@ def test_export_in_every_format_verifies_against_keras(tmp_path):
 
     report = _export(tmp_path, FORMATS)
     assert set(report["formats"]) == set(FORMATS) == set(BOUNDS)
-    assert report["formats"]["onnx-dynamic-int8"]["gating"]
+    assert report["formats"]["onnx-dyn-int8"]["gating"]
     for fmt, r in report["formats"].items():
         assert r["passed"] and r["mean_cosine"] > 0.99, (fmt, r)
     assert report["formats"]["onnx-fp32"]["rel_max_diff"] < 1e-4
@@ -141,3 +141,78 @@ def test_freeze_by_module_names():
     freeze(model, layers_below=c.num_hidden_layers - 1)
     trainable = {layer.name.split("__")[2] for layer in model.layers if layer.trainable_weights}
     assert trainable == {str(c.num_hidden_layers - 1)}
+
+
+def test_onnx_dyn_int8_format_quantizes_matmuls_only(tmp_path):
+    """The registered ``onnx-dyn-int8`` format (any family's): Dense MatMuls become ONNX
+    Runtime's dynamic int8 ops, the Conv stays float, and the file runs close to Keras."""
+    pytest.importorskip("tf2onnx")
+    import onnx
+
+    from edgeaffect.export.formats import get_format
+    from edgeaffect.keras_backend import keras
+    from edgeaffect.runtime import load_runner
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    x_in = k.Input((50, 4), name="x")
+    h = k.layers.Conv1D(8, 3, activation="relu")(x_in)
+    h = k.layers.Dense(16, activation="relu")(h)
+    model = k.Model(x_in, k.layers.Dense(2)(k.layers.GlobalAveragePooling1D()(h)))
+    fmt = get_format("onnx-dyn-int8")
+    assert (fmt.source, fmt.precision, fmt.runtime) == ("float", "int8", "onnxruntime")
+    facts = fmt.write(model, {"x": (50, 4)}, [], tmp_path / "m.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert "Conv" in ops and "ConvInteger" not in ops
+    assert facts["quantized_matmuls"] == 2 and facts["float_matmuls"] == 0, (facts, ops)
+    x = np.random.default_rng(0).standard_normal((8, 50, 4)).astype(np.float32)
+    got = load_runner(tmp_path / "m.onnx", "onnxruntime").run({"x": x})
+    want = model.predict(x, verbose=0)
+    assert np.max(np.abs(got - want)) < 0.05 * np.max(np.abs(want)), (got, want)
+
+
+def test_rtf_command_writes_json_naming_the_machine(tmp_path):
+    """The real-time-factor command at the tiny size (1 s, 2 rounds): each step in its own
+    process, resumable; rtf.json names the machine and gives a ratio per format."""
+    pytest.importorskip("tf2onnx")
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edgeaffect.families.wav2vec2.backbone_export", str(tmp_path), "--rtf", "--size",
+           "tiny", "--seconds", "1", "--rounds", "2", "--formats", "keras,onnx-dyn-int8"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "rtf.json").read_text())
+    assert report["machine"] and report["threads"] == 1 and report["segment_s"] == 1.0
+    assert set(report["formats"]) == {"keras", "onnx-dyn-int8"}
+    for f, e in report["formats"].items():
+        assert e["rtf"] > 0 and e["ratio_to_keras"] > 0 and e["export_peak_rss_mb"] > 0, (f, e)
+    assert report["formats"]["onnx-dyn-int8"]["passed"] and report["formats"]["onnx-dyn-int8"]["mean_cosine"] > 0.99
+    assert "--rtf --size tiny" in report["command"]
+    bad = subprocess.run([*cmd[:-1], "keras,tflite-int7"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown tflite-int7" in bad.stderr
+
+
+def test_device_estimate_from_host_efficiency(tmp_path):
+    """--predict: efficiency = (FLOPs / this machine's ISA peak) / measured time; a CPU
+    device's estimate = its roofline bound / efficiency; GPUs are left out."""
+    import json
+
+    from edgeaffect.families.wav2vec2.rtf import predict_devices
+
+    (tmp_path / "rtf.json").write_text(json.dumps({"threads": 1, "segment_s": 7.0, "machine": "m",
+                                                   "formats": {"keras": {}, "tflite-fp32": {}}}))
+    (tmp_path / "step-time.json").write_text(json.dumps({"times_s": {"keras": [1.0], "tflite-fp32": [2.0, 4.0, 5.0]}}))
+    row = lambda dev, ms, gf: {"model": "m/backbone (per segment) float32", "precision": "float32",  # noqa: E731
+                               "device": dev, "latency_ms": ms, "attainable_gflops": gf}
+    (tmp_path / "b.json").write_text(json.dumps([row("host", 1000.0, 100.0), row("rpi5", 500.0, 200.0),
+                                                 row("jetson-orin-nano", 10.0, 1e4)]))
+    (tmp_path / "r.json").write_text(json.dumps({"rows": [{"precision": "float32", "threads": 1,
+                                                           "isa_peak_gflops": 200.0}]}))
+    rep = predict_devices(tmp_path, tmp_path / "b.json", tmp_path / "r.json")
+    assert [r["device"] for r in rep["rows"]] == ["rpi5"]
+    r = rep["rows"][0]
+    # 100 GFLOP at 200 GFLOP/s = 0.5 s of peak; best 2 s -> 0.25, median 4 s -> 0.125
+    assert r["efficiency_best"] == 0.25 and r["efficiency_median"] == 0.125
+    assert r["estimate_s"] == [2.0, 4.0] and r["rtf"] == [0.29, 0.57] and r["keeps_up"] == "yes"

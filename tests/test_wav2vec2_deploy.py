@@ -13,7 +13,7 @@ import pytest
 
 from edgeaffect.families.wav2vec2.synthetic import generate_daicwoz
 
-FORMATS = ["tflite-fp32", "tflite-int8", "onnx-fp32"]
+FORMATS = ["tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-dyn-int8"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,14 @@ def test_two_verified_stages_and_the_backbone_kept_in_the_run(exported):
     assert "tflite-int8" in bb["recorded_only"]
     assert not any(v["gating"] for v in bb["verification"] if v["format"] == "tflite-int8")
     assert not chain["tflite-int8"]["gating"]
+    # The int8 backbone that holds: ONNX dynamic int8 of the transformer's MatMuls (conv encoder
+    # float), post-training from the float stages; the backbone, the head and the whole chain
+    # gate and pass the int8 bounds (p95 |p diff| <= 0.05, decisions agree).
+    dyn = "onnx-dyn-int8"
+    assert bb["files"][dyn]["quantization"] == "post-training" and bb["files"][dyn]["quantized_matmuls"] > 0
+    assert dyn not in bb["recorded_only"]
+    assert all(v["gating"] and v["passed"] for v in bb["verification"] if v["format"] == dyn)
+    assert chain[dyn]["gating"] and chain[dyn]["passed"] and chain[dyn]["p95_abs_diff"] <= 0.05, chain[dyn]
 
 
 def _wav(root):
@@ -158,3 +166,20 @@ def test_stages_of_a_fine_tuned_run_are_its_model():
     x[0, :3], m[0, :3] = audio, 1.0
     assert out.shape == (1, 1 + c.max_segments)
     assert abs(float(out[0, 0]) - float(model.predict([x, m], verbose=0)[0, 0])) < 1e-5
+
+
+def test_bundle_formats_add_the_int8_backbone_that_holds():
+    """A wav2vec2 bundle holds onnx-dyn-int8: before the float formats where the target ships
+    ONNX (host: the default when its chain gates, by the first-that-gates rule), last on a
+    LiteRT-only Pi (its default stays a format the Pi's install runs), never on TensorRT
+    targets. Other families keep their targets' lists."""
+    from edgeaffect.export.targets import get_target
+    from edgeaffect.families import get_family
+
+    w2v, other = get_family("wav2vec2"), get_family("speechnet")
+    host, rpi5, orin = (get_target(k) for k in ("host", "rpi5", "jetson-orin-nano"))
+    assert w2v.target_formats(host) == ("tflite-int8", "onnx-dyn-int8", "tflite-fp32", "onnx-fp32", "onnx-qdq")
+    assert w2v.target_formats(rpi5) == ("tflite-int8", "tflite-fp32", "onnx-dyn-int8")
+    assert w2v.target_formats(orin) == orin.formats
+    for t in (host, rpi5, orin):
+        assert other.target_formats(t) == t.formats

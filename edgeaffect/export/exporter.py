@@ -27,6 +27,10 @@ DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "on
 def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
                target=None, options: dict | None = None, log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
+    if target is not None:  # the family may add formats to a target's list (Family.target_formats)
+        from dataclasses import replace
+
+        target = replace(target, formats=run.family.target_formats(target))
     stages = run.family.stages(run)
     if stages:
         from edgeaffect.export.staged import export_staged

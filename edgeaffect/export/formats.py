@@ -8,7 +8,8 @@ from typing import Callable
 
 from edgeaffect._optional import lookup
 
-_MODULES = ("edgeaffect.export.tflite", "edgeaffect.export.onnx", "edgeaffect.export.onnx_trt")
+_MODULES = ("edgeaffect.export.tflite", "edgeaffect.export.onnx", "edgeaffect.export.onnx_trt",
+            "edgeaffect.export.onnx_dynamic")
 _FORMATS: dict[str, "ExportFormat"] = {}
 
 

@@ -222,6 +222,13 @@ class Family:
         roofline figures per stage; empty when the model is exported whole."""
         return {}
 
+    def target_formats(self, target) -> tuple[str, ...]:
+        """The formats a bundle for ``target`` holds, in the order its default is chosen (the
+        first whose verification gates): the target's list, unless the family adds a format
+        registered for models like it (e.g. one int8 scheme that holds where the target's
+        does not)."""
+        return tuple(target.formats)
+
     def recording_inputs(self, run, dataset, part: str) -> list[tuple[dict, float]]:
         """(the adapter's ``inputs`` for each recording of a part, its target): what the
         exporter runs through the stages to calibrate and verify them."""

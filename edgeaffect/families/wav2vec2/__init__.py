@@ -24,8 +24,12 @@ from edgeaffect.families.wav2vec2.model import ABLATIONS
 # agreeing); on a full-size base even dynamic-range int8 of the whole graph fails
 # (backbone.md). Only ONNX dynamic int8 of the transformer's MatMuls holds there.
 _PTQ = ("post-training full int8 of wav2vec 2.0 (calibrated per-tensor activations, the conv feature encoder "
-        "included) moves the detector's probability beyond the int8 bound; use a float backbone format")
+        "included) moves the detector's probability beyond the int8 bound; use onnx-dyn-int8 (the transformer's "
+        "MatMuls only) or a float backbone format")
 BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ, "onnx-int8-trt": _PTQ}
+# The int8 scheme that holds for the backbone: ONNX Runtime dynamic int8 of the transformer's
+# MatMuls, the conv feature encoder float (edgeaffect/export/onnx_dynamic.py).
+BACKBONE_INT8 = "onnx-dyn-int8"
 
 
 class Wav2Vec2Family(Family):
@@ -118,6 +122,25 @@ class Wav2Vec2Family(Family):
                       recorded_only=BACKBONE_RECORDED_ONLY),
                 Stage("head", head, {"features": (c.max_segments, c.frames, c.hidden),
                                      "segment_mask": (c.max_segments,)}, "participant", qat=True)]
+
+    def target_formats(self, target) -> tuple[str, ...]:
+        """The target's formats with ``BACKBONE_INT8`` added, so a bundle has an int8 backbone
+        that holds: before the first float format (the default if its chain gates) where the
+        target already ships ONNX files (its install has ONNX Runtime: host), last where it
+        runs LiteRT alone (a Pi: the file is there for ``--format onnx-dyn-int8`` once
+        onnxruntime is installed; the default stays a format the Pi's install runs). Not for
+        TensorRT targets: TensorRT's parser takes no dynamic quantization."""
+        from edgeaffect.export.formats import get_format
+
+        names = list(target.formats)
+        if target.is_jetson or BACKBONE_INT8 in names:
+            return tuple(names)
+        if any(get_format(n).runtime == "onnxruntime" for n in names):
+            first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
+            names.insert(first_float, BACKBONE_INT8)
+        else:
+            names.append(BACKBONE_INT8)
+        return tuple(names)
 
     def recording_inputs(self, run, dataset, part: str) -> list:
         return run.recording_inputs(dataset, part)

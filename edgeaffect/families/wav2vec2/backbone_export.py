@@ -13,6 +13,8 @@ quantize in TFLite).
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --tiny layer [--seconds 7]
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --backbone HF_DIR
     python -m edgeaffect.families.wav2vec2.backbone_export --cost     # base / large, 7 s
+    python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --size base   # rtf.py: RTF per format
+    python -m edgeaffect.families.wav2vec2.backbone_export OUT --predict BOUNDS.json ROOFS.json  # Pi estimates
 
 Verification: each file runs the same ``VERIFY_INPUTS`` segments as Keras; the figures are
 the max |diff| over the features relative to the largest |feature| and the mean per-frame
@@ -31,16 +33,17 @@ import numpy as np
 from edgeaffect.errors import VerificationError
 from edgeaffect.families.wav2vec2.backbone import (DEFAULT_SUM, Wav2Vec2Config, build_feature_model, cost,
                                                    frame_count, normalise_audio)
+from edgeaffect.families.wav2vec2.rtf import RTF_FORMATS, SIZES, measure_rtf, predict_devices, time_step, write_step
 from edgeaffect.io import atomic_path, atomic_write_text
 
-FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic-int8", "onnx-fp32", "onnx-dynamic-int8")
+FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic-int8", "onnx-fp32", "onnx-dyn-int8")
 # (max |diff| / max |keras| at most, mean per-frame cosine at least)
 BOUNDS = {"tflite-fp32": (1e-4, 0.9999), "onnx-fp32": (1e-4, 0.9999), "tflite-fp16": (1e-2, 0.999),
-          "tflite-dynamic-int8": (None, 0.99), "onnx-dynamic-int8": (None, 0.99)}
+          "tflite-dynamic-int8": (None, 0.99), "onnx-dyn-int8": (None, 0.99)}
 # Measured and reported, but not a reason to fail the export: TFLite's dynamic range
 # quantizes every conv and dense weight, the conv feature encoder included, and on a
 # full-size base model that drops the mean cosine to 0.95 (the first conv + GroupNorm
-# alone to 0.89); it cannot leave chosen ops in float. onnx-dynamic-int8 quantizes the
+# alone to 0.89); it cannot leave chosen ops in float. onnx-dyn-int8 quantizes the
 # transformer's MatMuls only (conv encoder and positional conv stay float) and holds up.
 RECORDED_ONLY = {"tflite-dynamic-int8"}
 VERIFY_INPUTS = 3
@@ -76,15 +79,20 @@ def _tflite(model, samples: int, path: Path, fmt: str) -> None:
 
 
 def _onnx(model, config: Wav2Vec2Config, definition: str, samples: int, path: Path) -> None:
-    from edgeaffect._optional import require
-
-    tf2onnx = require("tf2onnx", "train")
     # The same weights in a graph whose GELU goes through erf (tf2onnx cannot write erfc).
     twin = build_feature_model(config, samples=samples, batch=1, definition=definition, gelu="erf", name=model.name)
     for layer in twin.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    fn, spec = _concrete(twin, samples)
+    _onnx_from_erf_model(twin, samples, path)
+
+
+def _onnx_from_erf_model(model, samples: int, path: Path) -> None:
+    """tf2onnx of a feature model built with ``gelu="erf"``."""
+    from edgeaffect._optional import require
+
+    tf2onnx = require("tf2onnx", "train")
+    fn, spec = _concrete(model, samples)
     try:
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=[spec], opset=OPSET)
     except Exception as exc:  # tf2onnx raises plain exceptions for ops it cannot write
@@ -96,21 +104,11 @@ def _onnx(model, config: Wav2Vec2Config, definition: str, samples: int, path: Pa
 def _onnx_dynamic_int8(float_onnx: Path, path: Path) -> None:
     """ONNX Runtime dynamic quantization of the MatMuls only (the transformer's dense
     layers): int8 per-channel weights, activations quantized per tensor at run time; the
-    conv feature encoder and the positional conv stay float32."""
-    from edgeaffect._optional import require
+    conv feature encoder and the positional conv stay float32. The registered export format
+    ``onnx-dyn-int8`` (edgeaffect/export/onnx_dynamic.py), which a bundle's backbone stage uses."""
+    from edgeaffect.export.onnx_dynamic import quantize_matmuls
 
-    import logging
-
-    q = require("onnxruntime.quantization", "train", package="onnxruntime")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its "consider pre-processing" advice on every call
-    try:
-        with atomic_path(path) as tmp:
-            q.quantize_dynamic(str(float_onnx), str(tmp), op_types_to_quantize=["MatMul"],
-                               weight_type=q.QuantType.QInt8, per_channel=True)
-    finally:
-        root.setLevel(level)
+    quantize_matmuls(float_onnx, path)
 
 
 def _run_tflite(path: Path, xs: np.ndarray) -> np.ndarray:
@@ -175,7 +173,7 @@ def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 11
     failed = []
     for fmt in formats:
         path = out_dir / f"wav2vec2_{fmt.replace('-', '_')}.{'onnx' if fmt.startswith('onnx') else 'tflite'}"
-        if fmt == "onnx-dynamic-int8":
+        if fmt == "onnx-dyn-int8":
             float_onnx = out_dir / "wav2vec2_onnx_fp32.onnx"
             if "onnx-fp32" not in formats:
                 _onnx(model, config, definition, samples, float_onnx)
@@ -222,9 +220,43 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", choices=("group", "layer"), help="a tiny random-weight config instead")
     p.add_argument("--seconds", type=float, default=7.0)
     p.add_argument("--cost", action="store_true", help="print parameters and FLOPs of base and large per segment")
+    p.add_argument("--rtf", action="store_true",
+                   help="measure the real-time factor per format (each export in its own process; OUT/rtf.json)")
+    p.add_argument("--size", choices=SIZES, help="with --rtf: a random-weight config instead of --backbone")
+    p.add_argument("--threads", type=int, default=1, help="with --rtf: threads of every runtime")
+    p.add_argument("--rounds", type=int, default=8, help="with --rtf: timed runs per format, interleaved")
+    p.add_argument("--predict", nargs=2, type=Path, metavar=("BOUNDS_JSON", "ROOFS_JSON"),
+                   help="with OUT of an --rtf run: device estimates from `edgeaffect roofline --out DIR` "
+                        "(DIR/bounds.json) and `edgeaffect host-roofs --json` (a prediction; OUT/predict.json)")
+    p.add_argument("--rtf-step", help=argparse.SUPPRESS)
+    p.add_argument("--rtf-formats", dest="formats", help=argparse.SUPPRESS)  # the name a first version used
+    p.add_argument("--formats", help=f"with --rtf: comma-separated, of {', '.join(RTF_FORMATS)} (default: all)")
     a = p.parse_args(argv)
     samples = int(round(a.seconds * 16000))
     try:
+        if a.predict:
+            if a.out is None:
+                p.error("--predict needs OUT (the folder of an --rtf run)")
+            predict_devices(a.out, *a.predict)
+            return 0
+        if a.rtf or a.rtf_step:
+            if a.out is None or (a.backbone is None) == (a.size is None):
+                p.error("--rtf needs OUT and one of --backbone / --size")
+            if a.threads < 1 or a.rounds < 1:
+                p.error("--threads and --rounds must be >= 1")
+            if a.rtf_step == "time":
+                time_step(a.out, a.formats.split(","), samples, a.size, a.backbone, threads=a.threads,
+                          rounds=a.rounds)
+            elif a.rtf_step:
+                write_step(a.out, a.rtf_step, samples, a.size, a.backbone)
+            else:
+                formats = tuple(f.strip() for f in (a.formats or ",".join(RTF_FORMATS)).split(",") if f.strip())
+                unknown = [f for f in formats if f not in RTF_FORMATS]
+                if unknown:
+                    p.error(f"--formats: unknown {', '.join(unknown)} (known: {', '.join(RTF_FORMATS)})")
+                measure_rtf(a.out, seconds=a.seconds, size=a.size, backbone=a.backbone, formats=formats,
+                            threads=a.threads, rounds=a.rounds)
+            return 0
         if a.cost:
             for r in cost_table(a.seconds):
                 print(f"{r['model']}: {r['params'] / 1e6:.2f} M parameters, {r['flops'] / 1e9:.1f} GFLOPs per "
