@@ -32,6 +32,8 @@ def test_aver_learns_the_synthetic_corpus(trained_run):
 def test_every_export_verified_within_its_bounds(export_dir, trained_run):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {"tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq"}
+    from edgeaffect.measure.machine import machine
+    assert manifest["verified_on"] == machine()  # the figures below say where they were measured
     task = get_family("aver").task
     for v in manifest["verification"]:
         b = task.bounds(get_format(v["format"]).precision)

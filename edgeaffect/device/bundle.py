@@ -48,8 +48,9 @@ MANIFEST = Table({
     "stages": List(STAGE, min_len=1, max_len=8),
     "formats": List(Str(), min_len=1),
     "stage": Str(),  # in a stage's own manifest: which stage it is
+    "verified_on": Str(),  # the machine the verification ran on (CPU, OS)
 }, optional={"family", "task", "inputs", "output", "files", "verification", "trained", "target", "checksums",
-             "stages", "formats", "stage"}, what="a JSON object")
+             "stages", "formats", "stage", "verified_on"}, what="a JSON object")
 
 
 def export_label(manifest: dict) -> str:

@@ -106,6 +106,7 @@ def refuse_failed(results, what: str = "") -> None:
 
 def manifest_header(run: Run, description: str | None = None) -> dict:
     """The fields every manifest starts with (a whole export, a staged bundle, a stage)."""
+    from edgeaffect.measure.machine import machine
     return {
         "manifest_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
@@ -113,6 +114,7 @@ def manifest_header(run: Run, description: str | None = None) -> dict:
         "family": run.family.name,
         "task": {"kind": run.family.task.kind, "description": description or run.spec.task},
         "labels": list(run.spec.labels),
+        "verified_on": machine(),
     }
 
 

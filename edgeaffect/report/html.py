@@ -372,11 +372,13 @@ def section_verification(g: Gathered) -> str:
         stage = d.get("stage")
         title = esc(d.get("model")) + (f" &mdash; stage <i>{esc(stage)}</i>" if stage else "")
         staged = " (a staged bundle: the whole chain, each stage's folder below)" if d.get("stages") else ""
-        machine = g.machine_of_pipeline(m.path)
+        machine = d.get("verified_on")
         how = (f"the export's verification against the Keras model on held-out data, in {_code(m.path)}{staged}"
                f" (<code>edgeaffect export</code> / <code>make demo*</code>)")
-        if machine:
-            how += "; the machine is the pipeline's that exported it (its summary.json)"
+        if not machine:  # manifests older than verified_on: the pipeline's machine, if one made it
+            machine = g.machine_of_pipeline(m.path)
+            if machine:
+                how += "; the machine is the pipeline's that exported it (its summary.json)"
         body = (_table(["format", "runtime", "kernels", "n", "metric", "its source", "float", "max |diff|",
                         "p95 |diff|", "agreement", "bounds", "role", "result"], _verification_rows(ver), "verify")
                 if ver else _missing("No verification recorded in this manifest."))
