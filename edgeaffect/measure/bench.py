@@ -262,3 +262,68 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
         row(f"features + inference {fmt}", m.runner.package, t)
     return rows
 
+
+
+# --------------------------------------------------------------------------- clip -> label, old vs new
+
+def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1, rounds: int = 30,
+                        log=sys.stderr) -> dict | None:
+    """One recording -> its label (decode, features, inference, the label), the adapter's
+    way against its ``reference()`` way (the paper-literal preprocessing), interleaved in
+    one run (A, B, A, B ... over ``files`` in turn) so the machine's noise hits both: p50 of
+    each and their ratio, and whether the labels agree. None when the family has one way.
+    Decoding and OpenCV are held to ``threads`` threads (one core: the figure's claim)."""
+    import time
+
+    import cv2
+
+    from edgeaffect.device.predict import ExportedModel
+    from edgeaffect.media.video import set_decode_threads
+
+    m = ExportedModel(export_dir, threads=threads)
+    new, ref = m.adapter, m.adapter.reference()
+    if ref is None or not files:
+        return None
+    cv2.setNumThreads(threads)
+    set_decode_threads(threads)
+    try:  # NumPy's BLAS (the MFCC's mel product) too; threadpoolctl comes with scikit-learn
+        from threadpoolctl import threadpool_limits
+
+        blas = threadpool_limits(threads)
+    except ImportError:
+        blas = None
+
+    def label(adapter, f):
+        x = adapter.inputs(adapter.load(Path(f)))
+        return adapter.prediction(m.outputs(x), x).decision
+
+    times = {"reference": [], "new": []}
+    agree = []
+    try:
+        for f in files[:2]:  # warm-up: runtime, cascades, filter banks
+            label(ref, f), label(new, f)
+        for i in range(rounds):
+            f = files[i % len(files)]
+            order = (("reference", ref), ("new", new)) if i % 2 == 0 else (("new", new), ("reference", ref))
+            got = {}
+            for name, adapter in order:
+                t = time.perf_counter()
+                got[name] = label(adapter, f)
+                times[name].append((time.perf_counter() - t) * 1e3)
+            agree.append(got["new"] == got["reference"])
+    finally:
+        set_decode_threads(None)
+        if blas is not None:
+            blas.restore_original_limits()
+    p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
+    row = {"what": f"clip -> label ({new.describe_inputs()}, inference, label)", "threads": threads,
+           "runs_each": rounds, "p50_ms_reference": p50["reference"], "p50_ms_new": p50["new"],
+           "p90_ms_new": float(np.percentile(times["new"], 90)),
+           "speedup_p50": p50["reference"] / p50["new"],
+           "speedup_pairs_median": float(np.median(np.asarray(times["reference"]) / np.asarray(times["new"]))),
+           "labels_agree": float(np.mean(agree))}
+    print(f"  clip -> label, {threads} thread(s), interleaved over {len(files)} clips x {rounds} rounds: "
+          f"p50 {row['p50_ms_new']:.1f} ms (reference {row['p50_ms_reference']:.1f} ms, "
+          f"{row['speedup_p50']:.2f}x faster; per pair median {row['speedup_pairs_median']:.2f}x); "
+          f"labels agree {row['labels_agree']:.0%}", file=log, flush=True)
+    return row
