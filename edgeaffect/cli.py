@@ -322,7 +322,7 @@ def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder 
     """p50 / p90 of one inference per format, Keras direct, one recording -> inputs (decode
     included), and clip -> label against the paper-literal preprocessing (interleaved, a ratio)."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.bench import bench_clip_to_label, bench_export, machine
+    from edgeaffect.measure.bench import bench_clip_to_label, bench_export, held_to_threads, machine
     from edgeaffect.train.pipeline import run_pipeline
     from edgeaffect.train.runs import load_run
 
@@ -334,8 +334,12 @@ def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder 
     found = run.family.recordings(work / "corpus")
     if not found:
         raise InputError(f"no recordings under {work / 'corpus'}: rerun `edgeaffect pipeline --out {work}`")
-    rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
-                        log=sys.stdout)
+    release = held_to_threads(threads)  # decoding, OpenCV and BLAS too: a one-thread row is one
+    try:
+        rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
+                            log=sys.stdout)
+    finally:
+        release()
     # Clip -> label, today's preprocessing against the paper-literal one, interleaved in one
     # run (a ratio that holds on a busy machine), decoding and OpenCV on `threads` thread(s).
     clips = found[:: max(1, len(found) // clips_ab)][:clips_ab]

@@ -31,10 +31,11 @@ class DemoConfig:
     # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
     # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
     detect_width: int = 320
-    # The full face search runs on every `detect_every`-th frame; the frames between follow
-    # the last face (the cascade in a window around it, faces 0.75x to 1.33x its size), and
-    # a lost track is searched for in full at once. 1: the full search on every frame.
-    # `edgeaffect bench-demo` measures the live label's accuracy both ways (models/aver/README.md).
+    # Face tracking: each frame follows the last face (the cascade in a window around it,
+    # faces 0.75x to 1.33x its size); every `detect_every`-th frame also searches for a
+    # larger face (the largest face wins, as in the full search); a lost track gets the full
+    # search at once. 1: the full search on every frame, no tracking. `edgeaffect bench-demo`
+    # measures the live label's accuracy both ways (models/aver/README.md).
     detect_every: int = 6
     # Speech-only bundles (SpeechNet): the last few seconds of audio per result, a few
     # results per second (the window moves by 1 / speech_rate_hz).

@@ -186,15 +186,6 @@ def crop_face(gray: np.ndarray, box: Box, size: int) -> np.ndarray:
     return cv2.resize(gray[y : y + h, x : x + w], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def detect_face_scaled(gray: np.ndarray, face_cfg, width: int):
-    """``detect_face`` on a downscaled copy, the box mapped back to ``gray``'s pixels."""
-    cv2 = require("cv2", "device", package="opencv-python-headless")
-    scale = width / gray.shape[1] if gray.shape[1] > width else 1.0
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    box = detect_face(small, face_cfg)
-    return None if box is None else tuple(int(round(v / scale)) for v in box)
-
-
 class FaceTracker:
     """Faces in a stream of frames (the live demo): ``track`` from the last face, and on
     every ``every``-th frame a search for a face larger than the tracked one (the largest
