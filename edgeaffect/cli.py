@@ -363,10 +363,13 @@ def pipeline_speech_cmd(out: Annotated[Path, typer.Option(help="Working folder."
 
 @app.command("bench-pipeline")
 def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (made with `edgeaffect pipeline` if missing).")] = Path("build/quickstart"),
-                       threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0):
-    """p50 / p90 of one inference per format, Keras direct, and one recording -> inputs (decode included)."""
+                       threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+                       rounds: Annotated[int, typer.Option(help="Clip -> label: interleaved runs of each way.")] = 40,
+                       clips_ab: Annotated[int, typer.Option("--clips", help="Clip -> label: recordings cycled through.")] = 8):
+    """p50 / p90 of one inference per format, Keras direct, one recording -> inputs (decode
+    included), and clip -> label against the paper-literal preprocessing (interleaved, a ratio)."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.bench import bench_export, machine
+    from edgeaffect.measure.bench import bench_clip_to_label, bench_export, held_to_threads, machine
     from edgeaffect.train.pipeline import run_pipeline
     from edgeaffect.train.runs import load_run
 
@@ -378,10 +381,18 @@ def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder 
     found = run.family.recordings(work / "corpus")
     if not found:
         raise InputError(f"no recordings under {work / 'corpus'}: rerun `edgeaffect pipeline --out {work}`")
-    rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
-                        log=sys.stdout)
-    atomic_write_text(work / "bench-pipeline.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows},
-                                                               indent=2))
+    release = held_to_threads(threads)  # decoding, OpenCV and BLAS too: a one-thread row is one
+    try:
+        rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
+                            log=sys.stdout)
+    finally:
+        release()
+    # Clip -> label, today's preprocessing against the paper-literal one, interleaved in one
+    # run (a ratio that holds on a busy machine), decoding and OpenCV on `threads` thread(s).
+    clips = found[:: max(1, len(found) // clips_ab)][:clips_ab]
+    ab = bench_clip_to_label(work / "export", clips, threads=threads, rounds=rounds, log=sys.stdout)
+    atomic_write_text(work / "bench-pipeline.json", json.dumps({"machine": machine(), "threads": threads, "rows": rows,
+                                                                "clip_to_label": ab}, indent=2))
     typer.echo(f"written {work / 'bench-pipeline.json'}")
 
 
@@ -768,28 +779,80 @@ def _ms(v) -> str:
 @app.command("bench-demo")
 def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder.")],
                    seconds: Annotated[float, typer.Option(help="Length of the generated 640x480 30 fps clip.")] = 10.0,
+                   detect_every: Annotated[Optional[int], typer.Option(help="Full face search every N frames, tracking "
+                                                                            "between (default: DemoConfig's).")] = None,
+                   compare: Annotated[bool, typer.Option(help="Also run the demo with the full search on every frame "
+                                                              "(detect every 1), right after, for a ratio.")] = True,
+                   accuracy_clips: Annotated[int, typer.Option(help="Labelled corpus clips the live label is scored "
+                                                                    "on, tracking vs every frame (0: skip).")] = 16,
+                   corpus: Annotated[Optional[Path], typer.Option(help="Corpus for the accuracy figure (default: the "
+                                                                      "pipeline folder's, else a small synthetic one).")] = None,
                    json_out: Annotated[Optional[Path], typer.Option("--json")] = None):
     """The demo on a generated 640x480 30 fps video of a real face (skimage's astronaut) and
-    16 kHz speech-like audio: capture-to-label p50 / p95 and each stage's share."""
+    16 kHz speech-like audio: results per second, capture-to-label p50 / p95 and each stage's
+    share; with tracking against the full search on every frame, and the live label's
+    accuracy on labelled corpus clips both ways (same run)."""
     import tempfile
+    from dataclasses import replace
 
-    from edgeaffect.measure.bench import machine
-    from edgeaffect.demo.bench import make_demo_media
-    from edgeaffect.demo.live import Demo
+    from edgeaffect.demo.bench import live_accuracy, make_demo_media
+    from edgeaffect.demo.live import Demo, DemoConfig
+    from edgeaffect.device.predict import ExportedModel
     from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.bench import machine
+    from edgeaffect.progress import Progress
 
+    cfg = DemoConfig() if detect_every is None else replace(DemoConfig(), detect_every=max(1, detect_every))
+    runs = {f"detect every {cfg.detect_every}": cfg}
+    if compare and cfg.detect_every != 1:
+        runs["detect every 1"] = replace(cfg, detect_every=1)
+    typer.echo(f"machine: {machine()} (measured); 640x480 30 fps video file + 16 kHz wav, paced in real time, "
+               f"{seconds:g} s per run")
+    out = {"machine": machine(), "seconds": seconds, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="ea-demo-") as tmp:
         video, wav = make_demo_media(Path(tmp), seconds)
-        s = Demo(bundle, str(video), str(wav), events=Path(tmp) / "events.jsonl", threads=1).run()
-    s["machine"] = machine()
-    typer.echo(f"machine: {s['machine']} (measured); 640x480 30 fps video file + 16 kHz wav, paced in real time")
-    typer.echo(f"{s['events']} results / {s['captured_frames']} frames captured, {s['dropped_frames']} dropped "
-               f"({s['processed_per_s']:.1f} results/s); capture-to-label p50 {_ms(s['latency_p50_ms'])}, "
-               f"p95 {_ms(s['latency_p95_ms'])}")
-    typer.echo("stage shares: " + ", ".join(f"{k} {v:.0%} ({s['stage_mean_ms'][k]:.1f} ms)"
-                                            for k, v in s["stage_share"].items()))
+        for name, c in runs.items():
+            s = Demo(bundle, str(video), str(wav), events=Path(tmp) / "events.jsonl", threads=1, config=c,
+                     log=open(os.devnull, "w")).run()
+            out["runs"][name] = s
+            typer.echo(f"{name}: {s['events']} results / {s['captured_frames']} frames captured, "
+                       f"{s['dropped_frames']} dropped ({s['processed_per_s']:.1f} results/s); capture-to-label "
+                       f"p50 {_ms(s['latency_p50_ms'])}, p95 {_ms(s['latency_p95_ms'])}")
+            typer.echo("  stage shares: " + ", ".join(f"{k} {v:.0%} ({s['stage_mean_ms'][k]:.1f} ms)"
+                                                      for k, v in s["stage_share"].items()))
+    if len(runs) == 2:
+        a, b = (out["runs"][k] for k in runs)
+        if a["latency_p50_ms"] and b["latency_p50_ms"]:
+            typer.echo(f"tracking vs every frame (consecutive runs): results/s x{a['processed_per_s'] / max(b['processed_per_s'], 1e-9):.2f}, "
+                       f"p50 latency x{a['latency_p50_ms'] / b['latency_p50_ms']:.2f}, face stage "
+                       f"x{a['stage_mean_ms']['face'] / max(b['stage_mean_ms']['face'], 1e-9):.2f}")
+    if accuracy_clips > 0:
+        model = ExportedModel(bundle)
+        family = model.family
+        with tempfile.TemporaryDirectory(prefix="ea-demo-corpus-") as tmp:
+            folder = corpus
+            if folder is None:
+                guess = Path(bundle).resolve().parent / "corpus"
+                folder = guess if guess.is_dir() else Path(tmp)
+            if folder == Path(tmp):
+                family.synthesize(folder, scale=1, seed=1, log=open(os.devnull, "w"))
+            found = [f for f in family.recordings(folder) if family.recording_label(f) is not None]
+            if not found:
+                raise InputError(f"no labelled recordings under {folder}: give --corpus (a corpus in the model's layout)")
+            files = found[:: max(1, len(found) // accuracy_clips)][:accuracy_clips]
+            every = (1, cfg.detect_every) if cfg.detect_every != 1 else (1,)
+            acc = live_accuracy(bundle, files, family.recording_label, cfg, every,
+                                progress=Progress("clips", len(files), stream=sys.stderr))
+        acc["corpus"] = str(folder if corpus or folder != Path(tmp) else "synthetic (seed 1, generated)")
+        out["live_accuracy"] = acc
+        by = acc["by_detect_every"]
+        typer.echo(f"live label accuracy on {acc['clips']} labelled clips ({acc['frames']} frames, {acc['corpus']}; "
+                   "a frame without a face counts as wrong): "
+                   + ", ".join(f"detect every {e}: {v['accuracy']:.1%} (face {v['face_mean_ms']:.1f} ms/frame, "
+                               f"{v['searches']} searches)" for e, v in by.items())
+                   + (f"; labels agree on {acc['agreement']:.1%} of frames" if len(by) == 2 else ""))
     if json_out:
-        atomic_write_text(json_out, json.dumps(s, indent=2))
+        atomic_write_text(json_out, json.dumps(out, indent=2))
 
 
 @app.command("soak-demo")

@@ -31,6 +31,12 @@ class DemoConfig:
     # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
     # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
     detect_width: int = 320
+    # Face tracking: each frame follows the last face (the cascade in a window around it,
+    # faces 0.75x to 1.33x its size); every `detect_every`-th frame also searches for a
+    # larger face (the largest face wins, as in the full search); a lost track gets the full
+    # search at once. 1: the full search on every frame, no tracking. `edgeaffect bench-demo`
+    # measures the live label's accuracy both ways (models/aver/README.md).
+    detect_every: int = 6
     # Speech-only bundles (SpeechNet): the last few seconds of audio per result, a few
     # results per second (the window moves by 1 / speech_rate_hz).
     speech_window_s: float = 3.0
@@ -75,6 +81,19 @@ class Reservoir:
         return self.total / self.count if self.count else 0.0
 
 
+def _limit_blas(threads: int | None):
+    """Hold NumPy's BLAS (the MFCC's mel product) to ``threads`` as well, where threadpoolctl
+    is installed (it comes with scikit-learn; nothing needs it): its idle threads otherwise
+    spin on the cores the capture thread needs. None when not limited."""
+    if threads is None:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(int(threads))
+
+
 class Demo:
     def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
                  show: bool = False, events: str | Path | None = None, duration: float | None = None,
@@ -83,6 +102,7 @@ class Demo:
         from edgeaffect.device.predict import ExportedModel
 
         self.model = ExportedModel(bundle, threads=threads)
+        self.threads = threads
         self.adapter = self.model.adapter
         self.cfg, self.show, self.duration, self.log = config, show, duration, log
         self.events_path = Path(events) if events else None
@@ -127,8 +147,10 @@ class Demo:
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
+        blas = _limit_blas(self.threads)
         rate = self.adapter.live_rate(self.cfg)
         t_start, last_seq, min_gap = self.t_start, 0, 1.0 / rate
+        next_slot = t_start  # results are paced by slots 1 / rate apart, not by the last pick
         silent_reported = False
         shown = {id(s): 0 for s in sources}
         try:
@@ -187,8 +209,14 @@ class Demo:
 
                     if draw(frame, event, stats, self.model.labels) == ord("q"):
                         break
-                time.sleep(max(0.0, min_gap - (time.monotonic() - t_pick)))
+                # The next result may start at the next slot: a late pick does not push every
+                # later one back (a camera at exactly `rate` would otherwise lose a frame each
+                # time the lag built up past one frame), and idle time earns no burst.
+                next_slot = max(next_slot + min_gap, t_pick)
+                time.sleep(max(0.0, next_slot - time.monotonic()))
         finally:
+            if blas is not None:
+                blas.restore_original_limits()
             for s in sources:
                 s.stop()
             for s in sources:

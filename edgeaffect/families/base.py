@@ -78,6 +78,11 @@ class DeviceAdapter:
         """What ``inputs`` does, for benchmark tables."""
         return "features"
 
+    def reference(self) -> "DeviceAdapter | None":
+        """The same preprocessing done the slow, literal way (the paper's), for benchmarks
+        that report a speed-up as a ratio measured in one run; None when there is one way."""
+        return None
+
     def duration_s(self, decoded) -> float:
         """Seconds of audio in a decoded recording (0 when it has none), for benchmark tables."""
         return 0.0
@@ -174,6 +179,11 @@ class Family:
     def recordings(self, folder: Path) -> list[Path]:
         """The media files of a corpus folder that ``predict`` takes, in a stable order."""
         raise NotImplementedError
+
+    def recording_label(self, path: Path) -> str | None:
+        """The label a corpus names a recording with (from its file name), or None when the
+        layout does not say (benchmarks that score the live path use it)."""
+        return None
 
     # ----------------------------------------------------------------- training
     def check_options(self, options: dict) -> None:

@@ -262,3 +262,88 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
         row(f"features + inference {fmt}", m.runner.package, t)
     return rows
 
+
+
+# --------------------------------------------------------------------------- clip -> label, old vs new
+
+def held_to_threads(threads: int):
+    """Hold OpenCV, the video decoder and NumPy's BLAS (the MFCC's mel product; through
+    threadpoolctl where installed, it comes with scikit-learn) to ``threads`` threads, so a
+    one-thread figure is one: returns the function that lets them go again."""
+    import cv2
+
+    from edgeaffect.media.video import set_decode_threads
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    set_decode_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        blas = threadpool_limits(threads)
+    except ImportError:
+        blas = None
+
+    def release():
+        cv2.setNumThreads(before)
+        set_decode_threads(None)
+        if blas is not None:
+            blas.restore_original_limits()
+
+    return release
+
+
+def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1, rounds: int = 30,
+                        log=sys.stderr) -> dict | None:
+    """One recording -> its label (decode, features, inference, the label), the adapter's
+    way against its ``reference()`` way (the paper-literal preprocessing), interleaved in
+    one run (A, B, A, B ... over ``files`` in turn) so the machine's noise hits both: p50 of
+    each and their ratio, and whether the labels agree. None when the family has one way.
+    Decoding and OpenCV are held to ``threads`` threads (one core: the figure's claim)."""
+    import time
+
+    from edgeaffect.device.predict import ExportedModel
+
+    m = ExportedModel(export_dir, threads=threads)
+    new, ref = m.adapter, m.adapter.reference()
+    if ref is None or not files:
+        return None
+    held = held_to_threads(threads)
+
+    def label(adapter, f):
+        x = adapter.inputs(adapter.load(Path(f)))
+        return adapter.prediction(m.outputs(x), x).decision
+
+    times = {"reference": [], "new": []}
+    cpu = {"reference": [], "new": []}  # CPU time of this process: what a busy machine inflates least
+    agree = []
+    try:
+        for f in files[:2]:  # warm-up: runtime, cascades, filter banks
+            label(ref, f), label(new, f)
+        for i in range(rounds):
+            f = files[i % len(files)]
+            order = (("reference", ref), ("new", new)) if i % 2 == 0 else (("new", new), ("reference", ref))
+            got = {}
+            for name, adapter in order:
+                t, c = time.perf_counter(), time.process_time()
+                got[name] = label(adapter, f)
+                times[name].append((time.perf_counter() - t) * 1e3)
+                cpu[name].append((time.process_time() - c) * 1e3)
+            agree.append(got["new"] == got["reference"])
+    finally:
+        held()
+    p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
+    row = {"what": f"clip -> label ({new.describe_inputs()}, inference, label)", "threads": threads,
+           "runs_each": rounds, "p50_ms_reference": p50["reference"], "p50_ms_new": p50["new"],
+           "p90_ms_new": float(np.percentile(times["new"], 90)),
+           "speedup_p50": p50["reference"] / p50["new"],
+           "speedup_pairs_median": float(np.median(np.asarray(times["reference"]) / np.asarray(times["new"]))),
+           "cpu_p50_ms_reference": float(np.percentile(cpu["reference"], 50)),
+           "cpu_p50_ms_new": float(np.percentile(cpu["new"], 50)),
+           "labels_agree": float(np.mean(agree))}
+    print(f"  clip -> label, {threads} thread(s), interleaved over {len(files)} clips x {rounds} rounds: "
+          f"p50 {row['p50_ms_new']:.1f} ms (reference {row['p50_ms_reference']:.1f} ms, "
+          f"{row['speedup_p50']:.2f}x faster; per pair median {row['speedup_pairs_median']:.2f}x; CPU time p50 "
+          f"{row['cpu_p50_ms_new']:.1f} vs {row['cpu_p50_ms_reference']:.1f} ms); "
+          f"labels agree {row['labels_agree']:.0%}", file=log, flush=True)
+    return row

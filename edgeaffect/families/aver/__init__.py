@@ -42,6 +42,12 @@ class AverFamily(Family):
     def recordings(self, folder):
         return sorted(Path(folder).rglob("*.mp4"))
 
+    def recording_label(self, path):
+        from edgeaffect.families.aver.ravdess import EMOTIONS, parse_name
+
+        name = parse_name(Path(path).name)
+        return None if name is None else EMOTIONS[name.emotion]
+
     def train(self, spec, dataset, out, *, split, seed, split_seed, epochs, deterministic, ablation, options,
               log=sys.stderr):
         from edgeaffect.families.aver.train import train_aver

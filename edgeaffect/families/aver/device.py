@@ -3,6 +3,7 @@ inputs, with NumPy and OpenCV only."""
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -17,8 +18,11 @@ _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16),
                "top_db": Nullable(Num(above=0))},
               optional={"n_mfcc", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"}, closed=True)
 _FACE = Table({"size": Int(min=8, max=1024), "cascade": Str(pattern=r"[\w.-]+\.xml", what="a Haar cascade file name"),
-               "scale_factor": Num(above=1, max=2), "min_neighbors": Int(min=0), "min_size_frac": Num(above=0, max=1)},
-              optional={"size", "cascade", "scale_factor", "min_neighbors", "min_size_frac"}, closed=True)
+               "scale_factor": Num(above=1, max=2), "min_neighbors": Int(min=0), "min_size_frac": Num(above=0, max=1),
+               "search": Str(choices=("largest-first", "exhaustive")), "band_ratio": Num(above=1, max=100),
+               "coarse_px": Int(min=24, max=4096), "track_frames": Bool()},
+              optional={"size", "cascade", "scale_factor", "min_neighbors", "min_size_frac", "search", "band_ratio",
+                        "coarse_px", "track_frames"}, closed=True)
 _FEATURES = Table({"n_segments": Int(min=1, max=1000), "frame_position": Str(choices=("start", "center")),
                    "mfcc": _MFCC, "face": _FACE, "reuse_nearest_face": Bool()},
                   optional={"n_segments", "frame_position", "mfcc", "face", "reuse_nearest_face"}, closed=True)
@@ -47,6 +51,7 @@ class AverAdapter(DeviceAdapter):
         self.features = AverFeatureConfig.from_dict(preprocessing["features"])
         self.mean = np.asarray(preprocessing["mfcc_mean"], np.float32)
         self.std = np.asarray(preprocessing["mfcc_std"], np.float32)
+        self._tracker = None  # the live demo's face tracker, made on its first frame
 
     def load(self, media: Path, audio: Path | None = None):
         from edgeaffect.media import read_audio, read_frames_at
@@ -65,7 +70,15 @@ class AverAdapter(DeviceAdapter):
 
     def describe_inputs(self) -> str:
         n = self.features.n_segments
-        return f"{n} Haar faces + {n} x {self.features.mfcc.n_mfcc} MFCC (NumPy)"
+        return f"{n} Haar faces ({self.features.face.search}) + {n} x {self.features.mfcc.n_mfcc} MFCC (NumPy)"
+
+    def reference(self) -> "AverAdapter":
+        """The same bundle with the paper's exhaustive face search (one pass, every scale)."""
+        from dataclasses import replace
+
+        ref = copy.copy(self)
+        ref.features = replace(self.features, face=replace(self.features.face, search="exhaustive"))
+        return ref
 
     def live_rate(self, config) -> float:
         return config.max_fps
@@ -78,9 +91,12 @@ class AverAdapter(DeviceAdapter):
 
         t0 = time.perf_counter()
         face = None
+        every = getattr(config, "detect_every", 1)
+        if self._tracker is None or self._tracker.every != every:
+            self._tracker = F.FaceTracker(self.features.face, every=every, width=config.detect_width)
         if frame is not None:
             gray = F.to_gray(frame)
-            box = F.detect_face_scaled(gray, self.features.face, config.detect_width)
+            box = self._tracker(gray)
             if box is not None:
                 face = F.crop_face(gray, box, self.features.face.size)
         t1 = time.perf_counter()

@@ -60,7 +60,7 @@ def audio_features(y: np.ndarray, sr: int, config: AverFeatureConfig = AverFeatu
 def face_features(frames: list[np.ndarray], config: AverFeatureConfig = AverFeatureConfig()) -> np.ndarray:
     """Grayscale face crops [shape=(len(frames), size, size)], uint8."""
     grays = [_faces.to_gray(f) for f in frames]
-    boxes = [_faces.detect_face(g, config.face) for g in grays]
+    boxes = _faces.find_faces(grays, config.face)
     found = [i for i, b in enumerate(boxes) if b is not None]
     if not found:
         raise NoFaceError(f"no face found in any of the {len(frames)} sampled frames")
