@@ -52,12 +52,14 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def run_folders(corpus, dataset, tmp_path_factory):
     """Two run folders whose feature cache is already filled (the session's dataset)."""
-    from edgeaffect.families.aver.dataset import _cache_key, find_clips, save_dataset
+    from edgeaffect.families.aver.corpora import find_av_clips
+    from edgeaffect.families.aver.dataset import _cache_key, save_dataset
+    from edgeaffect.families.aver.ravdess import EMOTIONS
     from edgeaffect.families.aver.features import AverFeatureConfig
     from edgeaffect.models import get_model
 
     root = tmp_path_factory.mktemp("kill-resume")
-    key = _cache_key(find_clips(corpus), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)
+    key = _cache_key(find_av_clips(corpus, EMOTIONS), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)
     for name in ("whole", "killed"):
         save_dataset(root / name / "cache" / f"aver-features-{key}.npz", dataset)
     return root
