@@ -57,6 +57,7 @@ def test_reproducibility_command_over_three_short_runs(corpus, tmp_path):
     assert "GLR" in r.stdout and "PCLR" in r.stdout
 
 
+@pytest.mark.slow  # 70-80 s: GLR..PCLR also run fast in test_reproduce.py; the AVER command above stays fast
 def test_reproducibility_and_ablation_commands_run_speechnet(speech_corpus, tmp_path):
     import json
 
