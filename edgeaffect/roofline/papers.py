@@ -101,7 +101,8 @@ def report(measured: dict | None = None) -> str:
         for f in rows:
             ours = our_figures(f["model"], measured) if f.get("model") else None
             built = f.get("model") and ours is not None
-            tag = "" if f.get("model") else " (compared work)"
+            # a paper's own method with no figure to set ours beside says so in the data (proposed)
+            tag = "" if f.get("model") or f.get("proposed") else " (compared work)"
             p, g, m, t = f.get("params_m"), f.get("gflops"), f.get("memory_mb"), f.get("time_ms")
             fmt = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
             if built:
