@@ -256,9 +256,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
 
     with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
         r = load_run(run)
-        export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
-    if t is not None:
-        names = list(r.family.target_formats(t))  # what the bundle holds: the family may add formats
+        manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+    names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
 

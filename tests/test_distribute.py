@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeaffect.train.bench_distribute import free_local_ports
+
 WORKER = Path(__file__).resolve().parent / "distribute_worker.py"
 EPOCHS = 5
 TOLERANCE = 1e-4
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _env(**extra) -> dict:
@@ -70,7 +61,7 @@ def _finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[dict]:
 
 
 def _cluster(corpus, out, epochs=EPOCHS) -> list[subprocess.Popen]:
-    ports = _free_ports(2)
+    ports = free_local_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     return [_start(corpus, out, "multi-worker", epochs,
                    TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))

@@ -49,7 +49,8 @@ def _worker(model: str, steps: int, strategy: str) -> None:
                           "replicas": dist.replicas}), flush=True)
 
 
-def _ports(n: int) -> list[int]:
+def free_local_ports(n: int) -> list[int]:
+    """``n`` loopback ports free right now (bound, read, released) for a local TF_CONFIG."""
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +68,7 @@ def _run(model: str, steps: int, workers: int, timeout: float = 600) -> dict:
         procs = [subprocess.Popen([*cmd, "default"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env)]
     else:
-        cluster = {"worker": [f"127.0.0.1:{p}" for p in _ports(workers)]}
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_local_ports(workers)]}
         procs = [subprocess.Popen([*cmd, "multi-worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**env, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                                        "task": {"type": "worker", "index": i}})})

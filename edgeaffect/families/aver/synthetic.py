@@ -183,15 +183,24 @@ def _frames(emotion, intensity, actor, cfg, audio, rng) -> list[np.ndarray]:
             for i in range(n_frames)]
 
 
-def _write_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, cfg: SyntheticConfig) -> None:
+# container -> (video codec and options, audio codec): RAVDESS's mp4 (H.264 + AAC), the
+# SAVEE / MEAD-style avi (MPEG-4 part 2 + 16-bit PCM).
+_CODECS = {"mp4": (("libx264", {"preset": "veryfast", "crf": "20"}), "aac"),
+           "avi": (("mpeg4", {}), "pcm_s16le")}
+
+
+def _write_video(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, cfg: SyntheticConfig,
+                 container: str = "mp4") -> None:
+    """A video file of ``frames`` (and ``audio`` when given) in ``container``, written atomically."""
     av = require("av", "train")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mp4")
+    (video_codec, video_options), audio_codec = _CODECS[container]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{container}")
     os.close(fd)
     try:
-        with av.open(tmp, "w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=cfg.fps, options={"preset": "veryfast", "crf": "20"})
+        with av.open(tmp, "w", format=container) as out:
+            vs = out.add_stream(video_codec, rate=cfg.fps, options=video_options)
             vs.width, vs.height, vs.pix_fmt = cfg.width, cfg.height, "yuv420p"
-            ast = out.add_stream("aac", rate=cfg.sample_rate, layout="mono") if audio is not None else None
+            ast = out.add_stream(audio_codec, rate=cfg.sample_rate, layout="mono") if audio is not None else None
             for img in frames:
                 out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
             out.mux(vs.encode(None))
@@ -244,9 +253,9 @@ def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progres
         audio = synth_speech(emotion, n.intensity, actor, cfg, rng)
         frames = _frames(emotion, n.intensity, actor, cfg, audio, rng)
         if cfg.layout == "av":
-            _write_mp4(targets[0], frames, audio, cfg)
+            _write_video(targets[0], frames, audio, cfg)
         else:
-            _write_mp4(targets[0], frames, None, cfg)
+            _write_video(targets[0], frames, None, cfg)
             write_wav(targets[1], audio, cfg.sample_rate)
         written += targets
         if progress:
@@ -256,30 +265,6 @@ def generate(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progres
 
 def _rest(n: RavdessName) -> tuple:
     return (n.vocal_channel, n.emotion, n.intensity, n.statement, n.repetition, n.actor)
-
-
-def _write_avi(path: Path, frames: list[np.ndarray], audio: np.ndarray, cfg: SyntheticConfig) -> None:
-    """An avi (MPEG-4 part 2 video, 16-bit PCM audio inside), written atomically."""
-    av = require("av", "train")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".avi")
-    os.close(fd)
-    try:
-        with av.open(tmp, "w", format="avi") as out:
-            vs = out.add_stream("mpeg4", rate=cfg.fps)
-            vs.width, vs.height, vs.pix_fmt = cfg.width, cfg.height, "yuv420p"
-            ast = out.add_stream("pcm_s16le", rate=cfg.sample_rate, layout="mono")
-            for img in frames:
-                out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
-            out.mux(vs.encode(None))
-            frame = av.AudioFrame.from_ndarray((np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :],
-                                               format="s16", layout="mono")
-            frame.sample_rate = cfg.sample_rate
-            out.mux(ast.encode(frame))
-            out.mux(ast.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # Voice and face tables by RAVDESS emotion name; the other corpora's names map onto them.
@@ -313,7 +298,7 @@ def generate_savee(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), p
             # SAVEE's speakers are all male: odd actors in the voice model
             frames, audio = _clip(SAVEE_CODES[code], 1, 2 * SAVEE_SPEAKERS.index(speaker) + 1, cfg,
                                   [SAVEE_SPEAKERS.index(speaker), len(code), ord(code[-1]), n])
-            _write_avi(path, frames, audio, cfg)
+            _write_video(path, frames, audio, cfg, "avi")
         written.append(path)
         if progress:
             progress(k + 1)
@@ -340,7 +325,7 @@ def generate_mead(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), pr
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             frames, audio = _clip(emotion, level, a, cfg, [a, MEAD_EMOTIONS.index(emotion), level, n])
-            _write_mp4(path, frames, audio, cfg)
+            _write_video(path, frames, audio, cfg)
         written.append(path)
         if progress:
             progress(k + 1)
