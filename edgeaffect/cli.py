@@ -850,6 +850,10 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
                    + ", ".join(f"detect every {e}: {v['accuracy']:.1%} (face {v['face_mean_ms']:.1f} ms/frame, "
                                f"{v['searches']} searches)" for e, v in by.items())
                    + (f"; labels agree on {acc['agreement']:.1%} of frames" if len(by) == 2 else ""))
+        d = acc.get("difference")
+        if d:
+            typer.echo(f"tracking minus every frame: {d['pp']:+.1f} points, 95 % interval "
+                       f"[{d['ci95_pp'][0]:+.1f}, {d['ci95_pp'][1]:+.1f}] ({d['method']})")
     if json_out:
         atomic_write_text(json_out, json.dumps(out, indent=2))
 

@@ -124,3 +124,32 @@ def test_live_path_labels_equal_to_the_reference_path(export_dir, corpus):
         right["ref"] += labels[1] == truth
     assert right["new"] >= right["ref"] - 2, right  # 5 % of 40 clips
     assert same >= 0.85 * len(clips), (same, len(clips))
+
+
+def test_clip_track_is_tight_and_falls_back_to_the_search():
+    """A clip's later frames: ``track`` with the config's tight ratio / margin finds a face
+    that stayed put (close to the box the full search gives) and misses one that moved
+    further than the window, which ``find_faces`` then finds by the full search."""
+    import cv2
+
+    from edgeaffect.demo.bench import astronaut_frame
+
+    cfg = F.FaceConfig()
+    assert cfg.track_ratio < 1.33 and cfg.track_margin < 0.35  # tighter than the live tracker's
+    g = cv2.resize(F.to_gray(astronaut_frame()), (320, 240), interpolation=cv2.INTER_AREA)
+    x, y, w, h = F.detect_face(g, cfg)
+    patch = g[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]  # the face and its surround
+
+    def frame_with_face_at(left: int) -> np.ndarray:
+        f = np.full((240, 480), int(np.median(g)), np.uint8)
+        f[20:20 + patch.shape[0], left:left + patch.shape[1]] = patch
+        return f
+
+    still, moved = frame_with_face_at(10), frame_with_face_at(10 + 3 * w)
+    box, scale = F.detect_with_scale(still, cfg)
+    assert box is not None
+    near = F.track(frame_with_face_at(13), box, cfg, margin=cfg.track_margin, scale=scale, ratio=cfg.track_ratio)
+    assert near is not None and _iou((near[0] - 3, *near[1:]), box) >= 0.8
+    assert F.track(moved, box, cfg, margin=cfg.track_margin, scale=scale, ratio=cfg.track_ratio) is None
+    found = F.find_faces([still, moved], cfg)
+    assert found[1] is not None and _iou((found[1][0] - 3 * w, *found[1][1:]), box) >= 0.8

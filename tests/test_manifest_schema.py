@@ -170,6 +170,8 @@ AVER_CASES = [
     ("fmax-negative", _set(f"{FEAT}/mfcc/fmax", -1.0), "'preprocessing.features.mfcc.fmax'"),
     ("face-size-string", _set(f"{FEAT}/face/size", "64"), "'preprocessing.features.face.size'"),
     ("face-scale-factor-1", _set(f"{FEAT}/face/scale_factor", 1.0), "'preprocessing.features.face.scale_factor'"),
+    ("track-ratio-1", _set(f"{FEAT}/face/track_ratio", 1.0), "'preprocessing.features.face.track_ratio'"),
+    ("track-margin-negative", _set(f"{FEAT}/face/track_margin", -0.1), "'preprocessing.features.face.track_margin'"),
     ("cascade-path", _set(f"{FEAT}/face/cascade", "../../etc/passwd"), "'preprocessing.features.face.cascade'"),
     ("reuse-face-string", _set(f"{FEAT}/reuse_nearest_face", "yes"), "'preprocessing.features.reuse_nearest_face'"),
     ("mfcc_mean-39", _set(f"{PI}/mfcc_mean", [0.0] * 39), "'preprocessing.mfcc_mean' must be 40 numbers"),

@@ -32,3 +32,21 @@ def test_live_accuracy_counts_every_frame_both_ways(export_dir, corpus):
         assert 0.0 <= v["accuracy"] <= 1.0
     assert 0.0 <= r["agreement"] <= 1.0
     assert family.recording_label(clips[0]) in ExportedModel(export_dir).labels
+    d = r["difference"]
+    assert abs(d["pp"] - (six["accuracy"] - one["accuracy"]) * 100) < 1e-9
+
+
+def test_paired_difference_interval():
+    """The paired bootstrap: a constant per-clip gain gives that gain with a zero-width
+    interval; a gain on some clips only gives an interval around it that holds zero when
+    one clip carries it all."""
+    from edgeaffect.demo.bench import paired_difference
+
+    base = [(50, 100)] * 30
+    d = paired_difference(base, [(55, 100)] * 30)
+    assert abs(d["pp"] - 5.0) < 1e-9 and d["ci95_pp"] == [5.0, 5.0]
+    lucky = paired_difference(base, [(100, 100)] + [(50, 100)] * 29)
+    assert abs(lucky["pp"] - 50 / 30) < 1e-9
+    assert lucky["ci95_pp"][0] <= 0.0 < lucky["ci95_pp"][1]
+    assert "30 clips" in lucky["method"]
+    assert paired_difference([], []) is None

@@ -83,6 +83,23 @@ def _all_frames(path: Path) -> tuple[list[np.ndarray], float]:
     return frames, fps
 
 
+def paired_difference(base: list[tuple[int, int]], other: list[tuple[int, int]], resamples: int = 2000,
+                      seed: int = 0) -> dict | None:
+    """Accuracy of ``other`` minus ``base`` (frame-weighted, in percentage points) over the
+    same clips, with a 95 % interval from a paired bootstrap over clips: frames of one clip
+    are not independent, so the clip is the unit that is resampled."""
+    if not base or len(base) != len(other):
+        return None
+    ok_a, n = np.array(base, float).T
+    ok_b = np.array(other, float)[:, 0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(n), size=(resamples, len(n)))
+    diffs = (ok_b[idx].sum(1) - ok_a[idx].sum(1)) / n[idx].sum(1) * 100
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"pp": float((ok_b.sum() - ok_a.sum()) / n.sum() * 100), "ci95_pp": [float(lo), float(hi)],
+            "method": f"paired bootstrap over {len(n)} clips, {resamples} resamples"}
+
+
 def live_accuracy(bundle: Path, files: list[Path], label_of, config, every_values=(1, 6), progress=None) -> dict:
     """The live path's label on every frame of labelled clips, as the demo makes it (the
     adapter's ``live_input`` on the frame and the audio up to that frame's time, the model,
@@ -97,6 +114,7 @@ def live_accuracy(bundle: Path, files: list[Path], label_of, config, every_value
     m = ExportedModel(bundle, threads=1)
     ad = m.adapter
     stats = {e: {"frames": 0, "correct": 0, "no_face": 0, "face_ms": 0.0, "detections": 0} for e in every_values}
+    per_clip = {e: [] for e in every_values}  # (correct, frames) per clip, for the paired interval
     agree = total = 0
     for f in files:
         truth = label_of(f)
@@ -125,13 +143,16 @@ def live_accuracy(bundle: Path, files: list[Path], label_of, config, every_value
             stats[e]["detections"] += getattr(tracker, "detections", 0)
             stats[e]["frames"] += len(frames)
             stats[e]["correct"] += sum(g == truth for g in got)
+            per_clip[e].append((sum(g == truth for g in got), len(frames)))
             labels[e] = got
         a, b = every_values[0], every_values[-1]
         agree += sum(p == q for p, q in zip(labels[a], labels[b]))
         total += len(frames)
         if progress is not None:
             progress(files.index(f) + 1)
+    a, b = every_values[0], every_values[-1]
     return {"clips": len(files), "frames": total, "agreement": agree / total if total else None,
+            "difference": paired_difference(per_clip[a], per_clip[b]) if a != b else None,
             "by_detect_every": {str(e): {"accuracy": s["correct"] / s["frames"] if s["frames"] else None,
                                          "no_face": s["no_face"], "searches": s["detections"],
                                          "face_mean_ms": s["face_ms"] / s["frames"] if s["frames"] else None}

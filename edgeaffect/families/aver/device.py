@@ -20,9 +20,10 @@ _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16),
 _FACE = Table({"size": Int(min=8, max=1024), "cascade": Str(pattern=r"[\w.-]+\.xml", what="a Haar cascade file name"),
                "scale_factor": Num(above=1, max=2), "min_neighbors": Int(min=0), "min_size_frac": Num(above=0, max=1),
                "search": Str(choices=("largest-first", "exhaustive")), "band_ratio": Num(above=1, max=100),
-               "coarse_px": Int(min=24, max=4096), "track_frames": Bool()},
+               "coarse_px": Int(min=24, max=4096), "track_frames": Bool(), "track_ratio": Num(above=1, max=4),
+               "track_margin": Num(min=0, max=4)},
               optional={"size", "cascade", "scale_factor", "min_neighbors", "min_size_frac", "search", "band_ratio",
-                        "coarse_px", "track_frames"}, closed=True)
+                        "coarse_px", "track_frames", "track_ratio", "track_margin"}, closed=True)
 _FEATURES = Table({"n_segments": Int(min=1, max=1000), "frame_position": Str(choices=("start", "center")),
                    "mfcc": _MFCC, "face": _FACE, "reuse_nearest_face": Bool()},
                   optional={"n_segments", "frame_position", "mfcc", "face", "reuse_nearest_face"}, closed=True)
