@@ -153,3 +153,18 @@ def test_clip_track_is_tight_and_falls_back_to_the_search():
     assert F.track(moved, box, cfg, margin=cfg.track_margin, scale=scale, ratio=cfg.track_ratio) is None
     found = F.find_faces([still, moved], cfg)
     assert found[1] is not None and _iou((found[1][0] - 3 * w, *found[1][1:]), box) >= 0.8
+
+
+def test_track_sweep_compares_settings_on_the_same_clips(export_dir, corpus, capsys):
+    """The sweep behind the model card's track_ratio / track_margin figures: one row per
+    setting, boxes against the exhaustive pass, labels against the truth; a bad setting is
+    one line and exit 2."""
+    from edgeaffect.families.aver.face_sweep import main, parse_settings
+
+    assert parse_settings("1.33:0.35,1.15:0.2") == [(1.33, 0.35), (1.15, 0.2)]
+    assert main([str(export_dir), str(corpus), "--clips", "2", "--settings", "1.33:0.35,1.15:0.2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1.")]
+    assert len(rows) == 2 and "| 1.15 | 0.2 |" in rows[1]
+    assert main([str(export_dir), str(corpus), "--settings", "0.9:0.2"]) == 2
+    assert "ratio must be > 1" in capsys.readouterr().err

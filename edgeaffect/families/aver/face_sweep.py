@@ -1,0 +1,151 @@
+"""How tight a clip's frame-to-frame face track can be: time, box agreement with the paper's
+exhaustive pass, and clip labels, for each (track_ratio, track_margin) setting, in one run.
+
+    python -m edgeaffect.families.aver.face_sweep BUNDLE CORPUS [--settings 1.33:0.35,1.15:0.2]
+
+One thread for OpenCV; each clip's six frames are decoded once, then every setting's face
+search runs on them in turn (the order rotates per clip), so the time ratios share the
+machine's state. Boxes are compared with the exhaustive pass on the same frames; labels
+come from the bundle's model on each setting's crops, against the clip's true label.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgeaffect.features import faces as F
+
+
+def box_iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def parse_settings(text: str) -> list[tuple[float, float]]:
+    """``"1.33:0.35,1.15:0.2"`` -> [(1.33, 0.35), (1.15, 0.2)] (ratio:margin pairs)."""
+    out = []
+    for part in text.split(","):
+        ratio, _, margin = part.partition(":")
+        try:
+            r, m = float(ratio), float(margin)
+        except ValueError:
+            raise ValueError(f"bad setting {part!r}: give ratio:margin, e.g. 1.15:0.2") from None
+        if r <= 1 or m < 0:
+            raise ValueError(f"bad setting {part!r}: the ratio must be > 1 and the margin >= 0")
+        out.append((r, m))
+    return out
+
+
+def sweep(bundle: Path, clips: list[Path], settings: list[tuple[float, float]], label_of) -> list[dict]:
+    from edgeaffect.device.predict import ExportedModel
+
+    model = ExportedModel(bundle, threads=1)
+    base = model.adapter
+    reference = base.reference()
+    adapters = []
+    for ratio, margin in settings:
+        a = copy.copy(base)
+        a.features = replace(base.features, face=replace(base.features.face, track_ratio=ratio, track_margin=margin))
+        adapters.append(a)
+    rows = [{"ratio": r, "margin": m, "ms": [], "iou": [], "miss": 0, "frames": 0, "right": 0, "same": 0}
+            for r, m in settings]
+    ref_right = 0
+    for k, clip in enumerate(clips):
+        frames, y, sr = base.load(clip)
+        grays = [F.to_gray(f) for f in frames]
+        ref_boxes = F.find_faces(grays, reference.features.face)
+        ref_label = _label(model, reference, (frames, y, sr))
+        truth = label_of(clip)
+        ref_right += ref_label == truth
+        order = list(range(len(settings)))
+        order = order[k % len(order):] + order[:k % len(order)]
+        for i in order:
+            cfg = adapters[i].features.face
+            t = time.perf_counter()
+            boxes = F.find_faces(grays, cfg)
+            rows[i]["ms"].append((time.perf_counter() - t) * 1e3)
+            for a, b in zip(ref_boxes, boxes):
+                rows[i]["frames"] += 1
+                if (a is None) != (b is None):
+                    rows[i]["miss"] += 1
+                elif a is not None:
+                    rows[i]["iou"].append(box_iou(a, b))
+            label = _label(model, adapters[i], (frames, y, sr))
+            rows[i]["right"] += label == truth
+            rows[i]["same"] += label == ref_label
+    n = len(clips)
+    return [{"track_ratio": r["ratio"], "track_margin": r["margin"], "faces_ms_p50": statistics.median(r["ms"]),
+             "iou_median": float(np.median(r["iou"])), "iou_p5": float(np.percentile(r["iou"], 5)),
+             "frames_found_by_one_only": r["miss"], "frames": r["frames"], "clip_accuracy": r["right"] / n,
+             "reference_accuracy": ref_right / n, "labels_equal_to_reference": r["same"] / n, "clips": n}
+            for r in rows]
+
+
+def _label(model, adapter, decoded):
+    from edgeaffect.errors import NoFaceError
+
+    try:
+        x = adapter.inputs(decoded)
+    except NoFaceError:  # no face in any sampled frame: no label, counted wrong
+        return None
+    return adapter.prediction(model.outputs(x), x).decision
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from edgeaffect.families import get_family
+    from edgeaffect.logs import quiet_python
+    from edgeaffect.measure.bench import machine
+    from edgeaffect.media.video import set_decode_threads
+
+    p = argparse.ArgumentParser(prog="python -m edgeaffect.families.aver.face_sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("bundle", type=Path, help="an audio-visual bundle or export folder (make demo's)")
+    p.add_argument("corpus", type=Path, help="labelled clips in the bundle's corpus layout")
+    p.add_argument("--settings", default="1.33:0.35,1.2:0.25,1.15:0.2,1.1:0.15", help="ratio:margin pairs")
+    p.add_argument("--clips", type=int, default=240, help="clips taken evenly from the corpus")
+    args = p.parse_args(argv)
+    quiet_python()
+    try:
+        settings = parse_settings(args.settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import cv2
+
+    cv2.setNumThreads(1)
+    set_decode_threads(1)
+    family = get_family("aver")
+    found = [c for c in family.recordings(args.corpus) if family.recording_label(c) is not None]
+    if not found:
+        print(f"error: no labelled clips under {args.corpus}: give the corpus the bundle was trained on", file=sys.stderr)
+        return 2
+    clips = found[:: max(1, len(found) // args.clips)][: args.clips]
+    rows = sweep(args.bundle, clips, settings, family.recording_label)
+    print(f"machine: {machine()}; {len(clips)} clips, one thread; faces ms = the six frames' search per clip (p50)")
+    print("| track_ratio | track_margin | faces ms/clip p50 | box IoU to exhaustive median / p5 | frames found by one only "
+          "| clip accuracy (exhaustive) | labels = exhaustive |")
+    print("|---:|---:|---:|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['track_ratio']:g} | {r['track_margin']:g} | {r['faces_ms_p50']:.1f} | {r['iou_median']:.3f} / "
+              f"{r['iou_p5']:.3f} | {r['frames_found_by_one_only']} / {r['frames']} | {r['clip_accuracy']:.1%} "
+              f"({r['reference_accuracy']:.1%}) | {r['labels_equal_to_reference']:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    from edgeaffect.logs import filter_native_stderr
+
+    filter_native_stderr()  # the runtime's native log lines; only when run as a command
+    sys.exit(main())
