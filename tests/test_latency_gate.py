@@ -137,3 +137,27 @@ def test_save_baseline_needs_a_folder(export_dir):
 
     r = cli("bench", export_dir, "--save-baseline")
     assert r.returncode == 2 and "--save-baseline needs --baseline" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_block_is_sized_from_the_warm_up():
+    """Automatic block: as many invokes as fit in about 50 ms, 5 to 20 (a fast model gets
+    the fastest of 20 per block, a slow one keeps 5 so a round stays short)."""
+    import time
+
+    from edgeaffect.measure.gate import auto_block
+
+    assert auto_block(1e-4) == 20 and auto_block(2.9e-3) == 17 and auto_block(0.5) == 5
+
+    def sleepy():
+        time.sleep(0.012)
+
+    c = compare(sleepy, sleepy, pairs=2, warmup=3)
+    assert c.block == 5, c.block  # 50 ms / ~12 ms = 4, held at the lower end
+
+
+def test_block_study_bad_format_is_one_line(export_dir, capsys):
+    from edgeaffect.measure.gate import main
+
+    assert main([str(export_dir), "no-such-format", "--runs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-such-format" in err

@@ -4,6 +4,12 @@ run, interleaved, so that whatever slows the machine down slows both.
 Protocol: ``pairs`` rounds; in each, a block of ``block`` invokes of one model, then a block
 of the other (the order alternates AB, BA, AB, ... so neither always runs second). A
 block's time is its fastest invoke (a preempted invoke is noise, never the model's cost).
+By default the block is sized from the warm-up: as many invokes as fit in about 50 ms,
+5 to 20. On a loaded machine the fastest of 5 often still holds a slowed invoke, and
+the rounds' ratios spread; the fastest of 20 finds a clean one far more often (SpeechNet
+int8, 2.9 ms an invoke, both cores loaded by a busy loop and a bursty matrix product:
+the interval's half-width median 2.0 % / max 5.5 % with 5, 1.3 % / 2.2 % with 20, over 8
+comparisons each, `python -m edgeaffect.measure.gate BUNDLE FORMAT --blocks 5,20`).
 The statistic is the median over rounds of candidate / baseline, with a bootstrap
 confidence interval (seeded: the same timings always give the same verdict).
 
@@ -70,16 +76,32 @@ def median_interval(ratios: np.ndarray, confidence: float = CONFIDENCE, resample
     return float(np.quantile(medians, a)), float(np.quantile(medians, 1 - a))
 
 
-def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int = 5, budget_s: float | None = None,
+BLOCK_S = 0.05  # a block's target length when the block is sized automatically
+BLOCK_RANGE = (5, 20)
+
+
+def auto_block(invoke_s: float) -> int:
+    """Invokes per block: as many as fit in ``BLOCK_S``, within ``BLOCK_RANGE``."""
+    lo, hi = BLOCK_RANGE
+    return int(min(hi, max(lo, round(BLOCK_S / max(invoke_s, 1e-9)))))
+
+
+def compare(run_baseline, run_candidate, *, pairs: int = 60, block: int | None = None, budget_s: float | None = None,
             min_pairs: int = 30, warmup: int = 10, tolerance: float = TOLERANCE,
             confidence: float = CONFIDENCE, extend: float = 4.0) -> Comparison:
     """Interleaved paired timing of two callables (see the module's docstring): ``pairs``
     rounds, or with ``budget_s`` rounds until that much time has passed (at least
     ``min_pairs``, at most 10 x ``pairs``); then, while the interval is too wide to catch
-    a slowdown of twice the tolerance, more rounds, up to ``extend`` x ``budget_s`` in all."""
+    a slowdown of twice the tolerance, more rounds, up to ``extend`` x ``budget_s`` in all.
+    ``block=None``: sized from the warm-up (``auto_block``)."""
+    warm = []
     for _ in range(warmup):
+        t = time.perf_counter()
         run_baseline()
+        warm.append(time.perf_counter() - t)
         run_candidate()
+    if block is None:
+        block = auto_block(float(np.median(warm))) if warm else BLOCK_RANGE[0]
 
     def best_of(fn) -> float:
         best = float("inf")
@@ -169,3 +191,64 @@ def compare_files(baseline: Path, candidate: Path, runtime: str, *, threads: int
     rc = load_runner(candidate, runtime, threads=threads)
     fb, fc = random_feeds(rb.inputs), random_feeds(rc.inputs)
     return compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, tolerance=tolerance)
+
+
+# --------------------------------------------------------------------------- block-size study
+
+def block_study(export_dir: Path, fmt: str, blocks: list[int], runs: int = 8, budget_s: float = 2.0,
+                threads: int = 1) -> dict[int, list[float]]:
+    """A bundle's file against a copy of itself, ``runs`` comparisons per block size (the
+    sizes in turn): each comparison's interval half-width (what decides whether a 20 %
+    slowdown can be caught)."""
+    import json
+    import tempfile
+
+    from edgeaffect.measure.profile import random_feeds
+    from edgeaffect.runtime import load_runner
+
+    entry = json.loads((Path(export_dir) / "manifest.json").read_text())["files"][fmt]
+    source = Path(export_dir) / entry["file"]
+    out: dict[int, list[float]] = {b: [] for b in blocks}
+    with tempfile.TemporaryDirectory(prefix="ea-gate-") as tmp:
+        copy = Path(tmp) / ("baseline" + source.suffix)
+        shutil.copy(source, copy)
+        rb = load_runner(copy, entry["runtime"], threads=threads)
+        rc = load_runner(source, entry["runtime"], threads=threads)
+        fb, fc = random_feeds(rb.inputs), random_feeds(rc.inputs)
+        for _ in range(runs):
+            for b in blocks:
+                c = compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, block=b)
+                out[b].append((c.high - c.low) / 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from edgeaffect.measure.bench import machine
+
+    p = argparse.ArgumentParser(prog="python -m edgeaffect.measure.gate",
+                                description="The gate's interval width by block size: a file against a copy of itself.")
+    p.add_argument("bundle", type=Path, help="an export folder or bundle")
+    p.add_argument("format", help="a format the bundle holds, e.g. tflite-int8")
+    p.add_argument("--blocks", default="5,20", help="block sizes to compare, in turn")
+    p.add_argument("--runs", type=int, default=8)
+    args = p.parse_args(argv)
+    try:
+        blocks = [int(b) for b in args.blocks.split(",")]
+        study = block_study(args.bundle, args.format, blocks, args.runs)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"error: cannot study {args.bundle} {args.format}: {exc!s} (give an export folder and a format "
+              "its manifest lists, and blocks like 5,20)", file=sys.stderr)
+        return 2
+    print(f"machine: {machine()}; {args.runs} comparisons per block size, one thread")
+    for b, widths in study.items():
+        print(f"block {b:3d}: interval half-width median {np.median(widths):.1%}, max {max(widths):.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
