@@ -132,10 +132,34 @@ def test_budget_checks_a_calibrated_estimate_only_where_it_gates(monkeypatch):
     est = estimate(groups, costs["resnet50"], "rpi4", "float32")["estimate_ms"]
     ok = budgets.Budget("rpi4", "big", "tflite-fp32", {"p50_ms": est * 1.5})
     over = budgets.Budget("rpi4", "big", "tflite-fp32", {"p50_ms": est * 0.5})
-    (c_ok,), (c_over,) = budgets._calibrated(ok, "float32"), budgets._calibrated(over, "float32")
+    (c_ok,), (c_over,) = budgets._calibrated(ok, "float32", 1), budgets._calibrated(over, "float32", 1)
     assert c_ok.kind == budgets.CALIBRATED and c_ok.passed and not c_over.passed and c_over.state == "EXCEEDED"
-    (c_small,) = budgets._calibrated(budgets.Budget("rpi4", "small", "tflite-fp32", {"p50_ms": 1e-6}), "float32")
+    (c_small,) = budgets._calibrated(budgets.Budget("rpi4", "small", "tflite-fp32", {"p50_ms": 1e-6}), "float32", 1)
     assert not c_small.checked and c_small.passed and "EXTRAPOLATED" in c_small.detail
+    # at the 4 threads the Pi target deploys with, the estimate is the 4-thread one
+    est4 = estimate(groups, costs["resnet50"], "rpi4", "float32", threads=4)["estimate_ms"]
+    assert est4 < est * 0.6
+    (c4,) = budgets._calibrated(budgets.Budget("rpi4", "big", "tflite-fp32", {"p50_ms": est4 * 1.2}), "float32", 4)
+    assert c4.passed and c4.value == pytest.approx(est4) and "4 thread(s)" in c4.detail
+
+
+def test_device_budgets_take_the_targets_thread_count(tmp_path):
+    """A budget on a device is estimated at the threads its export target deploys with (the
+    Pis: 4), unless it says ``threads``; the host measures what it runs, so it takes none."""
+    from edgeaffect.errors import InputError
+    from edgeaffect.measure.budgets import deploy_threads, load_budgets
+
+    assert deploy_threads("rpi4") == 4 and deploy_threads("rpi5") == 4 and deploy_threads("jetson-orin-nano") == 1
+    f = tmp_path / "b.toml"
+    f.write_text('[rpi4.aver-ravdess.tflite-int8]\np50_ms = 5.0\nthreads = 2\n[rpi5.aver-ravdess.tflite-int8]\np50_ms = 2.0\n')
+    a, b = load_budgets(f).entries
+    assert a.threads == 2 and b.threads is None
+    f.write_text('[rpi4.aver-ravdess.tflite-int8]\np50_ms = 5.0\nthreads = 0\n')
+    with pytest.raises(InputError, match="threads"):
+        load_budgets(f)
+    f.write_text('[host.aver-ravdess.tflite-int8]\np50_ms = 5.0\nthreads = 4\n')
+    with pytest.raises(InputError, match="host"):
+        load_budgets(f)
 
 
 @pytest.mark.slow

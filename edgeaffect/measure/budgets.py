@@ -14,6 +14,8 @@ A budgets file is TOML::
     size_kib = 100
     peak_memory_mib = 64
     optional = true    # may go unmeasured (its export not benchmarked) without failing the check
+    threads = 4        # devices other than the host: the thread count the estimate is made for
+                       # (default: what the export target for that device deploys with)
 
 Absolute latency budgets on the host only catch a model many times too slow (a shared CI
 machine needs room). The latency regression check is the gate (``edgeaffect.measure.gate``):
@@ -40,7 +42,8 @@ from edgeaffect.schema import Bool, Int, Num, check
 
 METRICS = {"p50_ms": "p50 latency (ms)", "p99_ms": "p99 latency (ms)", "size_kib": "file size (KiB)",
            "peak_memory_mib": "peak memory added by the model (MiB)"}
-FLAGS = {"optional": "true: the budget may go unmeasured without failing the check"}
+FLAGS = {"optional": "true: the budget may go unmeasured without failing the check",
+         "threads": "threads the device runs the model with (default: its export target's)"}
 DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3, "regression": 0.10}
 DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100), "regression": Num(above=0, max=10)}
 LIMIT = Num(above=0)
@@ -53,6 +56,7 @@ class Budget:
     format: str
     limits: dict[str, float]
     optional: bool = False
+    threads: int | None = None  # None: the device's export target's thread count
 
     @property
     def key(self) -> str:
@@ -128,10 +132,26 @@ def _budget(path, dev: str, model: str, fmt: str, table: dict) -> Budget:
         if k in METRICS and not _positive(v):
             raise InputError(f"budgets file {path}: [{where}] {k} must be a positive number, got {v!r}")
     optional = check(Bool(), table.get("optional", False), f"budgets file {path}", f"{where}.optional")
+    threads = None
+    if "threads" in table:
+        if dev == "host":
+            raise InputError(f"budgets file {path}: [{where}] threads: the host is measured with the threads "
+                             "`edgeaffect bench --threads` runs; threads is for the other devices' estimates")
+        threads = check(Int(min=1, max=1024), table["threads"], f"budgets file {path}", f"{where}.threads")
     limits = {k: float(v) for k, v in table.items() if k in METRICS}
     if not limits:
         raise InputError(f"budgets file {path}: [{where}] sets no budget; give at least one of {', '.join(METRICS)}")
-    return Budget(dev, model, fmt, limits, optional)
+    return Budget(dev, model, fmt, limits, optional, threads)
+
+
+def deploy_threads(device_key: str) -> int:
+    """The threads the export target for ``device_key`` runs with (targets.toml), else 1."""
+    from edgeaffect.export.targets import load_targets
+
+    for t in load_targets().values():
+        if t.device == device_key and "threads" in t.defaults:
+            return int(t.defaults["threads"])
+    return 1
 
 
 def _positive(v) -> bool:
@@ -217,7 +237,7 @@ def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
                                     bound.latency_ms <= b.limits[m],
                                     f"({bound.limited_by}-bound; {bound.note})"))
         if "p50_ms" in b.limits:
-            checks += _calibrated(b, precision)
+            checks += _calibrated(b, precision, b.threads or deploy_threads(b.device))
         if "peak_memory_mib" in b.limits:
             mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
             checks.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
@@ -269,7 +289,7 @@ def regression_checks(rows: list[dict]) -> list[Check]:
 CALIBRATED = "prediction (calibrated estimate)"
 
 
-def _calibrated(b: Budget, precision: str) -> list[Check]:
+def _calibrated(b: Budget, precision: str, threads: int) -> list[Check]:
     """The budget against the calibrated estimate (``edgeaffect.roofline.calibrate``) for
     a device with published figures, on the runtime we deploy there: it gates only inside
     what was fitted (the model's FLOPs within the fitted models', a fitted thread count, that
@@ -279,7 +299,7 @@ def _calibrated(b: Budget, precision: str) -> list[Check]:
     from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
 
     try:
-        est = estimate(groups_cached(), model_split_cost(b.model), b.device, precision)
+        est = estimate(groups_cached(), model_split_cost(b.model), b.device, precision, threads=threads)
     except EdgeAffectError as exc:  # no TensorFlow to rebuild the graphs: say so, do not fail
         return [Check(b.key, "p50_ms", b.limits["p50_ms"], None, NOT_CHECKED, True,
                       f"(calibrated estimate unavailable: {exc})")]
