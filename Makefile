@@ -85,7 +85,7 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 	$(BIN)/edgeaffect bench-pipeline --work $(OUT) --budget 3
 	$(BIN)/edgeaffect bench-recordings $(SPEECH)/export --data $(SPEECH)/corpus --budget 3 --json $(SPEECH)/bench-recordings.json
 	$(BIN)/edgeaffect bench-recordings $(DEPRESSION)/export --data $(DEPRESSION)/corpus --budget 3 --json $(DEPRESSION)/bench-recordings.json
-	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --json $(OUT)/bench-demo.json
+	$(BIN)/edgeaffect bench-demo $(OUT)/export --seconds 20 --accuracy-clips 80 --json $(OUT)/bench-demo.json
 
 # Training steps: 2 worker processes (MultiWorkerMirroredStrategy on loopback) vs 1, interleaved rounds.
 bench-distribute: venv
