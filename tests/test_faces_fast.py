@@ -14,19 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgeaffect.families.aver.face_sweep import box_iou as _iou
 from edgeaffect.features import faces as F
 from edgeaffect.media import read_frames_at
 
 REF = F.FaceConfig(search="exhaustive")
-
-
-def _iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def _cos(g, a, b):
