@@ -613,14 +613,18 @@ def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threa
 
 @app.command("calibrate")
 def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", help="Registered model to estimate (repeat).")] = None,
-                  threads: Annotated[int, typer.Option(help="Threads the estimates are for.")] = 1,
+                  threads: Annotated[Optional[int], typer.Option(help="Threads the estimates are for (default: each "
+                                                                       "device's export target's, 4 on the Pis, as the budgets use).")] = None,
                   json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the fit and errors as JSON.")] = None):
     """Device predictions fitted to published latencies of public models (rebuilt here):
     per device, runtime and precision the factors and the leave-one-out error, then
     estimates for our models (predictions, with their error band)."""
     from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.budgets import deploy_threads
     from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
 
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, given {threads}")
     groups = groups_cached()
     typer.echo("fit: latency = overhead + 3x3-conv arithmetic at roof / eff3x3 + other arithmetic at roof / eff_other, "
                "roof scaled to threads ** scaling of the cores; fewer figures fit fewer factors (form); "
@@ -635,7 +639,7 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     for m in model or []:
         cost = model_split_cost(m)
         for g in groups:
-            e = estimate(groups, cost, g.device, g.precision, threads, runtime=g.runtime)
+            e = estimate(groups, cost, g.device, g.precision, threads or deploy_threads(g.device), runtime=g.runtime)
             if e["group"] is not g:
                 continue
             estimates.append({"model": m, "device": g.device, "runtime": g.runtime, "precision": g.precision,

@@ -174,3 +174,30 @@ def test_calibration_on_the_published_figures():
         assert g.worst_error < 1.0, (g.device, g.runtime, g.precision, g.median_error, g.worst_error)
         if g.n >= 5:
             assert g.median_error < 0.3, (g.device, g.runtime, g.precision, g.median_error, g.worst_error)
+
+
+def test_calibrate_cli_bad_threads_is_one_line():
+    from tests.test_cli import assert_one_line_error, cli
+
+    assert_one_line_error(cli("calibrate", "--threads", "0"), "--threads")
+
+
+@pytest.mark.slow
+def test_calibrate_cli_estimates_at_the_targets_threads(tmp_path):
+    """Without --threads each device's estimate is for its export target's threads (4 on
+    the Pis): SpeechNet's Pi 4 LiteRT int8 estimate gates there (published 4-thread figures
+    bracket its 31 MFLOPs); with --threads 1 it does not."""
+    import json
+
+    from tests.test_cli import cli
+
+    def pi4_int8(*extra):
+        r = cli("calibrate", "--model", "speechnet-emodb", "--json", tmp_path / "c.json", *extra)
+        assert r.returncode == 0, r.stderr
+        (e,) = [e for e in json.loads((tmp_path / "c.json").read_text())["estimates"]
+                if e["device"] == "rpi4" and e["runtime"] == "litert" and e["precision"] == "int8"]
+        return e
+
+    four, one = pi4_int8(), pi4_int8("--threads", "1")
+    assert four["gating"] and "4 thread(s)" in four["note"]
+    assert not one["gating"] and "not 1" in one["note"]
