@@ -15,8 +15,8 @@ Two ways to run the same cascade (``FaceConfig.search``):
 ``track`` finds the face near a known box only: the cascade in a window around it, for
 faces of about its size, on the copy the box was found on. A clip's later frames use it
 first (``track_ratio`` / ``track_margin``: faces within 1.15x, a window 0.2 face-widths
-larger on each side); the live demo uses it between full detections, with the looser settings its
-figures in the model card were measured with (1.33x, 0.35).
+larger on each side); the live demo uses it between full detections, with the looser
+settings its figures in the model card were measured with (1.33x, 0.35).
 """
 
 from __future__ import annotations
