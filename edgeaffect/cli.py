@@ -380,12 +380,9 @@ def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder 
     found = run.family.recordings(work / "corpus")
     if not found:
         raise InputError(f"no recordings under {work / 'corpus'}: rerun `edgeaffect pipeline --out {work}`")
-    release = held_to_threads(threads)  # decoding, OpenCV and BLAS too: a one-thread row is one
-    try:
+    with held_to_threads(threads):  # decoding, OpenCV and BLAS too: a one-thread row is one
         rows = bench_export(work / "export", found[0], keras_model=run.model, threads=threads, budget_s=budget,
                             log=sys.stdout)
-    finally:
-        release()
     # Clip -> label, today's preprocessing against the paper-literal one, interleaved in one
     # run (a ratio that holds on a busy machine), decoding and OpenCV on `threads` thread(s).
     clips = found[:: max(1, len(found) // clips_ab)][:clips_ab]
@@ -547,6 +544,7 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
             points += [{"label": f"{label} {p}", "cost": cost, "precision": p, "runtime": HOST_RUNTIME}
                        for p in ("float32", "int8")]
     bounds, written = [], []
+    host_machine = this_machine()
     for d in devices:
         pts = [{**p, "achieved_gflops": (p["cost"].flops / (p["p50_ms"] / 1e3) / 1e9
                                          if d.key == "host" and p.get("p50_ms") else None)} for p in points]
@@ -554,7 +552,7 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
         for p in points:
             b = roofline_bound(p["cost"], d, p["precision"], p.get("runtime"))
             bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if d.key == "host" else None,
-                           "machine": this_machine() if d.key == "host" else None})
+                           "machine": host_machine if d.key == "host" else None})
     atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
     host = next((d for d in devices if d.key == "host"), None)
     if host is not None:
@@ -620,7 +618,7 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     per device, runtime and precision the factors and the leave-one-out error, then
     estimates for our models (predictions, with their error band)."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.budgets import deploy_threads
+    from edgeaffect.export.targets import deploy_threads
     from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
 
     if threads is not None and threads < 1:
@@ -830,7 +828,7 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
                        f"p50 latency x{a['latency_p50_ms'] / b['latency_p50_ms']:.2f}, face stage "
                        f"x{a['stage_mean_ms']['face'] / max(b['stage_mean_ms']['face'], 1e-9):.2f}")
     if accuracy_clips > 0:
-        model = ExportedModel(bundle)
+        model = ExportedModel(bundle, threads=1)
         family = model.family
         with tempfile.TemporaryDirectory(prefix="ea-demo-corpus-") as tmp:
             folder = corpus
@@ -844,7 +842,7 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
                 raise InputError(f"no labelled recordings under {folder}: give --corpus (a corpus in the model's layout)")
             files = found[:: max(1, len(found) // accuracy_clips)][:accuracy_clips]
             every = (1, cfg.detect_every) if cfg.detect_every != 1 else (1,)
-            acc = live_accuracy(bundle, files, family.recording_label, cfg, every,
+            acc = live_accuracy(model, files, family.recording_label, cfg, every,
                                 progress=Progress("clips", len(files), stream=sys.stderr))
         acc["corpus"] = str(folder if corpus or folder != Path(tmp) else "synthetic (seed 1, generated)")
         out["live_accuracy"] = acc

@@ -147,7 +147,8 @@ def test_device_budgets_take_the_targets_thread_count(tmp_path):
     """A budget on a device is estimated at the threads its export target deploys with (the
     Pis: 4), unless it says ``threads``; the host measures what it runs, so it takes none."""
     from edgeaffect.errors import InputError
-    from edgeaffect.measure.budgets import deploy_threads, load_budgets
+    from edgeaffect.export.targets import deploy_threads
+    from edgeaffect.measure.budgets import load_budgets
 
     assert deploy_threads("rpi4") == 4 and deploy_threads("rpi5") == 4 and deploy_threads("jetson-orin-nano") == 1
     f = tmp_path / "b.toml"

@@ -22,9 +22,10 @@ def test_live_accuracy_counts_every_frame_both_ways(export_dir, corpus):
     from edgeaffect.demo.live import DemoConfig
     from edgeaffect.device.predict import ExportedModel
 
-    family = ExportedModel(export_dir).family
+    model = ExportedModel(export_dir, threads=1)
+    family = model.family
     clips = sorted(corpus.rglob("*.mp4"))[:1]
-    r = live_accuracy(export_dir, clips, family.recording_label, DemoConfig(), (1, 6))
+    r = live_accuracy(model, clips, family.recording_label, DemoConfig(), (1, 6))
     assert r["clips"] == 1 and r["frames"] == 60  # 2 s at 30 fps
     one, six = r["by_detect_every"]["1"], r["by_detect_every"]["6"]
     assert one["searches"] == 60 and six["searches"] <= 60 // 6 + 2

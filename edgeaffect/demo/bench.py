@@ -50,39 +50,6 @@ def make_demo_media(folder: Path, seconds: float, fps: int = 30, sr: int = 16000
     return video, wav
 
 
-class _ClipMic:
-    """A clip's audio as the demo's microphone ring holds it at one frame's time."""
-
-    class _Ring:
-        def __init__(self, y: np.ndarray, sr: int):
-            self.y, self.sample_rate, self.end = y, sr, 0
-
-        def latest(self, n: int) -> np.ndarray:
-            out = np.zeros(n, np.float32)
-            seg = self.y[max(0, self.end - n):self.end]
-            if seg.size:
-                out[n - seg.size:] = seg
-            return out
-
-    def __init__(self, y: np.ndarray, sr: int):
-        self.ring = self._Ring(y, sr)
-
-
-def _all_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames, fps
-
-
 def paired_difference(base: list[tuple[int, int]], other: list[tuple[int, int]], resamples: int = 2000,
                       seed: int = 0) -> dict | None:
     """Accuracy of ``other`` minus ``base`` (frame-weighted, in percentage points) over the
@@ -100,60 +67,64 @@ def paired_difference(base: list[tuple[int, int]], other: list[tuple[int, int]],
             "method": f"paired bootstrap over {len(n)} clips, {resamples} resamples"}
 
 
-def live_accuracy(bundle: Path, files: list[Path], label_of, config, every_values=(1, 6), progress=None) -> dict:
+def live_accuracy(model, files: list[Path], label_of, config, every_values=(1, 6), progress=None) -> dict:
     """The live path's label on every frame of labelled clips, as the demo makes it (the
-    adapter's ``live_input`` on the frame and the audio up to that frame's time, the model,
-    the smoothing), once per face-detection interval in ``every_values``, in the same run:
-    the accuracy of the label on screen per interval (a frame without a face counts as
-    wrong), how often the intervals' labels agree, and the mean face-stage time of each."""
+    adapter's ``live_input`` on the frame and the audio up to that frame's time in the
+    demo's ring, the model, the smoothing), once per face-detection interval in
+    ``every_values``, in the same run: the accuracy of the label on screen per interval (a
+    frame without a face counts as wrong), how often the intervals' labels agree, and the
+    mean face-stage time of each. ``model``: an ``ExportedModel``."""
     from dataclasses import replace
+    from types import SimpleNamespace
 
-    from edgeaffect.device.predict import ExportedModel
+    from edgeaffect.demo.sources import AudioRing
     from edgeaffect.media import read_audio
+    from edgeaffect.media.video import read_all_frames
 
-    m = ExportedModel(bundle, threads=1)
-    ad = m.adapter
-    stats = {e: {"frames": 0, "correct": 0, "no_face": 0, "face_ms": 0.0, "detections": 0} for e in every_values}
-    per_clip = {e: [] for e in every_values}  # (correct, frames) per clip, for the paired interval
+    ad = model.adapter
+    stats = {e: {"no_face": 0, "face_ms": 0.0, "detections": 0} for e in every_values}
+    per_clip = {e: [] for e in every_values}  # (right, frames) per clip
     agree = total = 0
-    for f in files:
+    first, last = every_values[0], every_values[-1]
+    for k, f in enumerate(files, 1):
         truth = label_of(f)
         if truth is None:
             continue
-        frames, fps = _all_frames(f)
+        frames, fps = read_all_frames(f)
         y, sr = read_audio(f)
         labels = {}
         for e in every_values:
             cfg = replace(config, detect_every=e)
             live = type(ad)(ad.preprocessing, ad.task, ad.labels)  # fresh tracking state per clip
-            mic = _ClipMic(y, sr)
-            recent, got = [], []
+            mic = SimpleNamespace(ring=AudioRing(sr))
+            recent, got, heard = [], [], 0
             for i, frame in enumerate(frames):
-                mic.ring.end = int(round((i + 1) / fps * sr))
+                end = int(round((i + 1) / fps * sr))
+                mic.ring.write(y[heard:end])
+                heard = max(heard, end)
                 step = live.live_input(frame, mic, cfg)
                 stats[e]["face_ms"] += step.stage_ms.get("face", 0.0)
                 if step.status != "ok":
                     stats[e]["no_face"] += 1
                     got.append(None)
                     continue
-                outputs = m.outputs(step.x)
+                outputs = model.outputs(step.x)
                 recent = (recent + [ad.combine(outputs)])[-config.smooth:]
-                got.append(m.task.prediction(ad.smooth(recent), outputs, m.labels).decision)
-            tracker = getattr(live, "_tracker", None)
-            stats[e]["detections"] += getattr(tracker, "detections", 0)
-            stats[e]["frames"] += len(frames)
-            stats[e]["correct"] += sum(g == truth for g in got)
+                got.append(model.task.prediction(ad.smooth(recent), outputs, model.labels).decision)
+            stats[e]["detections"] += getattr(getattr(live, "_tracker", None), "detections", 0)
             per_clip[e].append((sum(g == truth for g in got), len(frames)))
             labels[e] = got
-        a, b = every_values[0], every_values[-1]
-        agree += sum(p == q for p, q in zip(labels[a], labels[b]))
+        agree += sum(p == q for p, q in zip(labels[first], labels[last]))
         total += len(frames)
         if progress is not None:
-            progress(files.index(f) + 1)
-    a, b = every_values[0], every_values[-1]
+            progress(k)
+
+    def accuracy(e):
+        right, n = (sum(col) for col in zip(*per_clip[e])) if per_clip[e] else (0, 0)
+        return right / n if n else None
+
     return {"clips": len(files), "frames": total, "agreement": agree / total if total else None,
-            "difference": paired_difference(per_clip[a], per_clip[b]) if a != b else None,
-            "by_detect_every": {str(e): {"accuracy": s["correct"] / s["frames"] if s["frames"] else None,
-                                         "no_face": s["no_face"], "searches": s["detections"],
-                                         "face_mean_ms": s["face_ms"] / s["frames"] if s["frames"] else None}
+            "difference": paired_difference(per_clip[first], per_clip[last]) if first != last else None,
+            "by_detect_every": {str(e): {"accuracy": accuracy(e), "no_face": s["no_face"], "searches": s["detections"],
+                                         "face_mean_ms": s["face_ms"] / total if total else None}
                                 for e, s in stats.items()}}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
+from edgeaffect.measure.machine import limit_blas
 
 
 @dataclass
@@ -81,19 +82,6 @@ class Reservoir:
         return self.total / self.count if self.count else 0.0
 
 
-def _limit_blas(threads: int | None):
-    """Hold NumPy's BLAS (the MFCC's mel product) to ``threads`` as well, where threadpoolctl
-    is installed (it comes with scikit-learn; nothing needs it): its idle threads otherwise
-    spin on the cores the capture thread needs. None when not limited."""
-    if threads is None:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(int(threads))
-
-
 class Demo:
     def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
                  show: bool = False, events: str | Path | None = None, duration: float | None = None,
@@ -147,7 +135,7 @@ class Demo:
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
-        blas = _limit_blas(self.threads)
+        blas = limit_blas(self.threads)
         rate = self.adapter.live_rate(self.cfg)
         t_start, last_seq, min_gap = self.t_start, 0, 1.0 / rate
         next_slot = t_start  # results are paced by slots 1 / rate apart, not by the last pick

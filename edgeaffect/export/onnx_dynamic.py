@@ -24,7 +24,7 @@ from edgeaffect._optional import require
 from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.export.onnx import OPSET, WRITER_OPTIONS, opset_of, write_onnx
 from edgeaffect.export.onnx_trt import batched_weight_matmuls
-from edgeaffect.io import atomic_path, atomic_write_bytes
+from edgeaffect.io import atomic_path
 
 NAME = "onnx-dyn-int8"
 
@@ -43,22 +43,19 @@ def quantize_matmuls(float_onnx: Path, out: Path) -> dict:
                                weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded)
     finally:
         logging.disable(logging.NOTSET)
-    g = onnx.load(str(out), load_external_data=False).graph
-    quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in g.node)
-    left = sum(n.op_type == "MatMul" for n in g.node)
-    return {"quantized_matmuls": quantized, "float_matmuls": left}
+    proto = onnx.load(str(out), load_external_data=False)
+    quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node)
+    left = sum(n.op_type == "MatMul" for n in proto.graph.node)
+    return {"quantized_matmuls": quantized, "float_matmuls": left, "onnx_opset": opset_of(proto)}
 
 
 def write_onnx_dynamic_int8(model, input_specs, calibration, path, **options) -> dict:
     """``options``: the ONNX writer's (opset, op rewrites), applied to the float model it
     quantizes. ``calibration`` is not used: activation ranges are taken at run time."""
-    onnx = require("onnx", "train")
     with tempfile.TemporaryDirectory(prefix="edgeaffect-dyn-") as d:
-        float_onnx, q_onnx = Path(d) / "float.onnx", Path(d) / "int8.onnx"
+        float_onnx = Path(d) / "float.onnx"
         facts = write_onnx(model, input_specs, calibration, float_onnx, **options)
-        facts.update(quantize_matmuls(float_onnx, q_onnx))
-        facts["onnx_opset"] = opset_of(onnx.load(str(q_onnx), load_external_data=False))
-        atomic_write_bytes(path, q_onnx.read_bytes())
+        facts.update(quantize_matmuls(float_onnx, Path(path)))  # written atomically there
     return facts
 
 

@@ -55,6 +55,14 @@ def _writer_option_names() -> set[str]:
     return {o for f in list_formats() for o in get_format(f).options}
 
 
+def deploy_threads(device_key: str) -> int:
+    """The threads the export target for catalog device ``device_key`` runs with, else 1."""
+    for t in load_targets().values():
+        if t.device == device_key and "threads" in t.defaults:
+            return int(t.defaults["threads"])
+    return 1
+
+
 def get_target(key: str) -> Target:
     return lookup("target", key, load_targets())
 

@@ -118,14 +118,18 @@ def _detect_on_copy(gray: np.ndarray, scale: float, lo: float, hi: float, config
     return tuple(int(round(v / s)) for v in (x + ox, y + oy, w, h))
 
 
-def track(gray: np.ndarray, box: Box, config: FaceConfig = FaceConfig(), margin: float = 0.35,
-          scale: float | None = None, ratio: float = 1.33) -> Box | None:
+# The live tracker's look between searches (frames 1/30 s apart), with which the demo's
+# figures in the model card were measured; a clip's frames use FaceConfig's track_* values.
+LIVE_RATIO = 1.33
+LIVE_MARGIN = 0.35
+
+
+def track(gray: np.ndarray, box: Box, config: FaceConfig = FaceConfig(), margin: float = LIVE_MARGIN,
+          scale: float | None = None, ratio: float = LIVE_RATIO) -> Box | None:
     """The face near ``box``: the cascade in a window ``margin`` box-widths larger on each
     side, for faces 1/ratio to ratio times the box, on the copy shrunk by ``scale`` (the
     one the box was found on; None: the one where the smallest of those faces is
-    ``coarse_px`` wide). None when it is not there any more. The defaults are the live
-    tracker's (30 frames a second apart); a clip's frames use ``config.track_ratio`` /
-    ``config.track_margin``."""
+    ``coarse_px`` wide). None when it is not there any more."""
     x, y, w, h = box
     H, W = gray.shape[:2]
     lo = w / ratio
@@ -211,9 +215,6 @@ class FaceTracker:
         self.scale, self.since = 1.0, 0
         self.detections = self.tracks = 0
 
-    def reset(self) -> None:
-        self.box = None
-
     def __call__(self, gray: np.ndarray) -> Box | None:
         cv2 = require("cv2", "device", package="opencv-python-headless")
         f = self.width / gray.shape[1] if self.width and gray.shape[1] > self.width else 1.0
@@ -225,7 +226,7 @@ class FaceTracker:
                 # The periodic search: only for a face larger than the tracked one (it would
                 # be "the largest face"); the smaller bands, where the search costs, are
                 # not searched while the track holds.
-                bigger, s = _largest_first(small, self.config, above=1.33 * box[2])
+                bigger, s = _largest_first(small, self.config, above=LIVE_RATIO * box[2])
                 self.detections += 1
                 self.since = 0
                 if bigger is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -266,31 +267,26 @@ def bench_recordings(export_dir: Path, files: list[Path], threads: int = 1, budg
 
 # --------------------------------------------------------------------------- clip -> label, old vs new
 
+@contextmanager
 def held_to_threads(threads: int):
-    """Hold OpenCV, the video decoder and NumPy's BLAS (the MFCC's mel product; through
-    threadpoolctl where installed, it comes with scikit-learn) to ``threads`` threads, so a
-    one-thread figure is one: returns the function that lets them go again."""
+    """Hold OpenCV, the video decoder and NumPy's BLAS (the MFCC's mel product) to
+    ``threads`` threads while the block runs, so a one-thread figure is one."""
     import cv2
 
+    from edgeaffect.measure.machine import limit_blas
     from edgeaffect.media.video import set_decode_threads
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(threads)
     set_decode_threads(threads)
+    blas = limit_blas(threads)
     try:
-        from threadpoolctl import threadpool_limits
-
-        blas = threadpool_limits(threads)
-    except ImportError:
-        blas = None
-
-    def release():
+        yield
+    finally:
         cv2.setNumThreads(before)
         set_decode_threads(None)
         if blas is not None:
             blas.restore_original_limits()
-
-    return release
 
 
 def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1, rounds: int = 30,
@@ -308,8 +304,6 @@ def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1
     new, ref = m.adapter, m.adapter.reference()
     if ref is None or not files:
         return None
-    held = held_to_threads(threads)
-
     def label(adapter, f):
         x = adapter.inputs(adapter.load(Path(f)))
         return adapter.prediction(m.outputs(x), x).decision
@@ -317,7 +311,7 @@ def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1
     times = {"reference": [], "new": []}
     cpu = {"reference": [], "new": []}  # CPU time of this process: what a busy machine inflates least
     agree = []
-    try:
+    with held_to_threads(threads):
         for f in files[:2]:  # warm-up: runtime, cascades, filter banks
             label(ref, f), label(new, f)
         for i in range(rounds):
@@ -330,8 +324,6 @@ def bench_clip_to_label(export_dir: Path, files: list[Path], *, threads: int = 1
                 times[name].append((time.perf_counter() - t) * 1e3)
                 cpu[name].append((time.process_time() - c) * 1e3)
             agree.append(got["new"] == got["reference"])
-    finally:
-        held()
     p50 = {k: float(np.percentile(v, 50)) for k, v in times.items()}
     row = {"what": f"clip -> label ({new.describe_inputs()}, inference, label)", "threads": threads,
            "runs_each": rounds, "p50_ms_reference": p50["reference"], "p50_ms_new": p50["new"],

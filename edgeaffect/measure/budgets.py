@@ -144,15 +144,6 @@ def _budget(path, dev: str, model: str, fmt: str, table: dict) -> Budget:
     return Budget(dev, model, fmt, limits, optional, threads)
 
 
-def deploy_threads(device_key: str) -> int:
-    """The threads the export target for ``device_key`` runs with (targets.toml), else 1."""
-    from edgeaffect.export.targets import load_targets
-
-    for t in load_targets().values():
-        if t.device == device_key and "threads" in t.defaults:
-            return int(t.defaults["threads"])
-    return 1
-
 
 def _positive(v) -> bool:
     try:
@@ -211,6 +202,7 @@ def _why_unmeasured(b: Budget, rows: list[dict]) -> str:
 
 def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
     """``rows``: bench rows; ``remeasure(row) -> p50/p99 dict`` repeats a host measurement."""
+    from edgeaffect.export.targets import deploy_threads
     from edgeaffect.roofline.devices import get_device, precision_of_format, roofline_bound
     from edgeaffect.roofline.readers import analyse
 

@@ -182,7 +182,7 @@ def save_baseline(export_dir: Path, baseline_root: Path) -> Path:
 
 
 def compare_files(baseline: Path, candidate: Path, runtime: str, *, threads: int = 1, budget_s: float = 2.0,
-                  tolerance: float = TOLERANCE) -> Comparison:
+                  tolerance: float = TOLERANCE, block: int | None = None) -> Comparison:
     """Two model files of the same format, each in its own runner, on the same random input."""
     from edgeaffect.measure.profile import random_feeds
     from edgeaffect.runtime import load_runner
@@ -190,7 +190,7 @@ def compare_files(baseline: Path, candidate: Path, runtime: str, *, threads: int
     rb = load_runner(baseline, runtime, threads=threads)
     rc = load_runner(candidate, runtime, threads=threads)
     fb, fc = random_feeds(rb.inputs), random_feeds(rc.inputs)
-    return compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, tolerance=tolerance)
+    return compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, tolerance=tolerance, block=block)
 
 
 # --------------------------------------------------------------------------- block-size study
@@ -203,21 +203,15 @@ def block_study(export_dir: Path, fmt: str, blocks: list[int], runs: int = 8, bu
     import json
     import tempfile
 
-    from edgeaffect.measure.profile import random_feeds
-    from edgeaffect.runtime import load_runner
-
     entry = json.loads((Path(export_dir) / "manifest.json").read_text())["files"][fmt]
     source = Path(export_dir) / entry["file"]
     out: dict[int, list[float]] = {b: [] for b in blocks}
     with tempfile.TemporaryDirectory(prefix="ea-gate-") as tmp:
         copy = Path(tmp) / ("baseline" + source.suffix)
         shutil.copy(source, copy)
-        rb = load_runner(copy, entry["runtime"], threads=threads)
-        rc = load_runner(source, entry["runtime"], threads=threads)
-        fb, fc = random_feeds(rb.inputs), random_feeds(rc.inputs)
         for _ in range(runs):
             for b in blocks:
-                c = compare(lambda: rb.run(fb), lambda: rc.run(fc), budget_s=budget_s, block=b)
+                c = compare_files(copy, source, entry["runtime"], threads=threads, budget_s=budget_s, block=b)
                 out[b].append((c.high - c.low) / 2)
     return out
 

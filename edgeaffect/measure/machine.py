@@ -18,3 +18,17 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
+
+
+def limit_blas(threads: int | None):
+    """Hold NumPy's BLAS (the MFCC's mel product) to ``threads``, where threadpoolctl is
+    installed (it comes with scikit-learn; nothing needs it): its idle threads otherwise spin
+    on the cores the measured work needs. Returns the limiter (``restore_original_limits()``
+    lets go), or None when not limited."""
+    if threads is None:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(int(threads))

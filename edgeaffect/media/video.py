@@ -121,3 +121,20 @@ def read_frames_at(path: str | os.PathLike, count: int, position: str = "start")
         return [got[i] for i in wanted]
     finally:
         cap.release()
+
+
+def read_all_frames(path: str | os.PathLike) -> tuple[list[np.ndarray], float]:
+    """Every BGR frame of a video and its frame rate (30 where the container does not say)."""
+    path = Path(path)
+    cv2, cap = _open(path)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+        return frames, fps
+    finally:
+        cap.release()

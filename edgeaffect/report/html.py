@@ -339,7 +339,7 @@ def section_models(g: Gathered, papers: bool, measured: dict, measured_from: str
         except Exception as e:  # noqa: BLE001 - a page without this table beats no page
             parts.append(_missing(f"Our figures beside the papers' could not be computed here "
                                   f"({esc(type(e).__name__)}: {esc(e)})."))
-    return _section("models", "Models beside the papers", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def _verification_rows(ver: list[dict]) -> list[list[str]]:
@@ -389,7 +389,7 @@ def section_verification(g: Gathered) -> str:
     if not g.manifests:
         parts.append(_missing("No export manifest (<code>manifest.json</code>) found: <code>make demo</code> writes "
                               "<code>build/quickstart/export</code>."))
-    return _section("verification", "Every export's verification", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def section_bench(g: Gathered) -> str:
@@ -465,7 +465,7 @@ def section_bench(g: Gathered) -> str:
             + bars_svg([(f"{k} ({shares.get(k, 0):.0%})", v) for k, v in means.items()], "demo stage mean ms", " ms")
             + _how(f"<code>edgeaffect bench-demo --json</code> (<code>make bench</code>) &rarr; {_code(dm.path)}; "
                    "640x480 30 fps file + 16 kHz wav, paced in real time", d.get("machine")) + "</article>")
-    return _section("bench", "Benchmarks, budgets and the latency gate", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def _host_machine(g: Gathered, folder: Path) -> str | None:
@@ -521,7 +521,7 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
                          + _how(f"<code>edgeaffect calibrate --json</code> (<code>make roofline</code>) &rarr; "
                                 f"{_code(c.path)}", None, not_measured="none: predictions fitted to published "
                                 "latencies of public models on each device, not measured here"))
-    return _section("roofline", "Roofline plots", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def section_results(g: Gathered) -> str:
@@ -529,12 +529,8 @@ def section_results(g: Gathered) -> str:
     for r in g.visit(g.results):
         d = r.data
         run_dir = r.path.parent
-        info = {}
         if r.path.name != "run.json" and (run_dir / "run.json").is_file():
-            try:
-                info = json.loads((run_dir / "run.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                info = {}
+            info = _load_json(run_dir / "run.json", g) or {}
         else:
             info = d
         test = d if "confusion_matrix" in d else d.get("test", {})
@@ -564,7 +560,7 @@ def section_results(g: Gathered) -> str:
     if not g.results:
         parts.append(_missing("No training run results (<code>metrics.json</code> / <code>run.json</code>) found: "
                               "<code>make demo</code> trains into <code>build/quickstart/runs/</code>."))
-    return _section("results", "Confusion matrices and error plots", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def _mean_std(o) -> str:
@@ -617,7 +613,7 @@ def section_reproduce(g: Gathered) -> str:
     if not g.reproduce:
         parts.append(_missing("No <code>reproduce.json</code> found: <code>edgeaffect reproduce PAPER --data PATH</code> "
                               "writes one."))
-    return _section("reproduce", "Reproductions of the papers' tables", "\n".join(parts))
+    return "\n".join(parts)
 
 
 CSS = """
@@ -642,7 +638,8 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
 
     bench_file = bench if bench is not None else (g.bench[0].path if g.bench else None)
     try:
-        measured = measured_from_bench(json.loads(bench_file.read_text())) if bench_file else {}
+        data = json.loads(bench_file.read_text()) if bench is not None else (g.bench[0].data if g.bench else None)
+        measured = measured_from_bench(data) if data else {}
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         g.notes.append(f"{bench_file}: no times of ours taken from it ({type(e).__name__}: {e})")
         bench_file, measured = None, {}
@@ -650,22 +647,23 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
     img_dir.mkdir(parents=True, exist_ok=True)
     def guarded(anchor: str, title: str, draw):
         try:
-            return draw()
+            body = draw()
         except Exception as e:  # noqa: BLE001 - a hand-edited file costs its section, not the page
             where = f"{g.current}: " if g.current else ""
-            return _section(anchor, title, _missing(f"{esc(where)}could not be shown ({esc(type(e).__name__)}: "
-                                                    f"{esc(e)}); fix or remove that file."))
+            body = _missing(f"{esc(where)}could not be shown ({esc(type(e).__name__)}: {esc(e)}); "
+                            "fix or remove that file.")
+        return _section(anchor, title, body)
 
-    sections = [guarded("models", "Models beside the papers",
-                        lambda: section_models(g, papers, measured, str(bench_file) if bench_file else None)),
-                guarded("verification", "Every export's verification", lambda: section_verification(g)),
-                guarded("bench", "Benchmarks, budgets and the latency gate", lambda: section_bench(g)),
-                guarded("roofline", "Roofline plots", lambda: section_roofline(g, img_dir)),
-                guarded("results", "Confusion matrices and error plots", lambda: section_results(g)),
-                guarded("reproduce", "Reproductions of the papers' tables", lambda: section_reproduce(g))]
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in
-                  [("models", "Models"), ("verification", "Verification"), ("bench", "Benchmarks"),
-                   ("roofline", "Roofline"), ("results", "Results"), ("reproduce", "Reproduce")])
+    bench_label = str(bench_file) if bench_file else None
+    # (anchor, title, link in the page's nav, the section's body)
+    table = [("models", "Models beside the papers", "Models", lambda: section_models(g, papers, measured, bench_label)),
+             ("verification", "Every export's verification", "Verification", lambda: section_verification(g)),
+             ("bench", "Benchmarks, budgets and the latency gate", "Benchmarks", lambda: section_bench(g)),
+             ("roofline", "Roofline plots", "Roofline", lambda: section_roofline(g, img_dir)),
+             ("results", "Confusion matrices and error plots", "Results", lambda: section_results(g)),
+             ("reproduce", "Reproductions of the papers' tables", "Reproduce", lambda: section_reproduce(g))]
+    sections = [guarded(anchor, title, draw) for anchor, title, _, draw in table]
+    nav = "".join(f'<a href="#{anchor}">{link}</a>' for anchor, _, link, _ in table)
     notes = ("<section id=\"notes\"><h2>Skipped inputs</h2><ul class=\"notes\">"
              + "".join(f"<li>{_inline(n)}</li>" for n in g.notes) + "</ul></section>") if g.notes else ""
     synthetic_any = any(s.data.get("data") for s in g.summaries) or any(r.data.get("synthetic") for r in g.reproduce)

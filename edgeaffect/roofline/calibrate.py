@@ -312,6 +312,7 @@ def calibrate(measurements: list[Measurement] | None = None, costs: dict | None 
         form = form_for(len(items), split)
         loo_form = min(form, max(len(items) - 1, 1))  # the same factors, as far as n - 1 figures allow
         errors, rows = [], []
+        x1 = xs[1.0]  # linear thread scaling: the arithmetic at the roof, for the rows
         for i, m in enumerate(items):
             keep = np.arange(len(items)) != i
             predicted = None
@@ -319,7 +320,6 @@ def calibrate(measurements: list[Measurement] | None = None, costs: dict | None 
                 a, c = _fit_group(xs, y, loo_form, keep)
                 predicted = float(xs[a][i] @ c)
                 errors.append(predicted / y[i] - 1)
-            x1 = xs[1.0] if 1.0 in xs else xs[max(xs)]
             rows.append({"model": m.model, "threads": m.threads, "measured_ms": m.latency_ms,
                          "arithmetic_at_roof_ms": float(x1[i, 1] + x1[i, 2]), "loo_predicted_ms": predicted,
                          "source": m.source})
@@ -340,8 +340,8 @@ def _pick_group(groups: list[Group], device, precision: str, runtime: str | None
         g = next((g for g in pool if g.precision == precision), None) or \
             next((g for g in pool if g.precision == "float32"), None)
         if g is not None:
-            return g, want
-    return None, want
+            return g
+    return None
 
 
 def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1,
@@ -354,7 +354,7 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
     from edgeaffect.roofline.devices import get_device
 
     base = get_device(device_key, measure_host=False)
-    g, _ = _pick_group(groups, base, precision, runtime)
+    g = _pick_group(groups, base, precision, runtime)
     if g is None:
         return None
     device = scaled_device(base, threads if None not in g.threads else None, None, g.scaling)

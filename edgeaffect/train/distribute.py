@@ -180,10 +180,6 @@ def scope():
     return _current.scope()
 
 
-def is_chief() -> bool:
-    return _current.is_chief
-
-
 def per_replica_note(global_batch: int, log=sys.stderr) -> None:
     d = _current
     if d.replicas > 1:

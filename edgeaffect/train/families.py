@@ -29,16 +29,13 @@ def check_request(model: str, split: str = "paper", ablation: str | None = None,
 
 def train(model: str, dataset, out: str | Path, *, split: str = "paper", seed: int = 0, split_seed: int | None = None,
           epochs: int | None = None, deterministic: bool = False, ablation: str | None = None,
-          options: dict | None = None, strategy: str | None = None, log=sys.stderr):
-    """Train under the process's distribution strategy (``edgeaffect.train.distribute``;
-    ``strategy`` names one for this call). Only the chief writes ``out``: any other worker
-    trains into a private temporary folder, removed when the strategy's block ends."""
+          options: dict | None = None, log=sys.stderr):
+    """Train under the process's distribution strategy (``edgeaffect.train.distribute``:
+    callers wrap the call in ``distribute.using(name)``). Only the chief writes ``out``: any
+    other worker trains into a private temporary folder, removed when the strategy's block
+    ends."""
     from edgeaffect.train import distribute
 
-    if strategy is not None and strategy != distribute.current().name:
-        with distribute.using(strategy):
-            return train(model, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
-                         deterministic=deterministic, ablation=ablation, options=options, log=log)
     spec = get_model(model)
     family = check_request(model, split, ablation, options)
     dist = distribute.current()

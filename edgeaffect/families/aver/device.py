@@ -78,6 +78,7 @@ class AverAdapter(DeviceAdapter):
         from dataclasses import replace
 
         ref = copy.copy(self)
+        ref._tracker = None  # its own tracking state, not the original's
         ref.features = replace(self.features, face=replace(self.features.face, search="exhaustive"))
         return ref
 
@@ -92,7 +93,7 @@ class AverAdapter(DeviceAdapter):
 
         t0 = time.perf_counter()
         face = None
-        every = getattr(config, "detect_every", 1)
+        every = config.detect_every
         if self._tracker is None or self._tracker.every != every:
             self._tracker = F.FaceTracker(self.features.face, every=every, width=config.detect_width)
         if frame is not None:

@@ -3,7 +3,7 @@ exhaustive pass, and clip labels, for each (track_ratio, track_margin) setting, 
 
     python -m edgeaffect.families.aver.face_sweep BUNDLE CORPUS [--settings 1.33:0.35,1.15:0.2]
 
-One thread for OpenCV; each clip's six frames are decoded once, then every setting's face
+One thread for decoding, OpenCV and BLAS; each clip's six frames are decoded once, then every setting's face
 search runs on them in turn (the order rotates per clip), so the time ratios share the
 machine's state. Boxes are compared with the exhaustive pass on the same frames; labels
 come from the bundle's model on each setting's crops, against the clip's true label.
@@ -11,7 +11,6 @@ come from the bundle's model on each setting's crops, against the clip's true la
 
 from __future__ import annotations
 
-import copy
 import statistics
 import sys
 import time
@@ -49,31 +48,28 @@ def parse_settings(text: str) -> list[tuple[float, float]]:
 
 def sweep(bundle: Path, clips: list[Path], settings: list[tuple[float, float]], label_of) -> list[dict]:
     from edgeaffect.device.predict import ExportedModel
+    from edgeaffect.families.aver.features import audio_features
 
     model = ExportedModel(bundle, threads=1)
-    base = model.adapter
-    reference = base.reference()
-    adapters = []
-    for ratio, margin in settings:
-        a = copy.copy(base)
-        a.features = replace(base.features, face=replace(base.features.face, track_ratio=ratio, track_margin=margin))
-        adapters.append(a)
+    adapter = model.adapter
+    face = adapter.features.face
+    configs = [replace(face, track_ratio=r, track_margin=m) for r, m in settings]
+    reference = replace(face, search="exhaustive")
     rows = [{"ratio": r, "margin": m, "ms": [], "iou": [], "miss": 0, "frames": 0, "right": 0, "same": 0}
             for r, m in settings]
     ref_right = 0
     for k, clip in enumerate(clips):
-        frames, y, sr = base.load(clip)
+        frames, y, sr = adapter.load(clip)
         grays = [F.to_gray(f) for f in frames]
-        ref_boxes = F.find_faces(grays, reference.features.face)
-        ref_label = _label(model, reference, (frames, y, sr))
+        mfcc = audio_features(y, sr, adapter.features)  # the same for every setting
+        ref_boxes = F.find_faces(grays, reference)
+        ref_label = _label(model, grays, ref_boxes, mfcc)
         truth = label_of(clip)
         ref_right += ref_label == truth
         order = list(range(len(settings)))
-        order = order[k % len(order):] + order[:k % len(order)]
-        for i in order:
-            cfg = adapters[i].features.face
+        for i in order[k % len(order):] + order[:k % len(order)]:  # rotated per clip
             t = time.perf_counter()
-            boxes = F.find_faces(grays, cfg)
+            boxes = F.find_faces(grays, configs[i])
             rows[i]["ms"].append((time.perf_counter() - t) * 1e3)
             for a, b in zip(ref_boxes, boxes):
                 rows[i]["frames"] += 1
@@ -81,7 +77,7 @@ def sweep(bundle: Path, clips: list[Path], settings: list[tuple[float, float]], 
                     rows[i]["miss"] += 1
                 elif a is not None:
                     rows[i]["iou"].append(box_iou(a, b))
-            label = _label(model, adapters[i], (frames, y, sr))
+            label = _label(model, grays, boxes, mfcc)
             rows[i]["right"] += label == truth
             rows[i]["same"] += label == ref_label
     n = len(clips)
@@ -92,13 +88,17 @@ def sweep(bundle: Path, clips: list[Path], settings: list[tuple[float, float]], 
             for r in rows]
 
 
-def _label(model, adapter, decoded):
+def _label(model, grays, boxes, mfcc):
+    """The bundle's label from these boxes' crops (as ``AverAdapter.inputs`` makes them)."""
     from edgeaffect.errors import NoFaceError
+    from edgeaffect.families.aver.features import crops_from_boxes, model_inputs
 
+    adapter = model.adapter
     try:
-        x = adapter.inputs(decoded)
+        faces = crops_from_boxes(grays, boxes, adapter.features)
     except NoFaceError:  # no face in any sampled frame: no label, counted wrong
         return None
+    x = model_inputs({"face": faces, "mfcc": mfcc}, adapter.mean, adapter.std)
     return adapter.prediction(model.outputs(x), x).decision
 
 
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgeaffect.families import get_family
     from edgeaffect.logs import quiet_python
-    from edgeaffect.measure.bench import machine
-    from edgeaffect.media.video import set_decode_threads
+    from edgeaffect.measure.bench import held_to_threads
+    from edgeaffect.measure.machine import machine
 
     p = argparse.ArgumentParser(prog="python -m edgeaffect.families.aver.face_sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", type=Path, help="an audio-visual bundle or export folder (make demo's)")
@@ -122,17 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import cv2
-
-    cv2.setNumThreads(1)
-    set_decode_threads(1)
     family = get_family("aver")
     found = [c for c in family.recordings(args.corpus) if family.recording_label(c) is not None]
     if not found:
         print(f"error: no labelled clips under {args.corpus}: give the corpus the bundle was trained on", file=sys.stderr)
         return 2
     clips = found[:: max(1, len(found) // args.clips)][: args.clips]
-    rows = sweep(args.bundle, clips, settings, family.recording_label)
+    with held_to_threads(1):  # decoding, OpenCV and BLAS: the times are one core's
+        rows = sweep(args.bundle, clips, settings, family.recording_label)
     print(f"machine: {machine()}; {len(clips)} clips, one thread; faces ms = the six frames' search per clip (p50)")
     print("| track_ratio | track_margin | faces ms/clip p50 | box IoU to exhaustive median / p5 | frames found by one only "
           "| clip accuracy (exhaustive) | labels = exhaustive |")

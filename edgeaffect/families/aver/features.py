@@ -60,12 +60,17 @@ def audio_features(y: np.ndarray, sr: int, config: AverFeatureConfig = AverFeatu
 def face_features(frames: list[np.ndarray], config: AverFeatureConfig = AverFeatureConfig()) -> np.ndarray:
     """Grayscale face crops [shape=(len(frames), size, size)], uint8."""
     grays = [_faces.to_gray(f) for f in frames]
-    boxes = _faces.find_faces(grays, config.face)
+    return crops_from_boxes(grays, _faces.find_faces(grays, config.face), config)
+
+
+def crops_from_boxes(grays: list[np.ndarray], boxes: list, config: AverFeatureConfig) -> np.ndarray:
+    """The crops of found boxes; a frame without one borrows the nearest frame's box
+    (``reuse_nearest_face``)."""
     found = [i for i, b in enumerate(boxes) if b is not None]
     if not found:
-        raise NoFaceError(f"no face found in any of the {len(frames)} sampled frames")
+        raise NoFaceError(f"no face found in any of the {len(grays)} sampled frames")
     if len(found) < len(boxes) and not config.reuse_nearest_face:
-        raise NoFaceError(f"no face in {len(boxes) - len(found)} of {len(frames)} sampled frames")
+        raise NoFaceError(f"no face in {len(boxes) - len(found)} of {len(grays)} sampled frames")
     crops = []
     for i, g in enumerate(grays):
         box = boxes[i] or boxes[min(found, key=lambda j: abs(j - i))]

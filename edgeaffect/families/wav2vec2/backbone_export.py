@@ -101,14 +101,17 @@ def _onnx_from_erf_model(model, samples: int, path: Path) -> None:
         tmp.write_bytes(proto.SerializeToString())
 
 
-def _onnx_dynamic_int8(float_onnx: Path, path: Path) -> None:
-    """ONNX Runtime dynamic quantization of the MatMuls only (the transformer's dense
-    layers): int8 per-channel weights, activations quantized per tensor at run time; the
-    conv feature encoder and the positional conv stay float32. The registered export format
-    ``onnx-dyn-int8`` (edgeaffect/export/onnx_dynamic.py), which a bundle's backbone stage uses."""
-    from edgeaffect.export.onnx_dynamic import quantize_matmuls
+def backbone_file(fmt: str) -> str:
+    """The backbone's file name in an export folder for one format."""
+    return f"wav2vec2_{fmt.replace('-', '_')}.{'onnx' if fmt.startswith('onnx') else 'tflite'}"
 
-    quantize_matmuls(float_onnx, path)
+
+def checked(fmt: str, path: Path, got: np.ndarray, want: np.ndarray) -> dict:
+    """A written file's features against Keras's, and whether they meet the format's bound."""
+    rel, cos = BOUNDS[fmt]
+    r = {"file": path.name, "bytes": path.stat().st_size, **compare(got, want)}
+    r["passed"] = (rel is None or r["rel_max_diff"] <= rel) and r["mean_cosine"] >= cos
+    return r
 
 
 def _run_tflite(path: Path, xs: np.ndarray) -> np.ndarray:
@@ -172,12 +175,14 @@ def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 11
               "feature": definition, "formats": {}}
     failed = []
     for fmt in formats:
-        path = out_dir / f"wav2vec2_{fmt.replace('-', '_')}.{'onnx' if fmt.startswith('onnx') else 'tflite'}"
+        path = out_dir / backbone_file(fmt)
         if fmt == "onnx-dyn-int8":
-            float_onnx = out_dir / "wav2vec2_onnx_fp32.onnx"
+            float_onnx = out_dir / backbone_file("onnx-fp32")
             if "onnx-fp32" not in formats:
                 _onnx(model, config, definition, samples, float_onnx)
-            _onnx_dynamic_int8(float_onnx, path)
+            from edgeaffect.export.onnx_dynamic import quantize_matmuls
+
+            quantize_matmuls(float_onnx, path)
             got = _run_onnx(path, xs)
         elif fmt.startswith("onnx"):
             _onnx(model, config, definition, samples, path)
@@ -185,9 +190,7 @@ def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 11
         else:
             _tflite(model, samples, path, fmt)
             got = _run_tflite(path, xs)
-        r = {"file": path.name, "bytes": path.stat().st_size, **compare(got, want)}
-        rel, cos = BOUNDS[fmt]
-        r["passed"] = (rel is None or r["rel_max_diff"] <= rel) and r["mean_cosine"] >= cos
+        r = checked(fmt, path, got, want)
         r["gating"] = fmt not in RECORDED_ONLY
         report["formats"][fmt] = r
         verdict = "ok" if r["passed"] else ("FAILED" if r["gating"] else "below the bound (recorded, not gating)")
@@ -229,7 +232,6 @@ def main(argv=None) -> int:
                    help="with OUT of an --rtf run: device estimates from `edgeaffect roofline --out DIR` "
                         "(DIR/bounds.json) and `edgeaffect host-roofs --json` (a prediction; OUT/predict.json)")
     p.add_argument("--rtf-step", help=argparse.SUPPRESS)
-    p.add_argument("--rtf-formats", dest="formats", help=argparse.SUPPRESS)  # the name a first version used
     p.add_argument("--formats", help=f"with --rtf: comma-separated, of {', '.join(RTF_FORMATS)} (default: all)")
     a = p.parse_args(argv)
     samples = int(round(a.seconds * 16000))

@@ -19,7 +19,6 @@ not depend on them, the int8 verification figures do (a real checkpoint: ``--bac
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError, VerificationError
-from edgeaffect.io import atomic_write_text
+from edgeaffect.io import atomic_path, atomic_write_text
 
 RTF_FORMATS = ("keras", "tflite-fp32", "tflite-fp16", "onnx-fp32", "onnx-dyn-int8")
 SIZES = ("tiny", "mid", "base", "large")
@@ -57,10 +56,6 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _file(fmt: str) -> str:
-    return f"wav2vec2_{fmt.replace('-', '_')}.{'onnx' if fmt.startswith('onnx') else 'tflite'}"
-
-
 def _model(out: Path, samples: int, *, gelu: str, size: str | None, backbone: Path | None):
     """The feature model for batch 1 and ``samples`` with the run's weights: a checkpoint's, or
     (``size``) seeded random ones written to ``OUT/weights.npz`` by the first step."""
@@ -84,9 +79,8 @@ def _model(out: Path, samples: int, *, gelu: str, size: str | None, backbone: Pa
         assign(model, weights)
     elif backbone is None:
         arrays = {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
-        tmp = out / "weights.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out / "weights.npz")
+        with atomic_path(out / "weights.npz") as tmp:
+            np.savez(tmp, **arrays)
     return model, config
 
 
@@ -113,24 +107,24 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
         record.update({"config": config.to_dict(), "params": int(model.count_params())})
     else:
         want = np.load(out / "keras-features.npy")
-        path = out / _file(fmt)
+        path = out / bx.backbone_file(fmt)
         if fmt in ("onnx-fp32", "onnx-dyn-int8"):
-            float_onnx = out / _file("onnx-fp32")
+            float_onnx = out / bx.backbone_file("onnx-fp32")
             if not float_onnx.is_file():
                 model, config = _model(out, samples, gelu="erf", size=size, backbone=backbone)
                 bx._onnx_from_erf_model(model, samples, float_onnx)
                 del model
             if fmt == "onnx-dyn-int8":
-                bx._onnx_dynamic_int8(float_onnx, path)
+                from edgeaffect.export.onnx_dynamic import quantize_matmuls
+
+                quantize_matmuls(float_onnx, path)
             got = bx._run_onnx(path, xs)
         else:
             model, config = _model(out, samples, gelu="tf", size=size, backbone=backbone)
             bx._tflite(model, samples, path, fmt)
             del model
             got = bx._run_tflite(path, xs)
-        rel, cos = bx.BOUNDS[fmt]
-        record.update({"file": path.name, "bytes": path.stat().st_size, **bx.compare(got, want)})
-        record["passed"] = (rel is None or record["rel_max_diff"] <= rel) and record["mean_cosine"] >= cos
+        record.update(bx.checked(fmt, path, got, want))
     record.update({"seconds": round(time.monotonic() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)})
     atomic_write_text(out / f"step-{fmt}.json", json.dumps(record, indent=2))
     return record
@@ -153,7 +147,7 @@ def time_step(out: Path, formats, samples: int, size: str | None, backbone: Path
             xt = tf().constant(x)
             runs[fmt] = lambda fn=fn, xt=xt: fn(xt).numpy()
         else:
-            runner = load_runner(out / _file(fmt), "onnxruntime" if fmt.startswith("onnx") else "litert",
+            runner = load_runner(out / bx.backbone_file(fmt), "onnxruntime" if fmt.startswith("onnx") else "litert",
                                  threads=threads)
             runs[fmt] = lambda r=runner: r.run({"audio": x})
     for fn in runs.values():  # warm-up: graph tracing, weight packing, first-call allocations
