@@ -37,7 +37,7 @@ def _root(version: Annotated[Optional[bool], typer.Option("--version", callback=
 @app.command("models")
 def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False):
     """List the registered models: paper, task, inputs, parameters and FLOPs beside the paper's."""
-    from edgeaffect.models import get_model, list_models
+    from edgeaffect.contract import get_model, list_models
 
     rows = []
     for name in list_models():
@@ -183,7 +183,7 @@ def ablation_cmd(model: Annotated[str, typer.Argument(help="A model with an abla
                  backbone: Annotated[Optional[Path], typer.Option(help="wav2vec2 detector: a local Hugging Face wav2vec 2.0 checkpoint folder.")] = None):
     """Rerun the paper's ablation table: one training run per removed module, same split and seed."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
     from edgeaffect.train.families import load_corpus, train
 
     family = get_model(model).family_plugin
@@ -475,7 +475,7 @@ def _print_cost(cost, layers: bool) -> None:
 def _model_parts(target: str) -> list[tuple[str, object]]:
     """(label, model or file) to cost: a file; a registered model; or, for a model its
     family exports in stages, each stage (one segment, one sequence...), as it runs."""
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     found = _model_or_file(target)
     if isinstance(found, Path):
@@ -488,7 +488,7 @@ def _model_parts(target: str) -> list[tuple[str, object]]:
 def _model_or_file(target: str):
     """A path stays a path; a registered model name becomes its Keras model (random weights:
     the cost does not depend on them)."""
-    from edgeaffect.models import get_model, list_models
+    from edgeaffect.contract import get_model, list_models
 
     if Path(target).suffix or Path(target).exists():
         return Path(target)
@@ -507,8 +507,8 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
                  measure_host: Annotated[bool, typer.Option("--measure-host", help="Re-measure the host (else cached).")] = False):
     """Roofline plots per device and a lower bound on latency per model per device."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.machine import machine as this_machine
-    from edgeaffect.models import list_models
+    from edgeaffect.machine import machine as this_machine
+    from edgeaffect.contract import list_models
     from edgeaffect.roofline.devices import (HOST_RUNTIME, get_device, load_catalog, precision_of_format,
                                              roofline_bound, runtime_of_artifact)
     from edgeaffect.roofline.plot import plot_roofline
@@ -523,7 +523,7 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
     if bench:
         if not bench.is_file():
             raise InputError(f"--bench file not found: {bench}")
-        from edgeaffect.measure.machine import machine
+        from edgeaffect.machine import machine
 
         data = json.loads(bench.read_text())
         if data.get("machine") != machine():  # a ratio compares figures of one machine only
@@ -580,7 +580,7 @@ def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threa
     import os
 
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
     from edgeaffect.roofline.devices import runtime_roofs
     from edgeaffect.roofline.isa import PIPES, isa_peak
 
@@ -910,7 +910,7 @@ def reproducibility_cmd(model: Annotated[str, typer.Argument(help="A registered 
     from edgeaffect.train.families import load_corpus, test_predictions, train
     from edgeaffect.train.reproducibility import reproducibility
 
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     if runs < 2:
         raise InputError("--runs must be at least 2")

@@ -53,7 +53,7 @@ def export_dir(trained_run, dataset, tmp_path_factory):
 def tiny_speechnet_config():
     from dataclasses import replace
 
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     return replace(get_model("speechnet-emodb").config, max_frames=48, encoding_units=(64, 32), lstm_units=32,
                    pre_attention_units=32, heads=2, conv_filters=16, batch_size=32)

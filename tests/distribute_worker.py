@@ -64,8 +64,8 @@ class DistToyFamily(toy_family.ToyFamily):
 
 
 def main(corpus: str, out: str, strategy: str, epochs: str) -> None:
-    from edgeaffect.families import register_family
-    from edgeaffect.models import list_models, register_model
+    from edgeaffect.contract import register_family
+    from edgeaffect.contract import list_models, register_model
     from edgeaffect.train import distribute
     from edgeaffect.train.families import train
 
@@ -85,7 +85,7 @@ def wav2vec2_head(strategy: str, out: str) -> None:
     features: the final weights to ``out`` (.npy)."""
     from edgeaffect.families.wav2vec2.model import build_head
     from edgeaffect.families.wav2vec2.train import fit_head
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
     from edgeaffect.train import distribute
 
     with distribute.using(strategy) as dist:

@@ -57,7 +57,7 @@ def test_spectrotemporal_cache_is_the_same_bytes_for_one_and_two_workers(tmp_pat
     """log-Mel + VLNEP of 9 recordings (above the 8 where extraction goes parallel)."""
     from edgeaffect.families.spectrotemporal.dataset import build_dataset
     from edgeaffect.families.spectrotemporal.synthetic import generate_avec2013
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     generate_avec2013(tmp_path / "corpus", per_partition=3, seconds=8.0, seed=1)
     c = get_model("spectrotemporal-tiny").config

@@ -14,7 +14,7 @@ from tests.test_cli import cli
 def test_parallel_seeds_give_the_sequential_table(corpus, dataset, tmp_path):
     from edgeaffect.families.aver.dataset import _cache_key, find_clips, save_dataset
     from edgeaffect.families.aver.features import AverFeatureConfig
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     key = _cache_key(find_clips(corpus), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)
     tables = {}

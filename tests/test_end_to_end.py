@@ -10,7 +10,7 @@ import pytest
 
 from edgeaffect.errors import InputError, VerificationError
 from edgeaffect.export.formats import get_format
-from edgeaffect.families import Bounds, get_family
+from edgeaffect.contract import Bounds, get_family
 
 
 def test_dataset_has_six_samples_per_clip(dataset):
@@ -32,7 +32,7 @@ def test_aver_learns_the_synthetic_corpus(trained_run):
 def test_every_export_verified_within_its_bounds(export_dir, trained_run):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {"tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq"}
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
     assert manifest["verified_on"] == machine()  # the figures below say where they were measured
     task = get_family("aver").task
     for v in manifest["verification"]:

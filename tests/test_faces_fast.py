@@ -98,7 +98,7 @@ def test_live_path_labels_equal_to_the_reference_path(export_dir, corpus):
     crops, so near-ties flip either way: 1 to 2 of 20 clips were seen to flip between runs;
     the exact agreement is not the claim, the accuracy is.)"""
     from edgeaffect.device.predict import ExportedModel
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
 
     m = ExportedModel(export_dir)
     new, ref = m.adapter, m.adapter.reference()

@@ -56,7 +56,7 @@ def run_folders(corpus, dataset, tmp_path_factory):
     from edgeaffect.families.aver.dataset import _cache_key, save_dataset
     from edgeaffect.families.aver.ravdess import EMOTIONS
     from edgeaffect.families.aver.features import AverFeatureConfig
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     root = tmp_path_factory.mktemp("kill-resume")
     key = _cache_key(find_av_clips(corpus, EMOTIONS), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)

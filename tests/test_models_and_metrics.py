@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from edgeaffect.errors import UnknownNameError
-from edgeaffect.models import get_model, list_models
-from edgeaffect.train.metrics import classification_report
+from edgeaffect.contract import get_model, list_models
+from edgeaffect.contract.metrics import classification_report
 
 
 def test_registry_lists_and_suggests():

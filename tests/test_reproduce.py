@@ -23,13 +23,13 @@ TINY_SPEECHNET = "speechnet-emodb-reproduce-test"
 
 def _tiny_speechnet():
     """A narrow SpeechNet on EmoDB's labels, registered for these tests only."""
-    from edgeaffect.models.registry import _REGISTRY, get_model
+    from edgeaffect.contract.registry import _MODELS, get_model
 
-    if TINY_SPEECHNET not in _REGISTRY:
+    if TINY_SPEECHNET not in _MODELS:
         base = get_model("speechnet-emodb")
         cfg = replace(base.config, max_frames=32, encoding_units=(32, 16), lstm_units=16, pre_attention_units=16,
                       heads=2, conv_filters=8, batch_size=32)
-        _REGISTRY[TINY_SPEECHNET] = replace(base, name=TINY_SPEECHNET, config=cfg,
+        _MODELS[TINY_SPEECHNET] = replace(base, name=TINY_SPEECHNET, config=cfg,
                                             inputs={"features": (cfg.max_frames, cfg.features.dim)})
     return TINY_SPEECHNET
 
@@ -284,7 +284,7 @@ def test_refuses_a_model_of_another_family_and_another_results_folder(savee_av, 
 def test_savee_and_mead_readers_by_layout(tmp_path):
     """The layouts assumed in models/aver/README.md, on empty fixture files (names only)."""
     from edgeaffect.families.aver.corpora import detect_layout, find_av_clips
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     savee = tmp_path / "savee"
     for spk in ("DC", "KL"):

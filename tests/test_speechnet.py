@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edgeaffect.models import get_model
+from edgeaffect.contract import get_model
 from edgeaffect.families.speechnet.model import ABLATIONS, PAPER_MARGINS, SpeechNetConfig, ablate, custom_objects
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss, balanced_margin_numpy, margin_beta
 from tests.conftest import speech_like, tiny_speechnet_config

@@ -28,7 +28,7 @@ class StagedToyFamily(ToyFamily):
     adapter = StagedToyAdapter
 
     def stages(self, run):
-        from edgeaffect.families import Stage
+        from edgeaffect.contract import Stage
         from edgeaffect.keras_backend import keras
 
         k, hidden = keras(), run.spec.config.hidden
@@ -59,8 +59,8 @@ STAGED_SPEC = replace(SPEC, name="toy-tones-staged", family="toy-staged")
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     from edgeaffect.export.exporter import export_run
-    from edgeaffect.families import register_family
-    from edgeaffect.models import list_models, register_model
+    from edgeaffect.contract import register_family
+    from edgeaffect.contract import list_models, register_model
     from edgeaffect.train.families import load_corpus, train
     from edgeaffect.train.runs import load_run, run_dataset
 

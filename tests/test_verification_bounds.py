@@ -6,7 +6,7 @@ import pytest
 
 from edgeaffect.export.formats import ExportFormat
 from edgeaffect.export.verify import judge
-from edgeaffect.families import ClassificationTask, RegressionTask
+from edgeaffect.contract import ClassificationTask, RegressionTask
 
 INT8 = ExportFormat("x-int8", ".x", "qat", "litert", "int8", None, "test")
 FP32 = ExportFormat("x-fp32", ".x", "float", "litert", "float32", None, "test")

@@ -146,11 +146,11 @@ def test_stages_of_a_fine_tuned_run_are_its_model():
     from dataclasses import replace
     from pathlib import Path
 
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
     from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, build_wav2vec2
     from edgeaffect.families.wav2vec2.model import build_finetune, tiny_config
     from edgeaffect.families.wav2vec2.train import DetectorRun
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     c = tiny_config(fine_tune=True)
     spec = replace(get_model("wav2vec2-tiny"), config=c)
@@ -174,7 +174,7 @@ def test_bundle_formats_add_the_int8_backbone_that_holds():
     LiteRT-only Pi (its default stays a format the Pi's install runs), never on TensorRT
     targets. Other families keep their targets' lists."""
     from edgeaffect.export.targets import get_target
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
 
     w2v, other = get_family("wav2vec2"), get_family("speechnet")
     host, rpi5, orin = (get_target(k) for k in ("host", "rpi5", "jetson-orin-nano"))

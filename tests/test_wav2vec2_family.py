@@ -190,10 +190,10 @@ def test_training_plumbing_and_reloaded_run(small, tmp_path):
 
 
 def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
     from edgeaffect.families.wav2vec2.daicwoz import normalise
     from edgeaffect.families.wav2vec2.train import DetectorRun
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     root, data = small
     spec = get_model("wav2vec2-tiny")

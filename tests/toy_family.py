@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.families import DeviceAdapter, Family, LiveInput, RegressionTask
+from edgeaffect.contract import DeviceAdapter, Family, LiveInput, RegressionTask
 from edgeaffect.io import atomic_write_text
-from edgeaffect.models.cost import dense
-from edgeaffect.models.registry import ModelSpec
+from edgeaffect.contract.cost import dense
+from edgeaffect.contract.registry import ModelSpec
 from edgeaffect.train.runs import Run
 
 SR = 8000
@@ -201,8 +201,8 @@ FAMILY = ToyFamily()
 
 def register() -> None:
     """Register the family and its one model (idempotent within a test session)."""
-    from edgeaffect.families import register_family
-    from edgeaffect.models import list_models, register_model
+    from edgeaffect.contract import register_family
+    from edgeaffect.contract import list_models, register_model
 
     register_family(FAMILY)
     if SPEC.name not in list_models():

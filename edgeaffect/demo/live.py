@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.measure.machine import limit_blas
+from edgeaffect.machine import limit_blas
 
 
 @dataclass

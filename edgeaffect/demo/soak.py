@@ -205,7 +205,7 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
          log=sys.stderr) -> dict:
     from edgeaffect.demo.bench import make_demo_media
     from edgeaffect.demo.live import Demo
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
 
     if audio not in ("pulse", "file"):
         raise InputError(f"--audio must be 'pulse' or 'file', given '{audio}'")

@@ -157,7 +157,7 @@ def contained(folder: Path, rel: str, source: str, where: str) -> Path:
 
 
 def _check_preprocessing(manifest: dict, source: str) -> None:
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
 
     try:
         # Bundles made before families were recorded are all audio-visual.

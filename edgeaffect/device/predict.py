@@ -11,7 +11,7 @@ import numpy as np
 from edgeaffect._optional import lookup
 from edgeaffect.device.bundle import open_bundle
 from edgeaffect.errors import InputError
-from edgeaffect.families import Prediction, get_family
+from edgeaffect.contract import Prediction, get_family
 from edgeaffect.runtime import load_runner
 
 __all__ = ["ExportedModel", "Prediction"]

@@ -106,7 +106,7 @@ def refuse_failed(results, what: str = "") -> None:
 
 def manifest_header(run: Run, description: str | None = None) -> dict:
     """The fields every manifest starts with (a whole export, a staged bundle, a stage)."""
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
     return {
         "manifest_version": MANIFEST_VERSION,
         "toolkit_version": __version__,

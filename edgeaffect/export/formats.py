@@ -20,7 +20,7 @@ class ExportFormat:
     source: str  # "float": from the trained model; "qat": from the QAT model
     runtime: str  # the runtime that verifies it (edgeaffect.runtime.RUNTIMES)
     # "float32", "float16" or "int8": the model's task turns it into verification bounds
-    # (edgeaffect.families.tasks), so a format never assumes what its outputs mean.
+    # (edgeaffect.contract.tasks), so a format never assumes what its outputs mean.
     precision: str
     # (keras_model, input_specs, calibration, path, **options) -> dict of facts about the written
     # file for the manifest (e.g. its ONNX opset), or None

@@ -1,5 +1,5 @@
 """Run an export on held-out data and judge it against the Keras model it came from, the
-way the model's task says (``edgeaffect.families.tasks``): decisions, the task's metric,
+way the model's task says (``edgeaffect.contract.tasks``): decisions, the task's metric,
 and element-wise differences stated so that they hold on any CPU."""
 
 from __future__ import annotations

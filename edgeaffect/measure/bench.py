@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.measure.machine import machine  # noqa: F401  (the CLI imports it from here)
+from edgeaffect.machine import machine  # noqa: F401  (the CLI imports it from here)
 from edgeaffect.measure.timing import measure
 
 
@@ -82,7 +82,7 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
             raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
     rows = []
     from edgeaffect.device.bundle import export_label, open_bundle
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
 
     for d in export_folders(map(Path, export_dirs)):
         manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
@@ -273,7 +273,7 @@ def held_to_threads(threads: int):
     ``threads`` threads while the block runs, so a one-thread figure is one."""
     import cv2
 
-    from edgeaffect.measure.machine import limit_blas
+    from edgeaffect.machine import limit_blas
     from edgeaffect.media.video import set_decode_threads
 
     before = cv2.getNumThreads()

@@ -80,7 +80,7 @@ def _unknown(path, what: str, name: str, choices, where: str = "") -> InputError
 
 def load_budgets(path: str | Path) -> Budgets:
     from edgeaffect.export.formats import list_formats
-    from edgeaffect.models import list_models
+    from edgeaffect.contract import list_models
     from edgeaffect.roofline.devices import load_catalog
 
     path = Path(path)
@@ -119,7 +119,7 @@ def _known_model(name: str, models) -> bool:
         return False
     if not stage:
         return True
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
 
     return stage in get_model(base).family_plugin.adapter.stages
 

@@ -118,7 +118,7 @@ def onnx_op_profile(path: Path, feeds, threads: int | None, runs: int = 50) -> l
 def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | None = 1, budget_s: float = 2.0,
             warmup: int = 10, fmt: str | None = None, op_profile: bool = True) -> dict:
     """Init time, first inference, latency percentiles, runs, memory, and per-op times."""
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
 
     path = Path(artifact)
     _reset_peak_rss()

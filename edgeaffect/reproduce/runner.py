@@ -42,7 +42,7 @@ class Recipe:
 
 def recipes() -> dict[str, Recipe]:
     """Every paper id -> its recipe, from each family's ``reproduce.toml``."""
-    from edgeaffect.families import get_family, list_families
+    from edgeaffect.contract import get_family, list_families
 
     out: dict[str, Recipe] = {}
     for name in list_families():
@@ -190,8 +190,8 @@ def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = Fa
     ``out/reproduce.json``. ``model``: another registered model of the same family than the
     recipe's (a smaller variant); ``options``: the family's training options."""
     from edgeaffect.data.synthetic import is_synthetic
-    from edgeaffect.measure.machine import machine
-    from edgeaffect.models import get_model
+    from edgeaffect.machine import machine
+    from edgeaffect.contract import get_model
     from edgeaffect.train.families import check_request, load_corpus, test_predictions, train
 
     recipe = get_recipe(paper)

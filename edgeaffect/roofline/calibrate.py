@@ -405,7 +405,7 @@ def groups_cached() -> list[Group]:
 @lru_cache(maxsize=None)
 def model_split_cost(model_name: str) -> dict:
     """The predictor's view of a registered model (its Keras graph: the 3x3-conv share)."""
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
     from edgeaffect.roofline.readers import analyse
 
     model = get_model(model_name).build_model()

@@ -161,7 +161,7 @@ def host_ceilings(threads: int = 1, *, gemm_n: int = 1024, copy_mib: int = 256, 
     """Peak float32 NumPy GEMM GFLOP/s (a labelled reference) and copy bandwidth of this
     machine with ``threads`` BLAS threads, measured once in a fresh process (thread count is
     fixed at BLAS load) and cached."""
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
 
     key = f"{machine()}|threads={threads}|n={gemm_n}|mib={copy_mib}"
     path = cache or cache_path()
@@ -205,7 +205,7 @@ def runtime_roofs(threads: int = 1, *, refresh: bool = False, cache: Path | None
     ``threads`` threads: the best GFLOP/s (GOP/s) of a large FullyConnected and a large
     Conv2D probe (``edgeaffect.roofline.probes``) through that runtime's own kernels.
     Cached by machine, thread count and runtime versions; ``refresh`` measures again."""
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
     from edgeaffect.roofline.probes import build_probes, time_probe
 
     packages = _runtime_packages()

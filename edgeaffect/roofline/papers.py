@@ -48,8 +48,8 @@ class Ours:
 
 def our_figures(model: str, measured: dict | None = None) -> Ours | None:
     """Our counted figures for a registered model; None when it is not built yet."""
-    from edgeaffect.models import list_models
-    from edgeaffect.models.registry import get_model
+    from edgeaffect.contract import list_models
+    from edgeaffect.contract.registry import get_model
 
     if model not in list_models():
         return None

@@ -26,7 +26,7 @@ import time
 def _worker(model: str, steps: int, strategy: str) -> None:
     import numpy as np
 
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
     from edgeaffect.train import distribute
 
     with distribute.using(strategy) as dist:

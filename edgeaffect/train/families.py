@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgeaffect.errors import InputError
-from edgeaffect.models import get_model
+from edgeaffect.contract import get_model
 
 
 def load_corpus(model: str, data: str | Path, cache_dir: str | Path, corpus: str | None = None, log=sys.stderr):

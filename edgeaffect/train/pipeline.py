@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from edgeaffect.io import atomic_write_text
-from edgeaffect.measure.machine import machine
+from edgeaffect.machine import machine
 
 
 def _train_or_load(model: str, data, folder: Path, split: str, epochs: int | None, seed: int, log):
@@ -46,7 +46,7 @@ def run_pipeline(out: str | Path, *, model: str = "aver-ravdess", scale: int = 8
                  recordings: int = 20, log=sys.stderr) -> dict:
     from edgeaffect.export.exporter import export_run
     from edgeaffect.measure.bench import bench_recordings
-    from edgeaffect.models import get_model
+    from edgeaffect.contract import get_model
     from edgeaffect.train.families import load_corpus
 
     out = Path(out)

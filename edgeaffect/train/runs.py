@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeaffect.errors import InputError
-from edgeaffect.models import ModelSpec, get_model
+from edgeaffect.contract import ModelSpec, get_model
 from edgeaffect.schema import Int, List, Nullable, Str, Table, check
 
 

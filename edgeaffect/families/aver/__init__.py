@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.families import ClassificationTask, Family, register_family
+from edgeaffect.contract import ClassificationTask, Family, register_family
 from edgeaffect.families.aver import model  # noqa: F401  (registers the aver-* variants)
 from edgeaffect.families.aver.corpora import LAYOUTS
 from edgeaffect.families.aver.device import AverAdapter

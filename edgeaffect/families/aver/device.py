@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, model_inputs
-from edgeaffect.families.base import DeviceAdapter, LiveInput, check_inputs
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error
 
 _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16), "hop_length": Int(min=1),

@@ -105,10 +105,10 @@ def _label(model, grays, boxes, mfcc):
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from edgeaffect.families import get_family
+    from edgeaffect.contract import get_family
     from edgeaffect.logs import quiet_python
     from edgeaffect.measure.bench import held_to_threads
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
 
     p = argparse.ArgumentParser(prog="python -m edgeaffect.families.aver.face_sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", type=Path, help="an audio-visual bundle or export folder (make demo's)")

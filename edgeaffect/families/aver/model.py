@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgeaffect.families.aver.ravdess import EMOTIONS as RAVDESS_EMOTIONS
-from edgeaffect.models.cost import LayerCost, conv, dense
-from edgeaffect.models.registry import ModelSpec, register_model
+from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = "Ding, Tang, Lu. Lightweight spatio-temporal CNN for audio-visual emotion recognition. IEEE TAC 2025"
 SAVEE_EMOTIONS = ("angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised")

@@ -23,9 +23,9 @@ from edgeaffect.data.splits import Split, make_split
 from edgeaffect.errors import InputError
 from edgeaffect.families.aver.features import AverFeatureConfig, model_inputs
 from edgeaffect.io import atomic_path, atomic_write_text
-from edgeaffect.models import ModelSpec, get_model
+from edgeaffect.contract import ModelSpec, get_model
 from edgeaffect.train import distribute
-from edgeaffect.train.metrics import classification_report, save_report
+from edgeaffect.contract.metrics import classification_report, save_report
 from edgeaffect.train.resume import EarlyStop, fit, write_split
 from edgeaffect.train.runs import Run
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.families import Family, RegressionTask, register_family
+from edgeaffect.contract import Family, RegressionTask, register_family
 from edgeaffect.families.spectrotemporal import model  # noqa: F401  (registers the spectrotemporal-* variants)
 from edgeaffect.families.spectrotemporal.avec import LAYOUTS
 from edgeaffect.families.spectrotemporal.device import SpectroAdapter
@@ -96,7 +96,7 @@ class SpectrotemporalFamily(Family):
     def stages(self, run) -> list:
         """The per-segment spectral extractor (post-training int8: its outputs have no targets)
         and the per-sequence transformer (QAT on the extractor's float features)."""
-        from edgeaffect.families import Stage
+        from edgeaffect.contract import Stage
         from edgeaffect.families.spectrotemporal.model import copy_weights
 
         c = run.config

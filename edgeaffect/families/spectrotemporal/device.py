@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import MediaError
-from edgeaffect.families.base import DeviceAdapter, LiveInput
+from edgeaffect.contract.family import DeviceAdapter, LiveInput
 from edgeaffect.families.spectrotemporal.features import (SpectroConfig, recording_features, sequence_starts,
                                                           to_pixels)
 from edgeaffect.families.spectrotemporal.vlnep import vlnep_histograms

@@ -20,8 +20,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from edgeaffect.families.spectrotemporal.features import SpectroConfig
-from edgeaffect.models.cost import LayerCost, conv, dense
-from edgeaffect.models.registry import ModelSpec, register_model
+from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Jabbar, Uddin, Joolee, Nasridinov. Deep spectrotemporal network based depression severity "
          "estimation from speech. Sci. Rep. 2025")

@@ -21,7 +21,7 @@ from edgeaffect.families.spectrotemporal.dataset import SpectroDataset, load_dat
 from edgeaffect.families.spectrotemporal.features import to_pixels
 from edgeaffect.families.spectrotemporal.model import SpectroNetConfig
 from edgeaffect.io import atomic_path, atomic_write_text
-from edgeaffect.models import get_model
+from edgeaffect.contract import get_model
 from edgeaffect.train import distribute
 from edgeaffect.train.resume import fit, write_split
 from edgeaffect.train.runs import Run

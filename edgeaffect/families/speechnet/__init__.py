@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.families import ClassificationTask, Family, register_family
+from edgeaffect.contract import ClassificationTask, Family, register_family
 from edgeaffect.families.speechnet import model  # noqa: F401  (registers the speechnet-* variants)
 from edgeaffect.families.speechnet.corpora import CORPORA
 from edgeaffect.families.speechnet.device import SpeechAdapter

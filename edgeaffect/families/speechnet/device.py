@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError, MediaError
-from edgeaffect.families.base import DeviceAdapter, LiveInput, check_inputs
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.families.speechnet.features import FusionConfig, fusion_features, model_input
 from edgeaffect.schema import Int, List, Num, Str, Table, Tuple, check, field_error, show
 

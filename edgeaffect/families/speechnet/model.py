@@ -19,8 +19,8 @@ from functools import lru_cache
 
 from edgeaffect.families.speechnet.corpora import CORPORA
 from edgeaffect.families.speechnet.features import FusionConfig
-from edgeaffect.models.cost import LayerCost, conv, dense
-from edgeaffect.models.registry import ModelSpec, register_model
+from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Zhang, Pang et al. Pre-attentive speech signal processing with adaptive routing for emotion "
          "recognition (SpeechNet). BSPC 2026")

@@ -26,11 +26,11 @@ from edgeaffect.families.speechnet.dataset import SpeechDataset, load_speech_dat
 from edgeaffect.data.splits import make_split
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_path, atomic_write_text
-from edgeaffect.models import ModelSpec, get_model
+from edgeaffect.contract import ModelSpec, get_model
 from edgeaffect.families.speechnet.model import SpeechNetConfig, ablate
 from edgeaffect.train import distribute
 from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
-from edgeaffect.train.metrics import classification_report, save_report
+from edgeaffect.contract.metrics import classification_report, save_report
 from edgeaffect.train.resume import fit, write_split
 from edgeaffect.train.runs import Run
 

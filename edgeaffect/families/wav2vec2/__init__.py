@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from edgeaffect.schema import Any, Int, List, Nullable, Str, Table
-from edgeaffect.families import DetectionTask, Family, register_family
+from edgeaffect.contract import DetectionTask, Family, register_family
 from edgeaffect.families.wav2vec2 import model  # noqa: F401  (registers the wav2vec2-* variants)
 from edgeaffect.families.wav2vec2.daicwoz import LAYOUTS
 from edgeaffect.families.wav2vec2.device import DetectorAdapter
@@ -109,7 +109,7 @@ class Wav2Vec2Family(Family):
     def stages(self, run) -> list:
         """The backbone per segment (post-training int8: its features have no targets) and
         the head per participant (QAT; fed the backbone's float features)."""
-        from edgeaffect.families import Stage
+        from edgeaffect.contract import Stage
         from edgeaffect.families.wav2vec2.checkpoint import assign
 
         c = run.config

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.families.base import DeviceAdapter, LiveInput
+from edgeaffect.contract.family import DeviceAdapter, LiveInput
 from edgeaffect.families.wav2vec2.daicwoz import normalise, participant_segments, read_transcript, resample
 
 

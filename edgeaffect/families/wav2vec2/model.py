@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, frame_count
-from edgeaffect.models.cost import LayerCost, conv, dense
-from edgeaffect.models.registry import ModelSpec, register_model
+from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Zhang, Jiang, Wei et al. Speech-based depression detection using wav2vec 2.0 features, 1D-CNN, "
          "attention pooling, LSTM and self-attention. Sci. Rep. 2024")

@@ -181,7 +181,7 @@ def _child(out: Path, args: list[str], log) -> None:
 def measure_rtf(out: Path, *, seconds: float = 7.0, size: str | None = "base", backbone: Path | None = None,
                 formats=RTF_FORMATS, threads: int = 1, rounds: int = 8, log=sys.stderr) -> dict:
     """Every step in its own process (resumable), then the interleaved timing; ``OUT/rtf.json``."""
-    from edgeaffect.measure.machine import machine
+    from edgeaffect.machine import machine
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

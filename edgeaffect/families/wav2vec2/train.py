@@ -30,7 +30,7 @@ from edgeaffect.families.wav2vec2.daicwoz import normalise
 from edgeaffect.families.wav2vec2.dataset import DepressionCorpus, corpus_from_record, embed_corpus
 from edgeaffect.families.wav2vec2.model import ABLATIONS, DetectorConfig, ablate, build_head
 from edgeaffect.io import atomic_path, atomic_write_text
-from edgeaffect.models import get_model
+from edgeaffect.contract import get_model
 from edgeaffect.train.runs import Run
 
 BACKBONE_FILE = "backbone.npz"
@@ -256,7 +256,7 @@ def predict(model, data: DepressionCorpus, idx, batch_size: int = 32) -> np.ndar
 def participant_report(task, data: DepressionCorpus, idx, probs) -> dict:
     """The task's report (precision / recall / F1 of the depressed class, accuracy) plus
     the macro F1 over both classes and what always answering the majority would score."""
-    from edgeaffect.train.metrics import classification_report
+    from edgeaffect.contract.metrics import classification_report
 
     y = data.labels[np.asarray(idx, np.int64)]
     r = task.report(y, probs.reshape(-1, 1), ())

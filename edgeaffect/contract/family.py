@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.families.tasks import Task
+from edgeaffect.contract.tasks import Task
 
 
 @dataclass

@@ -156,7 +156,7 @@ class ClassificationTask(Task):
         return float((self.decisions(outputs) == np.asarray(targets)).mean())
 
     def report(self, targets, outputs, labels):
-        from edgeaffect.train.metrics import classification_report
+        from edgeaffect.contract.metrics import classification_report
 
         return classification_report(np.asarray(targets), self.decisions(outputs), tuple(labels))
 
