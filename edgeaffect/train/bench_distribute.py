@@ -88,7 +88,7 @@ def _run(model: str, steps: int, workers: int, timeout: float = 600) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", nargs="?", default="aver-ravdess")
+    ap.add_argument("model", help="a registered model (make bench-distribute names one)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
