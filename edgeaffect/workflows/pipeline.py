@@ -116,7 +116,7 @@ def summary_table(s: dict) -> str:
     metric, p = s["metric"], s["paper"]
     runs = "; ".join(f"{r['test'][metric]:.4f} on the {k} split ({r['split']['test']} test samples)"
                      for k, r in s["runs"].items())
-    paper = ", ".join(f"{k} {v}" for k, v in p.items() if k != "source")
+    paper = ", ".join(f"{k} {v}" for k, v in p.items() if k != "source") or "no figures for this variant"
     lines = [
         f"edgeaffect pipeline: {s['model']} ({s['task']}) on a synthetic corpus ({s['seconds']:.0f} s)",
         f"machine: {s['machine']} (all times measured here)",
