@@ -10,6 +10,14 @@ EXTRAS ?= train,device,demo,dev
 # espeak-ng: real speech for tests; chromium: the browser the report page's test opens it in.
 APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng chromium
 OUT    ?= build/quickstart
+# make demo MODEL=<any registered model> (`edgeaffect models`): its family's pipeline preset, in
+# build/<model> unless OUT is given; plain `make demo` is aver-ravdess in $(OUT). PLUGINS: modules
+# that register more families (EDGEAFFECT_PLUGINS), e.g. PLUGINS=tests.toy_family MODEL=toy-tones.
+MODEL  ?=
+PLUGINS ?=
+DEMO_MODEL = $(or $(MODEL),aver-ravdess)
+DEMO_OUT = $(or $(DEMO_DIR),$(if $(and $(MODEL),$(filter file,$(origin OUT))),build/$(MODEL),$(OUT)))
+PLUGIN_ENV = $(if $(PLUGINS),EDGEAFFECT_PLUGINS=$(PLUGINS) PYTHONPATH=$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH)))
 SPEECH ?= build/speechnet
 DEPRESSION ?= build/depression
 # The latency gate's baseline: the first `make bench` saves each export here; later runs time the
@@ -20,12 +28,15 @@ SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression bench bench-distribute soak roofline report clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression demo-wav2vec2 bench bench-distribute soak roofline report clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
+	@echo "make demo MODEL=M  the same for any registered model (edgeaffect models), in build/M unless OUT is given;"
+	@echo "                PLUGINS=tests.toy_family MODEL=toy-tones: the test-only family"
 	@echo "make demo-speech synthetic EmoDB-format corpus -> SpeechNet -> QAT -> TFLite (fused LSTM)/ONNX -> table"
 	@echo "make demo-depression synthetic AVEC2013-layout corpus -> spectrotemporal (tiny) -> two stages -> TFLite/ONNX -> table"
+	@echo "make demo-wav2vec2 synthetic DAIC-WOZ-layout corpus -> wav2vec 2.0 detector (tiny random backbone) -> two stages -> table"
 	@echo "make test       fast test suite (creates .venv on first use)"
 	@echo "make test-slow  slow tests (full training to the accuracy bar, benchmarks)"
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
@@ -59,15 +70,21 @@ test-slow: venv
 test-rpi: venv
 	$(BIN)/python -m pytest -q -rs -s tests/test_rpi_emulated.py
 
+# Corpus size, epochs and QAT epochs come from the model's family (Family.pipeline_preset).
 demo: venv
-	$(BIN)/edgeaffect pipeline --out $(OUT)
+	$(PLUGIN_ENV) $(BIN)/edgeaffect pipeline --model $(DEMO_MODEL) --out $(DEMO_OUT)
 
-demo-speech: venv
-	$(BIN)/edgeaffect pipeline-speech --out $(SPEECH)
+# Aliases in the folders make bench / roofline / report read.
+demo-speech:
+	@$(MAKE) --no-print-directory demo MODEL=speechnet-emodb DEMO_DIR=$(SPEECH)
 
 # The tiny variant (a width-0.1 EfficientNet): the paper's B3 trains for days on a CPU.
-demo-depression: venv
-	$(BIN)/edgeaffect pipeline --model spectrotemporal-tiny --out $(DEPRESSION) --scale 16 --epochs 40 --qat-epochs 5
+demo-depression:
+	@$(MAKE) --no-print-directory demo MODEL=spectrotemporal-tiny DEMO_DIR=$(DEPRESSION)
+
+# The tiny random backbone: the paper's wav2vec 2.0 base needs a local checkpoint (see its card).
+demo-wav2vec2:
+	@$(MAKE) --no-print-directory demo MODEL=wav2vec2-tiny
 
 $(DEPRESSION)/export/manifest.json:
 	$(MAKE) --no-print-directory demo-depression

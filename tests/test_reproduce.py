@@ -14,8 +14,8 @@ import pytest
 
 from edgeaffect.data.synthetic import MARKER, is_synthetic
 from edgeaffect.errors import InputError
-from edgeaffect.reproduce.runner import RUN_FILE, get_recipe, recipes, reproduce, table_lines
-from edgeaffect.reproduce.schema import check_result, load_result
+from edgeaffect.workflows.reproduce import RUN_FILE, get_recipe, recipes, reproduce, table_lines
+from edgeaffect.contract.reproduce import check_result, load_result
 
 PAPERS = ("lightweight-aver", "speechnet-ser", "spectrotemporal-depression", "wav2vec2-depression")
 TINY_SPEECHNET = "speechnet-emodb-reproduce-test"
@@ -70,7 +70,7 @@ def test_every_paper_has_a_checked_recipe_with_sourced_rows():
 
 
 def test_recipe_errors_name_the_field(tmp_path):
-    from edgeaffect.reproduce.schema import check_recipe
+    from edgeaffect.contract.reproduce import check_recipe
 
     doc = tomllib.loads((get_recipe("lightweight-aver").source).read_text())["lightweight-aver"]
     doc["corpus"][0]["protocol"][0]["runs"] = 3
@@ -164,7 +164,7 @@ def test_aver_recipe_resumes_and_never_retrains(savee_av, tmp_path, monkeypatch)
 def test_rows_put_rates_over_runs_beside_the_papers_table_4():
     """Fast: GLR ... PCLR rows from the stored decisions of finished runs (by hand: 3 runs,
     4 samples; the end-to-end SpeechNet run is the slow test below)."""
-    from edgeaffect.reproduce.runner import _rows
+    from edgeaffect.workflows.reproduce import _rows
 
     entry = get_recipe("speechnet-ser").corpora[0]
     proto = entry["protocol"][0]
@@ -203,7 +203,7 @@ def test_depression_recipes_find_their_corpus_and_protocols(tmp_path):
     splits and models the family has (the training itself: the slow tests below)."""
     from edgeaffect.families.spectrotemporal.synthetic import generate_avec2013
     from edgeaffect.families.wav2vec2.synthetic import generate_daicwoz
-    from edgeaffect.reproduce.runner import pick_corpus
+    from edgeaffect.workflows.reproduce import pick_corpus
     from edgeaffect.train.families import check_request
 
     generate_avec2013(tmp_path / "avec", per_partition=1, seconds=1.0, seed=0)

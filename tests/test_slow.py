@@ -16,9 +16,9 @@ def test_full_recipe_reaches_the_bar_on_both_splits(dataset, tmp_path):
 
 
 def test_pipeline_writes_summary(tmp_path):
-    from edgeaffect.train.pipeline import run_pipeline
+    from edgeaffect.workflows.pipeline import run_pipeline
 
-    s = run_pipeline(tmp_path, scale=4, epochs=30, speaker_epochs=10, qat_epochs=3)
+    s = run_pipeline(tmp_path, model="aver-ravdess", scale=4, epochs=30, speaker_epochs=10, qat_epochs=3)
     assert json.loads((tmp_path / "summary.json").read_text())["params"] == 66_584
     assert all(v["passed"] for v in s["verification"] if v["gating"])
     assert "| tflite-int8 | ai-edge-litert | xnnpack |" in (tmp_path / "summary.md").read_text()

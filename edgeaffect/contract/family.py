@@ -119,6 +119,47 @@ class DeviceAdapter:
         return np.mean(recent, axis=0)
 
 
+@dataclass(frozen=True)
+class TrainOption:
+    """One extra training option of a family: ``edgeaffect train --NAME`` (a flag when
+    ``kind`` is bool, else ``--NAME VALUE``) and ``reproduce --set NAME=VALUE``."""
+
+    help: str
+    kind: type = str  # str, Path (passed on as str) or bool
+    choices: tuple[str, ...] = ()
+
+    @property
+    def is_flag(self) -> bool:
+        return self.kind is bool
+
+    def parse(self, name: str, text: str):
+        """The value the family's ``train`` receives for the command line's ``text``."""
+        if self.is_flag:
+            value = {"true": True, "false": False, "1": True, "0": False}.get(text.strip().lower())
+            if value is None:
+                raise InputError(f"--{name.replace('_', '-')} is a flag: true or false, given '{text}'")
+            return value
+        if self.choices and text not in self.choices:
+            from edgeaffect._optional import lookup
+
+            lookup(f"--{name.replace('_', '-')}", text, dict.fromkeys(self.choices))
+        return str(text)
+
+
+@dataclass(frozen=True)
+class PipelinePreset:
+    """What ``edgeaffect pipeline --model M`` (``make demo MODEL=M``) runs when not told
+    otherwise: speakers in the synthetic corpus, epochs on the paper's split (None: the
+    recipe's) and on the speaker-independent one where the family has it, QAT epochs, and
+    training options."""
+
+    scale: int = 8
+    epochs: int | None = None
+    speaker_epochs: int | None = None
+    qat_epochs: int = 10
+    options: dict = field(default_factory=dict)
+
+
 @dataclass
 class Stage:
     """One separately exported part of a model (e.g. a per-segment extractor, then a
@@ -146,8 +187,8 @@ class Family:
     split_kinds: tuple[str, ...] = ("paper",)
     # Ablation name -> what it removes; empty when the family has none.
     ablations: dict[str, str] = {}
-    # Extra training options (name -> help); anything else given is refused by name.
-    train_options: dict[str, str] = {}
+    # Extra training options (name -> TrainOption); anything else given is refused by name.
+    train_options: dict[str, TrainOption] = {}
     # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.
     corpus_layouts: tuple[str, ...] = ()
     adapter: type[DeviceAdapter] = DeviceAdapter
@@ -184,6 +225,15 @@ class Family:
         """The label a corpus names a recording with (from its file name), or None when the
         layout does not say (benchmarks that score the live path use it)."""
         return None
+
+    def pipeline_preset(self, spec) -> PipelinePreset:
+        """``edgeaffect pipeline``'s defaults for ``spec`` (a demo that runs on a CPU in minutes)."""
+        return PipelinePreset()
+
+    def commands(self) -> list:
+        """Typer command functions this family adds to ``edgeaffect`` (named as typer names a
+        function: ``embed_audio`` -> ``embed-audio``); imported only when the CLI asks."""
+        return []
 
     # ----------------------------------------------------------------- training
     def check_options(self, options: dict) -> None:

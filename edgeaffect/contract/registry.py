@@ -3,7 +3,9 @@
 A family registers its ``Family`` and its named variants (a ``ModelSpec`` each) when its
 package is imported. The built-in families are the sub-packages of ``edgeaffect.families``,
 found on disk (adding one is adding a folder); another installed package adds one through
-the ``edgeaffect.families`` entry-point group, and a test can call ``register_family``.
+the ``edgeaffect.families`` entry-point group, a module named in ``EDGEAFFECT_PLUGINS``
+(comma-separated; its ``register()`` is called when it has one) adds one without being
+installed, and a test can call ``register_family``.
 Both are found by name at run time, never imported here by module: the contract stays
 below the families it describes.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from edgeaffect._optional import lookup
+from edgeaffect.errors import InputError
 
 if TYPE_CHECKING:
     from edgeaffect.contract.family import Family
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 # Where the built-in families live, and the entry-point group installed ones register in.
 BUILTIN_PACKAGE = "edgeaffect.families"
 ENTRY_POINT_GROUP = "edgeaffect.families"
+PLUGINS_VARIABLE = "EDGEAFFECT_PLUGINS"
 
 _FAMILIES: dict[str, "Family"] = {}
 _MODELS: dict[str, "ModelSpec"] = {}
@@ -74,8 +78,8 @@ def register_model(factory: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
 
 
 def load_all() -> None:
-    """Import the built-in families and any installed through the entry-point group (each
-    registers itself and its variants on import)."""
+    """Import the built-in families, any installed through the entry-point group (each
+    registers itself and its variants on import) and the modules ``EDGEAFFECT_PLUGINS`` names."""
     global _loaded
     if _loaded:
         return
@@ -86,6 +90,22 @@ def load_all() -> None:
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+    for module in plugin_modules():
+        try:
+            plugin = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise InputError(f"{PLUGINS_VARIABLE} names '{module}', which does not import ({exc}); "
+                             "is its folder on PYTHONPATH?") from None
+        register = getattr(plugin, "register", None)
+        if callable(register):
+            register()
+
+
+def plugin_modules() -> list[str]:
+    """The module names in ``EDGEAFFECT_PLUGINS`` (e.g. a family kept beside its tests)."""
+    import os
+
+    return [m.strip() for m in os.environ.get(PLUGINS_VARIABLE, "").split(",") if m.strip()]
 
 
 def builtin_families() -> list[str]:

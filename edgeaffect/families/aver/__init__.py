@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.contract import ClassificationTask, Family, register_family
+from edgeaffect.contract import ClassificationTask, Family, PipelinePreset, register_family
 from edgeaffect.families.aver import model  # noqa: F401  (registers the aver-* variants)
 from edgeaffect.families.aver.corpora import LAYOUTS
 from edgeaffect.families.aver.device import AverAdapter
@@ -22,6 +22,9 @@ class AverFamily(Family):
     split_kinds = ("paper", "clip", "speaker", "actor")
     corpus_layouts = tuple(LAYOUTS)
     adapter = AverAdapter
+
+    def pipeline_preset(self, spec):
+        return PipelinePreset(scale=8, epochs=60, speaker_epochs=30, qat_epochs=10)
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.aver.dataset import build_aver_dataset

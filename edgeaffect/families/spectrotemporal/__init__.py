@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.contract import Family, RegressionTask, register_family
+from edgeaffect.contract import Family, PipelinePreset, RegressionTask, TrainOption, register_family
 from edgeaffect.families.spectrotemporal import model  # noqa: F401  (registers the spectrotemporal-* variants)
 from edgeaffect.families.spectrotemporal.avec import LAYOUTS
 from edgeaffect.families.spectrotemporal.device import SpectroAdapter
@@ -40,8 +40,14 @@ class SpectrotemporalFamily(Family):
 
     ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the whole network"
                  for name, change in ABLATIONS.items()}
-    train_options = {"backbone_weights": "a local efficientnetb3_notop.h5 (Keras' ImageNet weights)",
-                     "freeze_backbone": "train the sequence model on cached features of a frozen backbone"}
+    train_options = {"backbone_weights": TrainOption("a local efficientnetb3_notop.h5 (Keras' ImageNet weights; "
+                                                     "nothing is downloaded)", Path),
+                     "freeze_backbone": TrainOption("keep the backbone frozen and train the sequence model on its "
+                                                    "cached per-segment features", bool)}
+
+    def pipeline_preset(self, spec):
+        """Sized for the tiny variant (a width-0.1 EfficientNet): the paper's B3 trains for days on a CPU."""
+        return PipelinePreset(scale=16, epochs=40, qat_epochs=5)
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.spectrotemporal.dataset import build_dataset

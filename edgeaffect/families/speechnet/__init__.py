@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeaffect.schema import List, Num, Table
-from edgeaffect.contract import ClassificationTask, Family, register_family
+from edgeaffect.contract import ClassificationTask, Family, PipelinePreset, TrainOption, register_family
 from edgeaffect.families.speechnet import model  # noqa: F401  (registers the speechnet-* variants)
 from edgeaffect.families.speechnet.corpora import CORPORA
 from edgeaffect.families.speechnet.device import SpeechAdapter
@@ -23,7 +23,8 @@ class SpeechNetFamily(Family):
     run_keys = {"model_config": Table({}), "mean": List(Num(), min_len=1), "std": List(Num(), min_len=1)}
     split_kinds = ("paper", "speaker")
     ablations = ABLATIONS
-    train_options = {"margins": f"loss margins: {' | '.join(MARGINS)} (see the model card)"}
+    train_options = {"margins": TrainOption(f"loss margins: {' | '.join(MARGINS)} (see the model card)",
+                                            choices=tuple(MARGINS))}
     corpus_layouts = tuple(CORPORA)
     adapter = SpeechAdapter
 
@@ -33,6 +34,10 @@ class SpeechNetFamily(Family):
         super().check_options(options)
         if options.get("margins") is not None:
             lookup("--margins", options["margins"], MARGINS)
+
+    def pipeline_preset(self, spec):
+        """The paper's 200-epoch recipe on both splits."""
+        return PipelinePreset(scale=8, epochs=None, speaker_epochs=None, qat_epochs=10)
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.speechnet.dataset import build_speech_dataset

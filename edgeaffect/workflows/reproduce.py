@@ -2,7 +2,7 @@
 
 Layout of ``OUT``::
 
-    reproduce.json                                   the result (schema.py), rewritten after each run
+    reproduce.json                                   the result (edgeaffect/contract/reproduce.py), rewritten after each run
     cache/                                           the corpus's features
     runs/<corpus>/<protocol>/seed-<s>/               one training run (resumes from its last epoch)
     runs/<corpus>/<protocol>/seed-<s>/reproduce-run.json   that run's figures: written last, so a
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_write_text
-from edgeaffect.reproduce.schema import ACROSS_RUNS, KIND, PERCENT, VERSION, check_recipe, check_result
+from edgeaffect.contract.reproduce import ACROSS_RUNS, KIND, PERCENT, VERSION, check_recipe, check_result
 
 RUN_FILE = "reproduce-run.json"
 SYNTHETIC_NOTE = "synthetic corpus: not a paper result"
@@ -181,6 +181,17 @@ def _trained_before(run_dir: Path, model: str, split: str, seed: int, split_seed
     same = (info.get("model") == model and info.get("seed") == seed and info.get("split", {}).get("kind") == split
             and info.get("split_seed") in (split_seed, None))
     return run if same else None
+
+
+def parse_set_options(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items -> training options (true / false become booleans)."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set takes KEY=VALUE, got '{item}'")
+        options[key.strip().replace("-", "_")] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
+    return options
 
 
 def reproduce(paper: str, data: str | Path, out: str | Path, *, quick: bool = False, corpus: str | None = None,

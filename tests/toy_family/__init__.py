@@ -4,7 +4,10 @@ unit the shared code drives without knowing it.
 Task: regress a "tone score" in [0, 10] from a short recording. Each synthetic recording is a
 sum of two tones whose mix and loudness follow the score, plus noise; the features are
 log band energies of its spectrum (NumPy); the model is a small MLP. Nothing outside this
-file knows the family's name.
+folder knows the family's name (its card: README.md beside this file).
+
+A plug-in, not installed: ``EDGEAFFECT_PLUGINS=tests.toy_family`` (from the repository root)
+makes the command line register it, e.g. ``make demo MODEL=toy-tones PLUGINS=tests.toy_family``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.contract import DeviceAdapter, Family, LiveInput, RegressionTask
+from edgeaffect.contract import DeviceAdapter, Family, LiveInput, PipelinePreset, RegressionTask
 from edgeaffect.io import atomic_write_text
 from edgeaffect.contract.cost import dense
 from edgeaffect.contract.registry import ModelSpec
@@ -121,6 +124,10 @@ class ToyFamily(Family):
     name = "toy"
     task = TASK
     adapter = ToyAdapter
+
+    def pipeline_preset(self, spec):
+        """The demo: 120 recordings (240 samples), the recipe's epochs, a short QAT."""
+        return PipelinePreset(scale=120, epochs=None, qat_epochs=5)
 
     def synthesize(self, folder, *, scale, seed, log=sys.stderr):
         from edgeaffect.media.audio import write_wav

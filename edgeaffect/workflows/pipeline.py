@@ -1,6 +1,7 @@
-"""``make demo`` / ``make demo-speech``: a family's synthetic corpus -> features -> training
-(the paper's split, then a speaker-independent one where the family has it) -> QAT ->
-every export verified -> latency per recording -> one table.
+"""``make demo MODEL=M`` (``edgeaffect pipeline --model M``): a family's synthetic corpus ->
+features -> training (the paper's split, then a speaker-independent one where the family
+has it) -> QAT -> every export verified -> latency per recording -> one table. What is not
+given comes from the family's ``pipeline_preset``.
 
 Everything lands under one folder; steps already done (corpus files, cached features, a
 finished training run) are reused, so an interrupted pipeline picks up where it stopped.
@@ -13,18 +14,36 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
+from edgeaffect.contract import PipelinePreset, get_model
 from edgeaffect.io import atomic_write_text
 from edgeaffect.machine import machine
 
+# A keyword left at this takes the family's preset (None is a value: "the recipe's epochs").
+PRESET = "preset"
 
-def _train_or_load(model: str, data, folder: Path, split: str, epochs: int | None, seed: int, log):
+
+def default_out(model: str) -> Path:
+    """Where ``edgeaffect pipeline --model M`` works when not given ``--out``."""
+    return Path("build") / model
+
+
+def preset_for(model: str, **given) -> PipelinePreset:
+    """The family's preset for ``model`` with every keyword not left at ``PRESET`` put in."""
+    spec = get_model(model)
+    preset = spec.family_plugin.pipeline_preset(spec)
+    return replace(preset, **{k: v for k, v in given.items() if v != PRESET})
+
+
+def _train_or_load(model: str, data, folder: Path, split: str, epochs: int | None, seed: int, options: dict, log):
     from edgeaffect.train.families import train
     from edgeaffect.train.runs import load_run
 
     if (folder / "run.json").exists():
         print(f"reusing the finished run in {folder}", file=log)
         return load_run(folder)
-    return train(model, data, folder, split=split, seed=seed, epochs=epochs, log=log)
+    return train(model, data, folder, split=split, seed=seed, epochs=epochs, options=options or None, log=log)
 
 
 def _keras_row(run, adapter, x, budget_s: float) -> dict:
@@ -41,28 +60,29 @@ def _keras_row(run, adapter, x, budget_s: float) -> dict:
     return {"what": "inference keras (model(x) direct)", "runtime": "tf_keras", "bytes": None, **t.to_dict()}
 
 
-def run_pipeline(out: str | Path, *, model: str = "aver-ravdess", scale: int = 8, epochs: int | None = 60,
-                 speaker_epochs: int | None = 30, qat_epochs: int = 10, seed: int = 0, budget_s: float = 1.0,
-                 recordings: int = 20, log=sys.stderr) -> dict:
+def run_pipeline(out: str | Path, *, model: str, scale=PRESET, epochs=PRESET, speaker_epochs=PRESET,
+                 qat_epochs=PRESET, seed: int = 0, budget_s: float = 1.0, recordings: int = 20,
+                 log=sys.stderr) -> dict:
     from edgeaffect.export.exporter import export_run
     from edgeaffect.measure.bench import bench_recordings
-    from edgeaffect.contract import get_model
     from edgeaffect.train.families import load_corpus
 
     out = Path(out)
     t_start = time.monotonic()
     spec = get_model(model)
     family = spec.family_plugin
+    p = preset_for(model, scale=scale, epochs=epochs, speaker_epochs=speaker_epochs, qat_epochs=qat_epochs)
     print("1/5 synthetic corpus", file=log, flush=True)
-    family.synthesize(out / "corpus", scale=scale, seed=seed, log=log)
+    family.synthesize(out / "corpus", scale=p.scale, seed=seed, log=log)
     print("2/5 features", file=log, flush=True)
     data = load_corpus(model, out / "corpus", out / "cache", log=log)
-    splits = [("paper", epochs)] + ([("speaker", speaker_epochs)] if "speaker" in family.split_kinds else [])
+    splits = [("paper", p.epochs)] + ([("speaker", p.speaker_epochs)] if "speaker" in family.split_kinds else [])
     print(f"3/5 train {model} on: {', '.join(s for s, _ in splits)} split", file=log, flush=True)
-    runs = {s: _train_or_load(model, data, out / "runs" / f"{s}-split", s, n, seed, log) for s, n in splits}
+    runs = {s: _train_or_load(model, data, out / "runs" / f"{s}-split", s, n, seed, p.options, log)
+            for s, n in splits}
     print("4/5 QAT, export, verify against Keras", file=log, flush=True)
     export_dir = out / "export"
-    manifest = export_run(runs["paper"], data, export_dir, qat_epochs=qat_epochs, log=log)
+    manifest = export_run(runs["paper"], data, export_dir, qat_epochs=p.qat_epochs, log=log)
     print("5/5 latency per recording on this machine (batch 1, 1 thread)", file=log, flush=True)
     found = family.recordings(out / "corpus")
     files = found[:: max(1, len(found) // recordings)][:recordings]
@@ -96,7 +116,7 @@ def summary_table(s: dict) -> str:
     metric, p = s["metric"], s["paper"]
     runs = "; ".join(f"{r['test'][metric]:.4f} on the {k} split ({r['split']['test']} test samples)"
                      for k, r in s["runs"].items())
-    paper = ", ".join(f"{k} {v}" for k, v in p.items() if k != "source")
+    paper = ", ".join(f"{k} {v}" for k, v in p.items() if k != "source") or "no figures for this variant"
     lines = [
         f"edgeaffect pipeline: {s['model']} ({s['task']}) on a synthetic corpus ({s['seconds']:.0f} s)",
         f"machine: {s['machine']} (all times measured here)",

@@ -1,0 +1,3 @@
+from edgeaffect.cli import main
+
+main()

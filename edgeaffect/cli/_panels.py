@@ -1,0 +1,10 @@
+"""The groups of ``edgeaffect --help`` (typer's help panels), one per stage module."""
+
+TRAIN = "Corpus and training (desktop)"
+EXPORT = "Export (desktop)"
+DEVICE = "On the device"
+MEASURE = "Measurement"
+ROOFLINE = "Roofline and device predictions"
+DEMO = "Live demo"
+PAPERS = "Papers: reproductions and reports"
+FAMILY = "Commands a model family adds"

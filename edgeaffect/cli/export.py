@@ -1,0 +1,58 @@
+"""Export: QAT, every format verified against Keras, device bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeaffect.cli._panels import EXPORT
+from edgeaffect.errors import InputError
+
+app = typer.Typer()
+
+
+@app.command("export", rich_help_panel=EXPORT)
+def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder.")],
+               out: Annotated[Path, typer.Option(help="Export / bundle folder to write.")],
+               target: Annotated[Optional[str], typer.Option(help="rpi4 | rpi5 | jetson-nano | jetson-orin-nano | jetson-orin-nano-super | host: a device bundle.")] = None,
+               formats: Annotated[Optional[str], typer.Option(help="Comma-separated export formats (without --target).")] = None,
+               qat_epochs: int = 20,
+               threads: Annotated[Optional[int], typer.Option(help="Target option: inference threads (Raspberry Pi, host).")] = None,
+               precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
+               workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
+               max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
+               strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default"):
+    """QAT, export and verify every format against the Keras model; with --target, a
+    self-contained device bundle. All or nothing."""
+    from edgeaffect.export import get_format
+    from edgeaffect.export.exporter import DEFAULT_FORMATS, export_run
+    from edgeaffect.export.targets import get_target, resolve_options
+    from edgeaffect.train.runs import load_run, run_dataset
+
+    given = {"threads": threads, "precision": precision, "workspace_mib": workspace_mib, "max_batch": max_batch}
+    if target is None:
+        if any(v is not None for v in given.values()):
+            raise InputError("--threads, --precision, --workspace-mib and --max-batch are target options: add --target")
+        names = [f.strip() for f in (formats or ",".join(DEFAULT_FORMATS)).split(",") if f.strip()]
+        t, opts = None, {}
+    else:
+        if formats is not None:
+            raise InputError(f"--formats and --target together: target '{target}' decides its formats")
+        t = get_target(target)
+        opts = resolve_options(t, given)
+        names = list(t.formats)
+    for name in names:
+        get_format(name)  # fail on a typo before any work
+    if strategy == "multi-worker":
+        raise InputError("--strategy multi-worker is for training; export (a short QAT fine-tune, then conversion and "
+                         "verification on one machine) takes default or mirrored")
+    from edgeaffect.train import distribute
+
+    with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
+        r = load_run(run)
+        manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+    names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)
+    what = f"bundle for {t.key}" if t else "export"
+    typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")

@@ -1,0 +1,175 @@
+"""Measurement: latency, accuracy and budgets of exports, per recording and per pipeline; the
+latency gate; profiles; the arithmetic cost of a model or file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeaffect.cli._panels import MEASURE
+from edgeaffect.errors import InputError
+
+app = typer.Typer()
+
+
+@app.command("bench", rich_help_panel=MEASURE)
+def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export folders (manifest.json).")],
+                      threads: int = 1,
+                      budget: Annotated[float, typer.Option(help="Seconds of timed runs per row.")] = 2.0,
+                      data: Annotated[Optional[Path], typer.Option(help="npz with one array per input and 'labels': measure accuracy.")] = None,
+                      budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded, or has no measurement and is not optional.")] = None,
+                      json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows (and checks) as JSON.")] = None,
+                      markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
+                      junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None,
+                      baseline: Annotated[Optional[Path], typer.Option(help="Latency gate: a folder of saved exports (<model>/manifest.json); each file is timed interleaved with its baseline and fails when more than `regression` (budgets [defaults], 10 %) slower.")] = None,
+                      save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False):
+    """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets;
+    the latency gate against a baseline."""
+    import os
+    from dataclasses import asdict
+
+    from edgeaffect.measure.bench import bench_exports, gate_rows, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.measure.budgets import DEFAULT_KEYS, check_budgets, load_budgets, regression_checks
+    from edgeaffect.io import atomic_write_text
+
+    if save_baseline and baseline is None:
+        raise InputError("--save-baseline needs --baseline DIR (where to save it)")
+    spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
+    rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
+    if baseline is not None:
+        gate_rows(rows, baseline, threads=threads, budget_s=budget,
+                  tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
+    header = f"machine: {machine()}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
+    if baseline is not None:
+        header += (f"; vs baseline: ratio of latencies timed interleaved with {baseline} in this run "
+                   f"(median of pairs, 99 % interval)")
+    typer.echo(header)
+    typer.echo(to_text(rows))
+    for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
+        typer.echo(f"latency gate: {note} (nothing compared)")
+    checks = check_budgets(spec, rows, lambda r: remeasure(r, threads, budget)) if spec else []
+    checks += regression_checks(rows)
+    for c in checks:
+        typer.echo(c.line)
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows,
+                                                "budgets": [asdict(c) for c in checks]}, indent=2))
+    md = to_markdown(rows, checks, header)
+    if markdown:
+        atomic_write_text(markdown, md)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(md)
+    if junit:
+        atomic_write_text(junit, to_junit(rows, checks))
+    exceeded = [c for c in checks if c.checked and not c.passed]
+    unchecked = [c for c in checks if not c.checked and not c.passed]
+    if exceeded:
+        typer.echo(f"budget exceeded: {'; '.join(f'{c.budget} {c.metric} {c.value:.4g} > {c.limit:g} ({c.kind})' for c in exceeded)}",
+                   err=True)
+    if unchecked:
+        typer.echo(f"budget not checked (no measurement behind it): "
+                   f"{'; '.join(f'{c.budget} {c.metric} {c.detail}' for c in unchecked)}", err=True)
+    if exceeded or unchecked:
+        raise typer.Exit(1)
+    if save_baseline:
+        from edgeaffect.measure.bench import export_folders
+        from edgeaffect.measure.gate import has_baseline, save_baseline as save
+
+        for d in export_folders(exports):
+            if not has_baseline(baseline, d):
+                typer.echo(f"latency gate: baseline saved to {save(d, baseline)} (compared from the next run on)")
+
+
+@app.command("bench-pipeline", rich_help_panel=MEASURE)
+def bench_pipeline_cmd(work: Annotated[Path, typer.Option(help="Pipeline folder (`edgeaffect pipeline --out`).")] = Path("build/quickstart"),
+                       model: Annotated[Optional[str], typer.Option(help="Run the pipeline for this model first when WORK has no export.")] = None,
+                       threads: int = 1, budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+                       rounds: Annotated[int, typer.Option(help="Clip -> label: interleaved runs of each way.")] = 40,
+                       clips_ab: Annotated[int, typer.Option("--clips", help="Clip -> label: recordings cycled through.")] = 8):
+    """p50 / p90 of one inference per format, Keras direct, one recording -> inputs (decode
+    included), and clip -> label against the paper-literal preprocessing (interleaved, a ratio)."""
+    from edgeaffect.workflows.bench import bench_pipeline
+
+    path = bench_pipeline(work, model=model, threads=threads, budget_s=budget, rounds=rounds, clips=clips_ab)
+    typer.echo(f"written {path}")
+
+
+@app.command("bench-recordings", rich_help_panel=MEASURE)
+def bench_recordings_cmd(bundle: Annotated[Path, typer.Argument(help="An export or bundle folder.")],
+                         data: Annotated[Path, typer.Option(help="A folder of recordings the model takes (wav, mp4).")],
+                         threads: int = 1, recordings: Annotated[int, typer.Option("--recordings", "--utterances")] = 20,
+                         budget: Annotated[float, typer.Option(help="Seconds per measurement.")] = 3.0,
+                         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
+    """p50 / p90 per recording: device-side features, inference per format, and both together."""
+    from edgeaffect.device.predict import ExportedModel
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.bench import bench_recordings, machine
+
+    found = ExportedModel(bundle).family.recordings(data)
+    files = found[:: max(1, len(found) // recordings)][:recordings]
+    if not files:
+        raise InputError(f"no recordings this model takes under {data}")
+    typer.echo(f"machine: {machine()}; batch 1, {threads} thread(s), {budget} s per row after warm-up, "
+               f"{len(files)} recordings (measured)")
+    rows = bench_recordings(bundle, files, threads=threads, budget_s=budget, log=sys.stdout)
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows}, indent=2))
+
+
+@app.command("profile", rich_help_panel=MEASURE)
+def profile_cmd(artifact: Annotated[Path, typer.Argument(help="A .tflite / .onnx / .engine file, an export folder, or a run folder (Keras).")],
+                runtime: Annotated[Optional[str], typer.Option(help="litert | onnxruntime | tensorrt | keras (default: by file type).")] = None,
+                format: Annotated[Optional[str], typer.Option("--format", help="Which file of an export folder.")] = None,
+                threads: int = 1,
+                budget: Annotated[float, typer.Option(help="Seconds of timed runs after warm-up.")] = 2.0,
+                warmup: int = 10,
+                json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None):
+    """Latency percentiles, init and first-inference time, memory, per-operator times."""
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.measure.profile import format_profile, profile
+
+    if threads < 1 or budget <= 0:
+        raise InputError("--threads must be >= 1 and --budget > 0")
+    r = profile(artifact, runtime=runtime, threads=threads, budget_s=budget, warmup=warmup, fmt=format)
+    typer.echo(format_profile(r))
+    if json_out:
+        atomic_write_text(json_out, json.dumps(r, indent=2))
+
+
+@app.command("cost", rich_help_panel=MEASURE)
+def cost_cmd(target: Annotated[str, typer.Argument(help="A .tflite / .onnx file, or a registered model name.")],
+             layers: Annotated[bool, typer.Option(help="Print every layer.")] = False,
+             as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Parameters, MACs, FLOPs, bytes moved, arithmetic intensity and peak activation memory."""
+    from edgeaffect.roofline.readers import analyse
+    from edgeaffect.workflows.roofline import model_parts
+
+    parts = model_parts(target)
+    if as_json:
+        costs = {label: analyse(m).to_dict(layers) for label, m in parts}
+        typer.echo(json.dumps(costs[parts[0][0]] if len(parts) == 1 else costs, indent=2))
+        return
+    for label, m in parts:
+        if len(parts) > 1:
+            typer.echo(f"\n== {label}")
+        _print_cost(analyse(m), layers)
+
+
+def _print_cost(cost, layers: bool) -> None:
+    typer.echo(f"{cost.name} (from {cost.source}); {cost.convention}")
+    typer.echo(f"params {cost.params:,}   MACs {cost.macs:,}   FLOPs {cost.flops:,}")
+    for p in ("float32", "float16", "int8"):
+        typer.echo(f"{p:8s} bytes moved {cost.bytes[p]:>10,}  intensity {cost.intensity[p]:6.2f} FLOP/B  "
+                   f"weights {cost.weight_bytes[p]:>9,} B  peak activations {cost.peak_activation_bytes[p]:>9,} B")
+    if cost.uncounted:
+        typer.echo(f"not counted (unknown arithmetic): {', '.join(cost.uncounted)}")
+    if layers:
+        typer.echo(f"\n{'layer':34s} {'kind':7s} {'params':>8s} {'FLOPs':>11s} {'bytes fp32':>11s} {'FLOP/B':>7s}")
+        for r in cost.layers:
+            typer.echo(f"{r.name[:34]:34s} {r.kind:7s} {r.params:8,} {r.flops:11,} {r.bytes['float32']:11,} "
+                       f"{r.intensity['float32']:7.2f}")
