@@ -180,7 +180,7 @@ def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 11
             float_onnx = out_dir / backbone_file("onnx-fp32")
             if "onnx-fp32" not in formats:
                 _onnx(model, config, definition, samples, float_onnx)
-            from edgeaffect.export.onnx_dynamic import quantize_matmuls
+            from edgeaffect.export.onnx_quantize import quantize_matmuls
 
             quantize_matmuls(float_onnx, path)
             got = _run_onnx(path, xs)

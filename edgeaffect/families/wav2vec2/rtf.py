@@ -115,7 +115,7 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
                 bx._onnx_from_erf_model(model, samples, float_onnx)
                 del model
             if fmt == "onnx-dyn-int8":
-                from edgeaffect.export.onnx_dynamic import quantize_matmuls
+                from edgeaffect.export.onnx_quantize import quantize_matmuls
 
                 quantize_matmuls(float_onnx, path)
             got = bx._run_onnx(path, xs)
