@@ -101,7 +101,7 @@ def test_jetson_bundle_checks_ops_and_carries_the_trt_build(jetson_bundle):
 def test_jetson_nano_bundle_is_opset_13_and_passes_tensorrt_8_2(nano_bundle):
     import onnx
 
-    from edgeaffect.export.onnx import opset_of
+    from edgeaffect.export.onnx_graph import opset_of
 
     m = json.loads((nano_bundle / "manifest.json").read_text())
     t = m["target"]
@@ -122,7 +122,7 @@ def test_jetson_nano_bundle_is_opset_13_and_passes_tensorrt_8_2(nano_bundle):
 
 
 def test_writer_options_reach_only_the_formats_that_take_them():
-    from edgeaffect.export.exporter import writer_options
+    from edgeaffect.export.formats import writer_options
     from edgeaffect.export.formats import get_format
     from edgeaffect.export.targets import get_target, load_targets
 
@@ -139,7 +139,7 @@ def test_reciprocal_is_rewritten_as_an_exact_div(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from edgeaffect.export.onnx import replace_ops
+    from edgeaffect.export.onnx_graph import replace_ops
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])

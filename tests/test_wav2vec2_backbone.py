@@ -117,7 +117,7 @@ def test_float_tflite_export_of_a_segment(tmp_path):
 @pytest.mark.slow
 def test_export_in_every_format_verifies_against_keras(tmp_path):
     pytest.importorskip("tf2onnx")
-    from edgeaffect.families.wav2vec2.backbone_export import BOUNDS, FORMATS
+    from edgeaffect.families.wav2vec2.backbone_files import BOUNDS, FORMATS
 
     report = _export(tmp_path, FORMATS)
     assert set(report["formats"]) == set(FORMATS) == set(BOUNDS)

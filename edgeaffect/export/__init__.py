@@ -1,5 +1,6 @@
-"""Export formats, registered by name. A new format is one module that calls
-``register_format`` and is listed in ``_MODULES``."""
+"""Export: trained run -> QAT -> files in every registered format -> verification -> manifest.
+
+A format is one module in ``export/formats/`` that calls ``register_format``."""
 
 from edgeaffect.export.formats import ExportFormat, get_format, list_formats, register_format
 

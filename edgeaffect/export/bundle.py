@@ -22,6 +22,14 @@ def tflite_quantization(path: Path) -> dict:
     return {"inputs": {n: q(i) for n, i in r.inputs.items()}, "output": q(r.output)}
 
 
+def _is_int8_tflite(format_name: str) -> bool:
+    """An int8 file LiteRT runs: the device reads its scale and zero point from the manifest."""
+    from edgeaffect.export.formats import get_format
+
+    fmt = get_format(format_name)
+    return fmt.runtime == "litert" and fmt.precision == "int8"
+
+
 def write_target_files(folder: Path, target: Target, options: dict, files: dict, manifest_inputs: dict,
                        calibration: list[dict]) -> dict:
     """Write the target's extra files into ``folder`` (a temp folder, renamed by the caller)
@@ -34,7 +42,7 @@ def write_target_files(folder: Path, target: Target, options: dict, files: dict,
     if target.writer_options:  # what the files were written for (opset, rewritten ops)
         section["writer_options"] = dict(target.writer_options)
     for fmt, entry in files.items():
-        if fmt == "tflite-int8":
+        if _is_int8_tflite(fmt):
             entry["quantization"] = tflite_quantization(folder / entry["file"])
     if target.is_jetson:
         section.update({"jetpack": target.jetpack, "tensorrt": target.tensorrt})

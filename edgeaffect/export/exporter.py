@@ -1,25 +1,26 @@
 """Trained run -> QAT -> export files -> verification -> ``manifest.json``, all or nothing.
 
-The output folder is built in a temp folder and renamed into place only when every
-export passed its verification; otherwise nothing is written and the error names the
-failing bound.
+One loop for every model: a model exported whole is a one-stage export, a staged model
+(``Family.stages``) one folder per stage plus the chain's verification (``stages``). The
+output folder is built in a temp folder and renamed into place only when every export
+passed its verification; otherwise nothing is written and the error names the failing bound.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from edgeaffect import __version__
-from edgeaffect.device.bundle import MANIFEST_VERSION, sha256
-from edgeaffect.errors import VerificationError
-from edgeaffect.export.formats import get_format
-from edgeaffect.export.verify import verify
-from edgeaffect.io import atomic_dir, atomic_write_text
+from edgeaffect.export import manifest as manifests
+from edgeaffect.export.formats import get_format, writer_options
+from edgeaffect.export.stages import plan
+from edgeaffect.export.verify import gates, judge, refuse_failed, run_batched
+from edgeaffect.io import atomic_dir
+from edgeaffect.runtime import kernel_variants, load_runner
 from edgeaffect.train.qat import qat_finetune, representative_samples
-from edgeaffect.train.runs import Run, split_inputs
+from edgeaffect.train.runs import Run
 
 DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq")
 
@@ -28,112 +29,116 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
                target=None, options: dict | None = None, log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
     if target is not None:  # the family may add formats to a target's list (Family.target_formats)
-        from dataclasses import replace
-
         target = replace(target, formats=run.family.target_formats(target))
-    stages = run.family.stages(run)
-    if stages:
-        from edgeaffect.export.staged import export_staged
-
-        return export_staged(run, data, stages, out_dir, formats, qat_epochs=qat_epochs, target=target,
-                             options=options, log=log)
-    if target is not None:
         formats = target.formats
     fmts = [get_format(f) for f in formats]
-    x_test, y_test = split_inputs(run, data, "test")
-    x_train, y_train = split_inputs(run, data, "train")
-    x_val, y_val = split_inputs(run, data, "val")
-    family = run.family
-    task = family.task
-    n_outputs = int(run.model.outputs[0].shape[-1])
-    calibration = representative_samples(x_train)
-    models = {"float": run.model}
-    if any(f.source == "qat" for f in fmts):
-        print(f"QAT fine-tune of {run.spec.name}", file=log, flush=True)
-        # not ``options``: those are the target's and go into its manifest section
-        qat_options = {"loss": task.loss, **family.qat_options(run)}
-        models["qat"] = qat_finetune(run.model, x_train, task.training_targets(y_train, n_outputs), x_val,
-                                     task.training_targets(y_val, n_outputs), epochs=qat_epochs,
-                                     learning_rate=run.spec.config.learning_rate / 10, seed=int(run.info.get("seed", 0)),
-                                     log=log, **qat_options)
-    ref = {k: m.predict(x_test, batch_size=512, verbose=0) for k, m in models.items()}
-    results, files = [], {}
+    p = plan(run, data)
+    qat_models = _qat_models(run, p, fmts, qat_epochs, log)
+    # The Keras models a format is written from, per format source, and their outputs on test.
+    sources = {"float": p.float_runners,
+               "qat": {**p.float_runners, **{n: p.keras_runner(m) for n, m in qat_models.items()}}}
+    references = {"float": p.outputs(sources["float"])}
+    references["qat"] = p.outputs(sources["qat"]) if qat_models else references["float"]
     with atomic_dir(out_dir) as tmp:
-        for f in fmts:
-            name = f"{run.spec.name}-{f.name}{f.suffix}"
-            t0 = time.monotonic()
-            facts = f.write(models[f.source], run.spec.inputs, calibration, tmp / name,
-                            **writer_options(f, target)) or {}
-            for v in verify(task, f, tmp / name, ref[f.source], ref["float"], x_test, y_test):
-                print(f"  {f.name:12s} {v.kernels:9s} {(tmp / name).stat().st_size / 1024:8.1f} KiB  "
-                      f"max|diff| {v.max_abs_diff:.2e}  p95 {v.p95_abs_diff:.2e}  agreement {v.agreement:.4f}  "
-                      f"{v.metric_name} {v.metric:.4f}  "
-                      f"{'ok' if v.passed else ('FAILED: ' if v.gating else 'recorded, not gating: ') + '; '.join(v.failures)}"
-                      f"  ({time.monotonic() - t0:.1f} s)",
-                      file=log, flush=True)
-                results.append(v)
-            files[f.name] = {"file": name, "format": f.name, "source_model": f.source, "runtime": f.runtime,
-                             "bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name),
-                             "description": f.description, **facts}
-        refuse_failed(results)
-        manifest = build_manifest(run, files, results)
-        if target is not None:
-            from edgeaffect.export.bundle import write_target_files
-
-            manifest["target"] = write_target_files(tmp, target, options or {}, files, manifest["inputs"],
-                                                    calibration)
-        elif "qat" in models:  # desktop exports keep the QAT weights; device bundles stay small
-            models["qat"].save_weights(str(tmp / "qat-weights.h5"))
-        manifest["checksums"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
-        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
-    return manifest
+        written, stage_entries = {}, []
+        for stage in p.stages:
+            written[stage.name], stage_manifest = _export_stage(
+                run, p, stage, fmts, qat_models, sources, references, tmp, target, options, log)
+            stage_entries.append(manifests.stage_entry(stage, stage_manifest))
+        if not p.verifies_chain:  # one model: its stage's manifest is the export's
+            return stage_manifest
+        results = _verify_chain(run, p, fmts, written, references, log)
+        top = manifests.chain_manifest(run, stage_entries, results, p.preprocessing, fmts, target, options)
+        manifests.seal(tmp, top, manifests.stage_checksums(tmp, p.stages))
+    return top
 
 
-def writer_options(fmt, target) -> dict:
-    """The target's writer options that ``fmt`` accepts (a format without an opset gets none)."""
-    given = target.writer_options if target is not None else {}
-    return {k: v for k, v in given.items() if k in fmt.options}
+def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, target, options, log):
+    """Write, verify and record every format of one stage; ({format: file}, its manifest)."""
+    task = run.family.task
+    folder = p.folder(root, stage)
+    calibration = representative_samples(p.fed("train")[stage.name])
+    y_test = p.targets("test")
+    files, results, written = {}, [], {}
+    for f in fmts:
+        model, quantized = _source(stage, f, qat_models)
+        path = folder / p.file_name(stage, f)
+        t0 = time.monotonic()
+        writer = (f.post_training_write or f.write) if quantized == "post-training" else f.write
+        facts = writer(model, stage.inputs, calibration, path, **writer_options(f, target)) or {}
+        for kernels in kernel_variants(f.runtime):
+            runner = load_runner(path, f.runtime, **({} if kernels == "default" else {"kernels": kernels}))
+            outputs = p.outputs({**sources[f.source], stage.name: lambda x, r=runner: run_batched(r, x)})
+            v = judge(task, f, outputs, references[f.source], references["float"], y_test, kernels=kernels,
+                      **p.judged_as(f, runner))
+            v.gating = gates(f, kernels) and f.name not in stage.recorded_only
+            _print(log, p.label(stage, f), p.label_width, path, v, t0)
+            results.append(v)
+        files[f.name] = manifests.file_entry(f, path, "qat" if quantized == "qat" else "float", facts,
+                                             quantized if p.records_quantization else None)
+        written[f.name] = path
+    refuse_failed(results, p.where(stage))
+    manifest = p.stage_manifest(stage, files, results)
+    if target is not None:
+        from edgeaffect.export.bundle import write_target_files
+
+        manifest["target"] = write_target_files(folder, target, options or {}, files, manifest["inputs"], calibration)
+    elif p.keeps_qat_weights and stage.name in qat_models:
+        qat_models[stage.name].save_weights(str(folder / "qat-weights.h5"))
+    manifests.seal(folder, manifest)
+    return written, manifest
 
 
-def refuse_failed(results, what: str = "") -> None:
-    """Nothing is written when a gating verification failed: the error names each bound."""
-    failed = [v for v in results if v.gating and not v.passed]
-    if failed:
-        where = f" ({what})" if what else ""
-        raise VerificationError(f"export verification failed{where}, nothing written: " + "; ".join(
-            f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))
+def _verify_chain(run, p, fmts, written: dict, references: dict, log) -> list:
+    """The whole chain of exported stages, per format, against the chain of their Keras models."""
+    results = []
+    for f in fmts:
+        t0 = time.monotonic()
+        runners = {}
+        for name, files in written.items():
+            runner = load_runner(files[f.name], f.runtime)
+            runners[name] = lambda x, r=runner: run_batched(r, x)
+        v = judge(run.family.task, f, p.outputs(runners), references[f.source], references["float"],
+                  p.targets("test"), runtime=f.runtime, kernels="chain")
+        v.gating = not any(f.name in s.recorded_only for s in p.stages)
+        _print(log, f"chain/{f.name}", p.label_width, None, v, t0)
+        results.append(v)
+    refuse_failed(results, "the chain of stages")
+    return results
 
 
-def manifest_header(run: Run, description: str | None = None) -> dict:
-    """The fields every manifest starts with (a whole export, a staged bundle, a stage)."""
-    from edgeaffect.machine import machine
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "toolkit_version": __version__,
-        "model": run.spec.name,
-        "family": run.family.name,
-        "task": {"kind": run.family.task.kind, "description": description or run.spec.task},
-        "labels": list(run.spec.labels),
-        "verified_on": machine(),
-    }
+def _qat_models(run, p, fmts, qat_epochs: int, log) -> dict:
+    """QAT copies of the stages that take it (fed what their float predecessors give)."""
+    if not any(f.source == "qat" for f in fmts):
+        return {}
+    task, out = run.family.task, {}
+    for s in (s for s in p.stages if s.qat):
+        if s is not p.stages[-1]:
+            raise ValueError(f"stage {s.name}: only the last stage has targets to fine-tune with")
+        n_outputs = int(s.model.outputs[0].shape[-1])
+        print(f"QAT fine-tune of {p.describe(s)}", file=log, flush=True)
+        # not the export ``options``: those are the target's and go into its manifest section
+        out[s.name] = qat_finetune(s.model, p.fed("train")[s.name], task.training_targets(p.targets("train"), n_outputs),
+                                   p.fed("val")[s.name], task.training_targets(p.targets("val"), n_outputs),
+                                   epochs=qat_epochs, learning_rate=run.spec.config.learning_rate / 10,
+                                   seed=int(run.info.get("seed", 0)), log=log,
+                                   **{"loss": task.loss, **run.family.qat_options(run)})
+    return out
 
 
-def input_specs(inputs: dict) -> dict:
-    return {name: {"shape": [None, *shape], "dtype": "float32"} for name, shape in inputs.items()}
+def _source(stage, fmt, qat_models: dict) -> tuple[object, str | None]:
+    """(the Keras model a format is written from, how it is quantized: None for float). An
+    int8 format of a stage without a QAT model is quantized post-training from the float one."""
+    if fmt.source == "qat" and stage.name in qat_models:
+        return qat_models[stage.name], "qat"
+    if fmt.precision == "int8":
+        return stage.model, "post-training"
+    return stage.model, None
 
 
-def trained_record(run: Run) -> dict:
-    return {k: run.info[k] for k in ("split", "seed", "epochs", "test") if k in run.info}
-
-
-def build_manifest(run: Run, files: dict, results) -> dict:
-    """Everything the device needs to rebuild the inputs exactly and to trust the files."""
-    return {
-        **manifest_header(run),
-        "inputs": input_specs(run.spec.inputs),
-        "output": {"name": run.family.task.output_name, "shape": [None, int(run.model.outputs[0].shape[-1])]},
-        "preprocessing": run.family.preprocessing(run),
-        "files": files,
-        "verification": [v.to_dict() for v in results],
-        "trained": trained_record(run),
-    }
+def _print(log, what: str, width: int, path: Path | None, v, t0: float) -> None:
+    size = f"{path.stat().st_size / 1024:8.1f} KiB" if path is not None else " " * 12
+    verdict = "ok" if v.passed else ("FAILED: " if v.gating else "recorded, not gating: ") + "; ".join(v.failures)
+    print(f"  {what:{width}s} {v.kernels:9s} {size}  max|diff| {v.max_abs_diff:.2e}  p95 {v.p95_abs_diff:.2e}  "
+          f"agreement {v.agreement:.4f}  {v.metric_name} {v.metric:.4f}  {verdict}  ({time.monotonic() - t0:.1f} s)",
+          file=log, flush=True)

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from edgeaffect.errors import VerificationError
 from edgeaffect.export.formats import ExportFormat
-from edgeaffect.runtime import kernel_variants, load_runner
 
 
 @dataclass
@@ -92,18 +92,10 @@ def gates(fmt: ExportFormat, kernels: str) -> bool:
     return not (kernels == "reference" and fmt.precision == "int8")
 
 
-def verify(task, fmt: ExportFormat, path, reference: np.ndarray, float_outputs: np.ndarray, x: dict,
-           targets: np.ndarray) -> list[Verification]:
-    """One verification per kernel set the format's runtime has (LiteRT: XNNPACK, the
-    built-in and the reference kernels): the same bounds must hold on each that gates."""
-    results = []
-    for kernels in kernel_variants(fmt.runtime):
-        options = {} if kernels == "default" else {"kernels": kernels}
-        runner = load_runner(path, fmt.runtime, **options)
-        output = getattr(runner, "output", None)
-        scale = getattr(output, "scale", 0.0) if output is not None and output.dtype in ("int8", "uint8") else 0.0
-        v = judge(task, fmt, run_batched(runner, x), reference, float_outputs, targets,
-                  runtime=getattr(runner, "package", fmt.runtime), kernels=kernels, output_scale=scale)
-        v.gating = gates(fmt, kernels)
-        results.append(v)
-    return results
+def refuse_failed(results, what: str = "") -> None:
+    """Nothing is written when a gating verification failed: the error names each bound."""
+    failed = [v for v in results if v.gating and not v.passed]
+    if failed:
+        where = f" ({what})" if what else ""
+        raise VerificationError(f"export verification failed{where}, nothing written: " + "; ".join(
+            f"{v.format} ({v.kernels} kernels): {', '.join(v.failures)}" for v in failed))

@@ -16,10 +16,8 @@ quantize in TFLite).
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --size base   # rtf.py: RTF per format
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --predict BOUNDS.json ROOFS.json  # Pi estimates
 
-Verification: each file runs the same ``VERIFY_INPUTS`` segments as Keras; the figures are
-the max |diff| over the features relative to the largest |feature| and the mean per-frame
-cosine similarity. Bounds (``BOUNDS``): float formats must agree to 1e-4 of the feature
-scale; fp16 weights to 1e-2; dynamic int8 to a mean cosine of 0.99.
+Each file is written by its registered export format, run by its runtime and checked
+against Keras (``backbone_files``: the verification and its bounds).
 """
 
 from __future__ import annotations
@@ -31,135 +29,20 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import VerificationError
-from edgeaffect.families.wav2vec2.backbone import (DEFAULT_SUM, Wav2Vec2Config, build_feature_model, cost,
-                                                   frame_count, normalise_audio)
+from edgeaffect.families.wav2vec2.backbone import DEFAULT_SUM, Wav2Vec2Config, build_feature_model, cost, frame_count
+from edgeaffect.families.wav2vec2.backbone_files import (FORMATS, RECORDED_ONLY, backbone_file, checked, gelu_for,
+                                                         run_file, verify_inputs, write_file)
 from edgeaffect.families.wav2vec2.rtf import RTF_FORMATS, SIZES, measure_rtf, predict_devices, time_step, write_step
-from edgeaffect.io import atomic_path, atomic_write_text
-
-FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic-int8", "onnx-fp32", "onnx-dyn-int8")
-# (max |diff| / max |keras| at most, mean per-frame cosine at least)
-BOUNDS = {"tflite-fp32": (1e-4, 0.9999), "onnx-fp32": (1e-4, 0.9999), "tflite-fp16": (1e-2, 0.999),
-          "tflite-dynamic-int8": (None, 0.99), "onnx-dyn-int8": (None, 0.99)}
-# Measured and reported, but not a reason to fail the export: TFLite's dynamic range
-# quantizes every conv and dense weight, the conv feature encoder included, and on a
-# full-size base model that drops the mean cosine to 0.95 (the first conv + GroupNorm
-# alone to 0.89); it cannot leave chosen ops in float. onnx-dyn-int8 quantizes the
-# transformer's MatMuls only (conv encoder and positional conv stay float) and holds up.
-RECORDED_ONLY = {"tflite-dynamic-int8"}
-VERIFY_INPUTS = 3
-OPSET = 17
+from edgeaffect.io import atomic_write_text
 
 
-def _concrete(model, samples: int):
-    from edgeaffect.keras_backend import tf
-
-    t = tf()
-    spec = t.TensorSpec([1, samples], t.float32, name="audio")
-    fn = t.function(lambda x: model(x, training=False), input_signature=[spec])
-    return fn, spec
-
-
-def _tflite(model, samples: int, path: Path, fmt: str) -> None:
-    from edgeaffect.keras_backend import tf
-
-    t = tf()
-    fn, _ = _concrete(model, samples)
-    # The converter saves what it is given as a SavedModel first: the variables alone in a
-    # plain module save in a second, the Keras model (its layers' metadata) in half a minute.
-    holder = t.Module()
-    holder.variables_ = list(model.variables)
-    converter = t.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], holder)
-    if fmt in ("tflite-fp16", "tflite-dynamic-int8"):
-        converter.optimizations = [t.lite.Optimize.DEFAULT]
-    if fmt == "tflite-fp16":
-        converter.target_spec.supported_types = [t.float16]
-    blob = converter.convert()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(blob)
-
-
-def _onnx(model, config: Wav2Vec2Config, definition: str, samples: int, path: Path) -> None:
-    # The same weights in a graph whose GELU goes through erf (tf2onnx cannot write erfc).
+def _erf_twin(model, config: Wav2Vec2Config, definition: str, samples: int):
+    """The same weights in a graph whose GELU goes through erf (tf2onnx cannot write erfc)."""
     twin = build_feature_model(config, samples=samples, batch=1, definition=definition, gelu="erf", name=model.name)
     for layer in twin.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    _onnx_from_erf_model(twin, samples, path)
-
-
-def _onnx_from_erf_model(model, samples: int, path: Path) -> None:
-    """tf2onnx of a feature model built with ``gelu="erf"``."""
-    from edgeaffect._optional import require
-
-    tf2onnx = require("tf2onnx", "train")
-    fn, spec = _concrete(model, samples)
-    try:
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=[spec], opset=OPSET)
-    except Exception as exc:  # tf2onnx raises plain exceptions for ops it cannot write
-        raise VerificationError(f"tf2onnx cannot write {model.name}: {str(exc).splitlines()[0][:200]}") from None
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(proto.SerializeToString())
-
-
-def backbone_file(fmt: str) -> str:
-    """The backbone's file name in an export folder for one format."""
-    return f"wav2vec2_{fmt.replace('-', '_')}.{'onnx' if fmt.startswith('onnx') else 'tflite'}"
-
-
-def checked(fmt: str, path: Path, got: np.ndarray, want: np.ndarray) -> dict:
-    """A written file's features against Keras's, and whether they meet the format's bound."""
-    rel, cos = BOUNDS[fmt]
-    r = {"file": path.name, "bytes": path.stat().st_size, **compare(got, want)}
-    r["passed"] = (rel is None or r["rel_max_diff"] <= rel) and r["mean_cosine"] >= cos
-    return r
-
-
-def _run_tflite(path: Path, xs: np.ndarray) -> np.ndarray:
-    from edgeaffect._optional import require
-
-    litert = require("ai_edge_litert.interpreter", "train", package="ai-edge-litert")
-    it = litert.Interpreter(model_path=str(path))
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    res = []
-    for x in xs:
-        it.set_tensor(inp, x[None])
-        it.invoke()
-        res.append(it.get_tensor(out)[0].copy())
-    return np.stack(res)
-
-
-def _run_onnx(path: Path, xs: np.ndarray) -> np.ndarray:
-    from edgeaffect._optional import require
-
-    ort = require("onnxruntime", "train")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.stack([sess.run(None, {name: x[None]})[0][0] for x in xs])
-
-
-def verify_inputs(samples: int, count: int = VERIFY_INPUTS, seed: int = 0) -> np.ndarray:
-    """Speech-like test segments (harmonics with a moving pitch, noise, silence gaps),
-    normalised as the feature extractor does."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(samples) / 16000.0
-    out = []
-    for i in range(count):
-        f0 = 110 + 60 * i + 20 * np.sin(2 * np.pi * 0.5 * t)
-        phase = 2 * np.pi * np.cumsum(f0) / 16000.0
-        y = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t + i))
-        y = y + 0.05 * rng.standard_normal(samples)
-        y[(t % 1.7) > 1.4] *= 0.01
-        out.append(y)
-    return normalise_audio(np.stack(out))
-
-
-def compare(got: np.ndarray, want: np.ndarray) -> dict:
-    scale = float(np.max(np.abs(want)))
-    num = np.sum(got * want, axis=-1)
-    den = np.linalg.norm(got, axis=-1) * np.linalg.norm(want, axis=-1) + 1e-12
-    return {"max_abs_diff": float(np.max(np.abs(got - want))), "rel_max_diff": float(np.max(np.abs(got - want))) / scale,
-            "mean_cosine": float(np.mean(num / den)), "min_cosine": float(np.min(num / den))}
+    return twin
 
 
 def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 112000, formats=FORMATS,
@@ -173,23 +56,15 @@ def export_backbone(model, config: Wav2Vec2Config, out_dir, *, samples: int = 11
     want = np.stack([model(x[None], training=False).numpy()[0] for x in xs])
     report = {"samples": samples, "frames": frame_count(samples, config), "config": config.to_dict(),
               "feature": definition, "formats": {}}
+    models = {"tf": model}  # the erf twin for the ONNX formats, built once when one needs it
     failed = []
     for fmt in formats:
+        gelu = gelu_for(fmt)
+        if gelu not in models:
+            models[gelu] = _erf_twin(model, config, definition, samples)
         path = out_dir / backbone_file(fmt)
-        if fmt == "onnx-dyn-int8":
-            float_onnx = out_dir / backbone_file("onnx-fp32")
-            if "onnx-fp32" not in formats:
-                _onnx(model, config, definition, samples, float_onnx)
-            from edgeaffect.export.onnx_dynamic import quantize_matmuls
-
-            quantize_matmuls(float_onnx, path)
-            got = _run_onnx(path, xs)
-        elif fmt.startswith("onnx"):
-            _onnx(model, config, definition, samples, path)
-            got = _run_onnx(path, xs)
-        else:
-            _tflite(model, samples, path, fmt)
-            got = _run_tflite(path, xs)
+        write_file(models[gelu], fmt, samples, path)
+        got = run_file(path, fmt, xs)
         r = checked(fmt, path, got, want)
         r["gating"] = fmt not in RECORDED_ONLY
         report["formats"][fmt] = r

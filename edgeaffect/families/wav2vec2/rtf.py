@@ -3,7 +3,8 @@
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --size base [--threads 1] [--rounds 8]
     python -m edgeaffect.families.wav2vec2.backbone_export OUT --rtf --backbone HF_DIR
 
-Each format is exported and verified against Keras in its own process (a process's memory
+Each format is exported (by its registered export format) and verified against Keras (run by
+its runtime; ``backbone_files``) in its own process (a process's memory
 goes back to the system when it ends, so the peak is one converter's, not the sum; each
 step's peak RSS is recorded), resuming: a format whose record exists in OUT is not redone.
 Then one process loads Keras and every file and times one segment per format per round, in
@@ -29,7 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError, VerificationError
+from edgeaffect.export.formats import get_format
+from edgeaffect.families.wav2vec2.backbone_files import (INPUT, backbone_file, checked, gelu_for, run_file,
+                                                         verify_inputs, write_file)
 from edgeaffect.io import atomic_path, atomic_write_text
+from edgeaffect.runtime import load_runner
 
 RTF_FORMATS = ("keras", "tflite-fp32", "tflite-fp16", "onnx-fp32", "onnx-dyn-int8")
 SIZES = ("tiny", "mid", "base", "large")
@@ -95,10 +100,8 @@ def _threads(threads: int) -> None:
 def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Path | None) -> dict:
     """One process's step: ``keras`` (weights and the reference features) or one format's file
     and its verification against them. Writes ``OUT/step-FMT.json``."""
-    from edgeaffect.families.wav2vec2 import backbone_export as bx
-
     t0 = time.monotonic()
-    xs = bx.verify_inputs(samples)
+    xs = verify_inputs(samples)
     record: dict = {"format": fmt}
     if fmt == "keras":
         model, config = _model(out, samples, gelu="tf", size=size, backbone=backbone)
@@ -107,24 +110,11 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
         record.update({"config": config.to_dict(), "params": int(model.count_params())})
     else:
         want = np.load(out / "keras-features.npy")
-        path = out / bx.backbone_file(fmt)
-        if fmt in ("onnx-fp32", "onnx-dyn-int8"):
-            float_onnx = out / bx.backbone_file("onnx-fp32")
-            if not float_onnx.is_file():
-                model, config = _model(out, samples, gelu="erf", size=size, backbone=backbone)
-                bx._onnx_from_erf_model(model, samples, float_onnx)
-                del model
-            if fmt == "onnx-dyn-int8":
-                from edgeaffect.export.onnx_dynamic import quantize_matmuls
-
-                quantize_matmuls(float_onnx, path)
-            got = bx._run_onnx(path, xs)
-        else:
-            model, config = _model(out, samples, gelu="tf", size=size, backbone=backbone)
-            bx._tflite(model, samples, path, fmt)
-            del model
-            got = bx._run_tflite(path, xs)
-        record.update(bx.checked(fmt, path, got, want))
+        path = out / backbone_file(fmt)
+        model, _ = _model(out, samples, gelu=gelu_for(fmt), size=size, backbone=backbone)
+        write_file(model, fmt, samples, path)
+        del model  # the runtime's copy of the weights is the only one left while it runs
+        record.update(checked(fmt, path, run_file(path, fmt, xs), want))
     record.update({"seconds": round(time.monotonic() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)})
     atomic_write_text(out / f"step-{fmt}.json", json.dumps(record, indent=2))
     return record
@@ -133,12 +123,10 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
 def time_step(out: Path, formats, samples: int, size: str | None, backbone: Path | None, *, threads: int,
               rounds: int, seed: int = 0) -> dict:
     """Load Keras and every file, then time one segment per format per round, interleaved."""
-    from edgeaffect.families.wav2vec2 import backbone_export as bx
     from edgeaffect.keras_backend import tf
-    from edgeaffect.runtime import load_runner
 
     _threads(threads)
-    x = bx.verify_inputs(samples, 1)[0][None].astype(np.float32)
+    x = verify_inputs(samples, 1)[0][None].astype(np.float32)
     runs = {}
     for fmt in formats:
         if fmt == "keras":
@@ -147,9 +135,8 @@ def time_step(out: Path, formats, samples: int, size: str | None, backbone: Path
             xt = tf().constant(x)
             runs[fmt] = lambda fn=fn, xt=xt: fn(xt).numpy()
         else:
-            runner = load_runner(out / bx.backbone_file(fmt), "onnxruntime" if fmt.startswith("onnx") else "litert",
-                                 threads=threads)
-            runs[fmt] = lambda r=runner: r.run({"audio": x})
+            runner = load_runner(out / backbone_file(fmt), get_format(fmt).runtime, threads=threads)
+            runs[fmt] = lambda r=runner: r.run({INPUT: x})
     for fn in runs.values():  # warm-up: graph tracing, weight packing, first-call allocations
         fn()
         fn()

@@ -1,4 +1,4 @@
-"""ONNX through tf2onnx: float32 from the trained model, QDQ int8 from the QAT model.
+"""A Keras model -> an ONNX file through tf2onnx, the writer every ONNX format starts from.
 
 A target may ask for another opset (``onnx_opset``: TensorRT 8.2 parses up to 13) and for ops
 written as exact equivalents (``onnx_replace_ops``: ops its parser table refuses); both come
@@ -11,7 +11,6 @@ import numpy as np
 
 from edgeaffect._optional import require
 from edgeaffect.errors import VerificationError
-from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.io import atomic_path
 
 OPSET = 17
@@ -71,7 +70,9 @@ def _convert(model, input_specs, opset: int):
 
     t = tf()
     tf2onnx = require("tf2onnx", "train")
-    sig = [t.TensorSpec([None, *shape], t.float32, name=name) for name, shape in input_specs.items()]
+    inputs = getattr(model, "inputs", None) or []
+    batch = inputs[0].shape[0] if inputs else None  # a model built for a fixed batch keeps it (static shapes)
+    sig = [t.TensorSpec([batch, *shape], t.float32, name=name) for name, shape in input_specs.items()]
     names = list(input_specs)
     # tf2onnx takes positional inputs; the models take a dict keyed by input name.
     fn = t.function(lambda *xs: model(dict(zip(names, xs)), training=False), input_signature=sig)
@@ -89,21 +90,3 @@ def write_onnx(model, input_specs, calibration, path, *, onnx_opset: int = OPSET
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return {"onnx_opset": opset_of(proto), **({"replaced_ops": replaced} if replaced else {})}
-
-
-register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "float32", write_onnx,
-                             f"ONNX float32 (opset {OPSET} unless the target sets one)", WRITER_OPTIONS))
-# ONNX Runtime runs a QDQ graph with integer kernels whose requantization differs from
-# TensorFlow's fake-quant simulation: on near-tie samples single probabilities move by
-# 0.07 to 0.25 (measured on clean `make demo` runs) while decisions agree 100 %. So int8
-# formats are judged by decisions, the metric and a percentile of the difference.
-def _post_training_qdq(model, input_specs, calibration, path, **options) -> dict:
-    """A float model (a stage without QAT) -> static Q/DQ from calibration samples."""
-    from edgeaffect.export.onnx_trt import write_onnx_int8_trt
-
-    return write_onnx_int8_trt(model, input_specs, calibration, path, **options)
-
-
-register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", "int8", write_onnx,
-                             f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model (opset {OPSET} "
-                             "unless the target sets one)", WRITER_OPTIONS, post_training_write=_post_training_qdq))

@@ -1,15 +1,16 @@
-"""The export-format registry: one module per format family registers its formats by name."""
+"""The export-format registry. Every module in this folder writes one family of formats and
+registers them by name (``register_format``); the registry imports them all on first use,
+so adding a format is adding one file here."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
 from edgeaffect._optional import lookup
 
-_MODULES = ("edgeaffect.export.tflite", "edgeaffect.export.onnx", "edgeaffect.export.onnx_trt",
-            "edgeaffect.export.onnx_dynamic")
 _FORMATS: dict[str, "ExportFormat"] = {}
 
 
@@ -42,8 +43,14 @@ def register_format(fmt: ExportFormat) -> ExportFormat:
 
 
 def _load_all() -> None:
-    for m in _MODULES:
-        importlib.import_module(m)
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
+
+
+def writer_options(fmt: ExportFormat, target) -> dict:
+    """The target's writer options that ``fmt`` accepts (a format without an opset gets none)."""
+    given = target.writer_options if target is not None else {}
+    return {k: v for k, v in given.items() if k in fmt.options}
 
 
 def list_formats() -> list[str]:

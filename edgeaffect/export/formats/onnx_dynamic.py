@@ -7,7 +7,7 @@ op stay float32, and no calibration data is used.
 Where it helps: models whose float work is in dense layers (a transformer) and whose
 activations have ranges a calibration set cannot fix in advance, e.g. wav2vec 2.0, where
 post-training static int8 of the whole graph (the conv feature encoder included) fails and
-this scheme holds (models/wav2vec2/backbone.md). It is ONNX Runtime's scheme: TensorRT's
+this scheme holds (the wav2vec2 family's backbone notes). It is ONNX Runtime's scheme: TensorRT's
 parser takes no dynamic quantization, so a TensorRT target never lists it.
 
 A batched weight (rank > 2, SpeechNet's capsule transform) has no single output-channel
@@ -16,37 +16,14 @@ axis for per-channel scales; those MatMuls stay float, as in ``onnx-int8-trt``.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
-from edgeaffect._optional import require
 from edgeaffect.export.formats import ExportFormat, register_format
-from edgeaffect.export.onnx import OPSET, WRITER_OPTIONS, opset_of, write_onnx
-from edgeaffect.export.onnx_trt import batched_weight_matmuls
-from edgeaffect.io import atomic_path
+from edgeaffect.export.onnx_graph import OPSET, WRITER_OPTIONS, write_onnx
+from edgeaffect.export.onnx_quantize import quantize_matmuls
 
 NAME = "onnx-dyn-int8"
-
-
-def quantize_matmuls(float_onnx: Path, out: Path) -> dict:
-    """Dynamic int8 of ``float_onnx``'s 2-D-weight MatMuls into ``out``; facts for the manifest."""
-    q = require("onnxruntime.quantization", "train", "onnxruntime")
-    onnx = require("onnx", "train")
-    excluded = batched_weight_matmuls(float_onnx)
-    # onnxruntime logs "consider pre-processing" on the root logger every call: the graph is
-    # tf2onnx's, already shape-inferred; keep the export log to our own lines.
-    logging.disable(logging.WARNING)
-    try:
-        with atomic_path(out) as tmp:
-            q.quantize_dynamic(str(float_onnx), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                               weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded)
-    finally:
-        logging.disable(logging.NOTSET)
-    proto = onnx.load(str(out), load_external_data=False)
-    quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node)
-    left = sum(n.op_type == "MatMul" for n in proto.graph.node)
-    return {"quantized_matmuls": quantized, "float_matmuls": left, "onnx_opset": opset_of(proto)}
 
 
 def write_onnx_dynamic_int8(model, input_specs, calibration, path, **options) -> dict:

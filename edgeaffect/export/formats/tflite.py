@@ -1,4 +1,5 @@
-"""TFLite: float32, float16 weights, and full int8 (int8 in and out) from the QAT model."""
+"""TFLite: float32, float16 weights, full int8 (int8 in and out) from the QAT model, and
+dynamic-range int8 (int8 weights, float activations quantized at run time)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
 
 
 def fixed_batch(model) -> int | None:
-    """1 for models with a recurrent layer: with a free batch the converter cannot fuse the
-    LSTM (it fails on TensorListReserve); with batch 1 it emits UNIDIRECTIONAL_SEQUENCE_LSTM."""
+    """The batch the model was built for, if it fixes one (a static shape keeps a large graph's
+    normalisation on XNNPACK); else 1 for models with a recurrent layer: with a free batch the
+    converter cannot fuse the LSTM (it fails on TensorListReserve); with batch 1 it emits
+    UNIDIRECTIONAL_SEQUENCE_LSTM."""
     from edgeaffect.keras_backend import keras
 
+    inputs = getattr(model, "inputs", None) or []  # a subclassed model has none until called
+    built = inputs[0].shape[0] if inputs else None
+    if built is not None:
+        return int(built)
     rnn = keras().layers.RNN
     return 1 if any(isinstance(m, rnn) for m in model.submodules) else None
 
@@ -37,8 +44,10 @@ def without_lstm_cell_clip(blob: bytes) -> bytes:
 
     import flatbuffers
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(blob, 0))
     lstm = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+    if not _has_op(schema.Model.GetRootAsModel(blob, 0), lstm):
+        return blob  # unpacking a large model's whole object tree takes minutes and gigabytes
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(blob, 0))
     changed = 0
     for graph in model.subgraphs:
         for op in graph.operators:
@@ -51,6 +60,11 @@ def without_lstm_cell_clip(blob: bytes) -> bytes:
     builder = flatbuffers.Builder(len(blob) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _has_op(model, builtin: int) -> bool:
+    codes = (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
+    return any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) == builtin for c in codes)
 
 
 def _convert(model, input_specs, path, configure) -> None:
@@ -95,9 +109,22 @@ def write_int8(model, input_specs, calibration, path) -> None:
     _convert(model, input_specs, path, configure)
 
 
+def write_dynamic_int8(model, input_specs, calibration, path) -> None:
+    """Dynamic-range int8: no representative data, so ``calibration`` is not used."""
+    def configure(t, c):
+        c.optimizations = [t.lite.Optimize.DEFAULT]
+
+    _convert(model, input_specs, path, configure)
+
+
 register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", "float32", write_fp32,
                              "TFLite float32"))
 register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", "float16", write_fp16,
                              "TFLite with float16 weights (float32 compute on CPU)"))
 register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", write_int8,
                              "TFLite full int8 from the QAT model, int8 input and output"))
+# Post-training from the float model: every conv and dense weight int8, activations quantized
+# on the fly (float in and out). It cannot leave chosen ops in float.
+register_format(ExportFormat("tflite-dynamic-int8", ".tflite", "float", "litert", "int8", write_dynamic_int8,
+                             "TFLite dynamic-range int8 (int8 weights, activations quantized at run time; float "
+                             "input and output)"))
