@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeaffect.families.aver.face_sweep import box_iou as _iou
-from edgeaffect.features import faces as F
+from edgeaffect.families.aver import faces as F
 from edgeaffect.media import read_frames_at
 
 REF = F.FaceConfig(search="exhaustive")
