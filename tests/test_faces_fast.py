@@ -2,7 +2,7 @@
 tracker against the full search on every frame.
 
 Tolerances (measured on the 240-clip synthetic corpus of `make demo`, 1,437 frames; see
-models/aver/README.md): box IoU median 0.935, 5th percentile 0.78; centred crop cosine
+edgeaffect/families/aver/README.md): box IoU median 0.935, 5th percentile 0.78; centred crop cosine
 median 0.895; a face found by one search and not the other in 1.1 % of frames; clip labels
 equal on 240 of 240 clips. The exhaustive pass is not stable to this precision itself: a
 1-pixel shift of the frame moves its box by up to 25 px (p95 8.6 px) on the same frames,

@@ -36,7 +36,7 @@ class DemoConfig:
     # faces 0.75x to 1.33x its size); every `detect_every`-th frame also searches for a
     # larger face (the largest face wins, as in the full search); a lost track gets the full
     # search at once. 1: the full search on every frame, no tracking. `edgeaffect bench-demo`
-    # measures the live label's accuracy both ways (models/aver/README.md).
+    # measures the live label's accuracy both ways (edgeaffect/families/aver/README.md).
     detect_every: int = 6
     # Speech-only bundles (SpeechNet): the last few seconds of audio per result, a few
     # results per second (the window moves by 1 / speech_rate_hz).

@@ -4,7 +4,7 @@ Face branch: three 3x3 convs (16, 32, 64), valid padding, stride 1, ReLU, 2x2 ma
 pooling after each, dropout after the last. Audio branch: two 1D convs (16, 32),
 kernel 5, ReLU, max pooling 2 after each, dropout after the second. Both flattened,
 concatenated, Dense(16 or 14) + ReLU, dropout, Dense(8 or 7) softmax.
-See ``models/aver/README.md`` for every choice the paper leaves open.
+See ``edgeaffect/families/aver/README.md`` for every choice the paper leaves open.
 """
 
 from __future__ import annotations

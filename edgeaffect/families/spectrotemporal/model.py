@@ -11,7 +11,7 @@ encoder layers (MHA + two-layer FFN, residual + LayerNorm), attention aggregatio
 (Eqs. 12-14). Concatenate, dropout 0.2, Dense 128, Dense 1.
 
 Every value the paper leaves open is a ``SpectroNetConfig`` field; the defaults and why
-are in ``models/spectrotemporal/README.md``.
+are in ``edgeaffect/families/spectrotemporal/README.md``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ one 16-dim capsule per class; the output is each class capsule's length, in [0, 
 
 Every module the paper ablates (Table 2) has a switch in ``SpeechNetConfig``; what the
 paper leaves open has a config value with the default documented in
-``models/speechnet/README.md``.
+``edgeaffect/families/speechnet/README.md``.
 """
 
 from __future__ import annotations

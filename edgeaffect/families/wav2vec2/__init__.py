@@ -17,7 +17,7 @@ from edgeaffect.families.wav2vec2.device import DetectorAdapter
 from edgeaffect.families.wav2vec2.model import ABLATIONS
 
 
-# Backbone formats whose verification is recorded, not gating (models/wav2vec2/README.md,
+# Backbone formats whose verification is recorded, not gating (edgeaffect/families/wav2vec2/README.md,
 # "Deployment"). Post-training full int8 (calibrated, per-tensor activations) of the
 # backbone moves the detector's probability by more than the int8 bound even on the tiny
 # random backbone (measured: p95 |diff| 0.40 on the tiny detector, decisions still

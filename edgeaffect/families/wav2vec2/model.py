@@ -11,7 +11,7 @@ Participant model (Fig. 3): LSTM over the segment vectors (Eq. 5), scaled dot-pr
 self-attention (Eq. 6), the sum of its outputs over the segments, Dense -> p(depressed).
 
 Every value the paper leaves open is a ``DetectorConfig`` field; the defaults and why are
-in ``models/wav2vec2/README.md``. TensorFlow is imported inside functions only.
+in ``edgeaffect/families/wav2vec2/README.md``. TensorFlow is imported inside functions only.
 """
 
 from __future__ import annotations
