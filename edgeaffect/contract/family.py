@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from edgeaffect.errors import InputError
 from edgeaffect.contract.tasks import Task
+
+# The file in a family's folder that holds its paper's figures (see ``paper_figures``).
+PAPER_FILE = "paper.toml"
 
 
 @dataclass
@@ -119,6 +123,23 @@ class DeviceAdapter:
         return np.mean(recent, axis=0)
 
 
+def paper_figures(package: str, model: str) -> dict:
+    """What a registered variant's paper reports (``ModelSpec.paper_figures``), from its
+    family's ``paper.toml``: the figures every variant shares (``[all_variants]``), then its
+    own (``[variants.<model>]``); {} when the file says nothing of it."""
+    data = _paper_data(package)
+    return {**data.get("all_variants", {}), **data.get("variants", {}).get(model, {})}
+
+
+@lru_cache(maxsize=None)
+def _paper_data(package: str) -> dict:
+    import tomllib
+    from importlib import resources
+
+    path = resources.files(package).joinpath(PAPER_FILE)
+    return tomllib.loads(path.read_text()) if path.is_file() else {}
+
+
 @dataclass
 class Stage:
     """One separately exported part of a model (e.g. a per-segment extractor, then a
@@ -164,8 +185,19 @@ class Family:
     def reproduce_recipes(self) -> Path | None:
         """The family's ``reproduce.toml`` (the papers' protocols and rows for
         ``edgeaffect reproduce``), beside its module; None when it has none."""
+        return self._data_file("reproduce.toml")
+
+    @property
+    def paper_file(self) -> Path | None:
+        """The family's ``paper.toml``: every figure its paper states (the cost table
+        ``edgeaffect report`` sets ours beside, each variant's ``paper_figures``); None when
+        it has none."""
+        return self._data_file(PAPER_FILE)
+
+    def _data_file(self, name: str) -> Path | None:
+        """A data file beside the module that defines the family, if there is one."""
         module = sys.modules.get(type(self).__module__)
-        path = Path(module.__file__).parent / "reproduce.toml" if module and getattr(module, "__file__", None) else None
+        path = Path(module.__file__).parent / name if module and getattr(module, "__file__", None) else None
         return path if path is not None and path.is_file() else None
 
     # ----------------------------------------------------------------- data

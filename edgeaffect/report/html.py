@@ -330,7 +330,7 @@ def section_models(g: Gathered, papers: bool, measured: dict, measured_from: str
 
             md = report(measured)
             how = ("parameters and FLOPs counted by <code>edgeaffect.roofline</code>, paper figures from "
-                   "<code>roofline/papers.toml</code>; <code>edgeaffect report</code>")
+                   "each family's <code>paper.toml</code>; <code>edgeaffect report</code>")
             parts.append("<h3>Our figures beside the papers'</h3>" + markdown_to_html(md)
                          + _how(how + (f"; our times from {_code(measured_from)}" if measured_from else ""),
                                 next(iter(measured.values()))["machine"] if measured else None,
