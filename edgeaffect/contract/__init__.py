@@ -11,11 +11,11 @@ foundations (errors, io, media, features, runtime); the families sit above the s
 NumPy only at import time: the device side uses it too.
 """
 
-from edgeaffect.contract.family import DeviceAdapter, Family, LiveInput, Stage
+from edgeaffect.contract.family import DeviceAdapter, Family, LiveInput, LiveSettings, Stage, paper_figures
 from edgeaffect.contract.registry import (ModelSpec, get_family, get_model, list_families, list_models, load_all,
                                           register_family, register_model)
 from edgeaffect.contract.tasks import Bounds, ClassificationTask, DetectionTask, Prediction, RegressionTask, Task
 
-__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "ModelSpec",
-           "Prediction", "RegressionTask", "Stage", "Task", "get_family", "get_model", "list_families", "list_models",
-           "load_all", "register_family", "register_model"]
+__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "LiveSettings",
+           "ModelSpec", "Prediction", "RegressionTask", "Stage", "Task", "get_family", "get_model", "list_families",
+           "list_models", "load_all", "paper_figures", "register_family", "register_model"]

@@ -30,12 +30,20 @@ PAPER_FILE = "paper.toml"
 @dataclass
 class LiveInput:
     """One demo step's model input (None when there is nothing to run, with ``status``
-    saying why: "no face", "silent", "collecting speech 12/30 s", ...)."""
+    saying why: "no face", "silent", "collecting speech 12/30 s", ...) and the time each of
+    the adapter's ``live_stages`` took (``stage_ms``)."""
 
     x: dict[str, np.ndarray] | None
     status: str
     audio_rms: float
     stage_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """A family's live demo settings: a subclass adds its fields with their defaults (the
+    demo changes them by name, ``--set key=value``) and refuses bad values with an
+    InputError in ``__post_init__``. This base has none."""
 
 
 def check_inputs(manifest: dict, expected: dict[str, list]) -> None:
@@ -56,8 +64,19 @@ class DeviceAdapter:
 
     needs_video = False
     needs_audio = True
-    # The demo's result rate (per second) and what one result is made of.
+    # The live demo (the loop in edgeaffect.demo asks these; it names no input kind):
+    # its result rate (per second) when ``live_rate`` does not work it out from the settings,
     live_rate_hz = 4.0
+    # the family's settings (a LiveSettings dataclass of defaults),
+    live_settings: type[LiveSettings] = LiveSettings
+    # the stages ``live_input`` times, in order (the keys of ``LiveInput.stage_ms``; the loop
+    # adds capture before them and inference after),
+    live_stages: tuple[str, ...] = ("features",)
+    # the statuses the demo's closing line counts, each with how the line says it,
+    live_reported: dict[str, str] = {}
+    # and the setting ``bench-demo`` compares, with the value that does the live path the
+    # slow, literal way (the default settings run against it); None: nothing to compare.
+    live_reference: tuple[str, object] | None = None
 
     def __init__(self, preprocessing: dict, task: Task, labels: list[str]):
         self.preprocessing, self.task, self.labels = preprocessing, task, labels
@@ -114,9 +133,24 @@ class DeviceAdapter:
         """The lines ``predict`` prints."""
         return self.task.describe(prediction)
 
-    def live_input(self, frame, audio, config) -> LiveInput:
+    def live_rate(self, settings: LiveSettings) -> float:
+        """Results per second the demo aims at."""
+        return self.live_rate_hz
+
+    def live_input(self, frame, audio, settings: LiveSettings) -> LiveInput:
         """The newest frame (or None) and audio source (or None) -> one model input."""
         raise NotImplementedError
+
+    def live_counters(self) -> dict[str, int]:
+        """Counts of the live path's own work so far (e.g. full face searches), for
+        ``bench-demo``'s table; empty when there is nothing to count."""
+        return {}
+
+    @classmethod
+    def demo_video(cls, folder: Path, seconds: float, fps: int = 30) -> Path | None:
+        """A generated video the live path works on, for the demo benchmarks (written into
+        ``folder``); None: the family needs no camera."""
+        return None
 
     def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
         """The output shown from the last few results."""
