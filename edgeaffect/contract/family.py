@@ -206,6 +206,10 @@ class Family:
     # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.
     corpus_layouts: tuple[str, ...] = ()
     adapter: type[DeviceAdapter] = DeviceAdapter
+    # Where the Makefile's demo target for this family writes its pipeline run, and that
+    # target (the report page looks there when given no folders); None: it has none.
+    demo_folder: str | None = None
+    demo_make: str | None = None
     # The family's own run.json keys (name -> edgeaffect.schema spec), checked before
     # ``load_run`` reads them: a hand-edited or truncated record is one line, not a traceback.
     run_keys: dict = {}

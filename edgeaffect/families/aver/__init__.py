@@ -22,6 +22,7 @@ class AverFamily(Family):
     split_kinds = ("paper", "clip", "speaker", "actor")
     corpus_layouts = tuple(LAYOUTS)
     adapter = AverAdapter
+    demo_folder, demo_make = "build/quickstart", "make demo"
 
     def load_corpus(self, spec, data, cache_dir, corpus=None, log=sys.stderr):
         from edgeaffect.families.aver.dataset import build_aver_dataset

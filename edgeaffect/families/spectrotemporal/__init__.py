@@ -37,6 +37,7 @@ class SpectrotemporalFamily(Family):
                                "vlnep_std": List(Num(above=0), min_len=256, max_len=256)})}
     corpus_layouts = tuple(LAYOUTS)
     adapter = SpectroAdapter
+    demo_folder, demo_make = "build/depression", "make demo-depression"
 
     ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the whole network"
                  for name, change in ABLATIONS.items()}

@@ -26,6 +26,7 @@ class SpeechNetFamily(Family):
     train_options = {"margins": f"loss margins: {' | '.join(MARGINS)} (see the model card)"}
     corpus_layouts = tuple(CORPORA)
     adapter = SpeechAdapter
+    demo_folder, demo_make = "build/speechnet", "make demo-speech"
 
     def check_options(self, options: dict) -> None:
         from edgeaffect._optional import lookup
