@@ -125,7 +125,7 @@ class AverAdapter(DeviceAdapter):
     def live_input(self, frame, audio, config: AverLive) -> LiveInput:
         """The newest frame's face (detected on a downscaled copy) and the MFCCs of the last
         ``config.segment_s`` of audio: one of the six samples a clip gives."""
-        from edgeaffect.families.aver import faces as F
+        import edgeaffect.families.aver.faces as F
         from edgeaffect.features.mfcc import mfcc
 
         t0 = time.perf_counter()

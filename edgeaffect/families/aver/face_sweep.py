@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.families.aver import faces as F
+import edgeaffect.families.aver.faces as F
 
 
 def box_iou(a, b) -> float:
