@@ -18,10 +18,6 @@ class MediaError(InputError):
     """Audio or video could not be decoded, or holds too little to use."""
 
 
-class NoFaceError(MediaError):
-    """No face was found where one is needed."""
-
-
 class MissingDependencyError(EdgeAffectError):
     """An optional package is not installed; the message names the pip extra."""
 

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     from edgeaffect.demo.bench import make_demo_media
+    from edgeaffect.families.aver.device import AverAdapter
 
-    return make_demo_media(tmp_path_factory.mktemp("demo"), seconds=3.0)
+    return make_demo_media(tmp_path_factory.mktemp("demo"), seconds=3.0, adapter=AverAdapter)
 
 
 def read_events(path):
@@ -79,10 +80,11 @@ def test_faults_at_start_are_one_line_or_degrade(export_dir, media, tmp_path):
 
 def test_ctrl_c_stops_within_a_second_without_traceback(export_dir, tmp_path):
     from edgeaffect.demo.bench import make_demo_media
+    from edgeaffect.families.aver.device import AverAdapter
 
     # A video long enough that the demo cannot reach its end before the signal, even when
     # the machine is slow to start it (a 3 s clip once ended first: exit 0, not 130).
-    media = make_demo_media(tmp_path, seconds=30.0)
+    media = make_demo_media(tmp_path, seconds=30.0, adapter=AverAdapter)
     events = tmp_path / "e.jsonl"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     # A shell that starts the suite in the background (`make test &`, CI runners) hands it

@@ -2,7 +2,7 @@
 tracker against the full search on every frame.
 
 Tolerances (measured on the 240-clip synthetic corpus of `make demo`, 1,437 frames; see
-models/aver/README.md): box IoU median 0.935, 5th percentile 0.78; centred crop cosine
+edgeaffect/families/aver/README.md): box IoU median 0.935, 5th percentile 0.78; centred crop cosine
 median 0.895; a face found by one search and not the other in 1.1 % of frames; clip labels
 equal on 240 of 240 clips. The exhaustive pass is not stable to this precision itself: a
 1-pixel shift of the frame moves its box by up to 25 px (p95 8.6 px) on the same frames,
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeaffect.families.aver.face_sweep import box_iou as _iou
-from edgeaffect.features import faces as F
+from edgeaffect.families.aver import faces as F
 from edgeaffect.media import read_frames_at
 
 REF = F.FaceConfig(search="exhaustive")
@@ -49,7 +49,7 @@ def test_fast_search_matches_the_exhaustive_pass(corpus):
 def test_search_modes_and_bad_mode():
     import cv2
 
-    from edgeaffect.demo.bench import astronaut_frame
+    from edgeaffect.families.aver.demo_media import astronaut_frame
 
     # 320x240: at 640x480 and up the exhaustive pass itself flips between the face and a
     # larger false positive on the suit, by resolution (the fast search keeps the face).
@@ -68,7 +68,7 @@ def test_tracker_follows_the_face_and_searches_less():
     take the suit's false positive, which no track holds), runs the search on about one frame in six,
     and after the face is gone and back finds it again at once. (The every-frame search on
     this photograph alternates between the face and a false positive on the suit.)"""
-    from edgeaffect.demo.bench import astronaut_frame
+    from edgeaffect.families.aver.demo_media import astronaut_frame
 
     base = F.to_gray(astronaut_frame())
     shifts = [3 * (i % 8) - 12 for i in range(24)]
@@ -124,7 +124,7 @@ def test_clip_track_is_tight_and_falls_back_to_the_search():
     further than the window, which ``find_faces`` then finds by the full search."""
     import cv2
 
-    from edgeaffect.demo.bench import astronaut_frame
+    from edgeaffect.families.aver.demo_media import astronaut_frame
 
     cfg = F.FaceConfig()
     assert cfg.track_ratio < 1.33 and cfg.track_margin < 0.35  # tighter than the live tracker's

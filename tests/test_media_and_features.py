@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from edgeaffect.errors import InputError, MediaError, NoFaceError
-from edgeaffect.features import faces
+from edgeaffect.errors import InputError, MediaError
+from edgeaffect.families.aver import faces
+from edgeaffect.families.aver.faces import NoFaceError
 from edgeaffect.families.aver.features import AverFeatureConfig, audio_features, face_features
 from edgeaffect.media import read_audio, read_frames_at, video_info, write_wav
 from tests.conftest import speech_like

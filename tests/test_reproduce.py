@@ -282,7 +282,7 @@ def test_refuses_a_model_of_another_family_and_another_results_folder(savee_av, 
 
 
 def test_savee_and_mead_readers_by_layout(tmp_path):
-    """The layouts assumed in models/aver/README.md, on empty fixture files (names only)."""
+    """The layouts assumed in edgeaffect/families/aver/README.md, on empty fixture files (names only)."""
     from edgeaffect.families.aver.corpora import detect_layout, find_av_clips
     from edgeaffect.contract import get_model
 

@@ -21,7 +21,7 @@ def test_keras_tflite_and_onnx_costs_agree(trained_run, export_dir):
 
     keras = analyse(trained_run.model)
     assert keras.params == trained_run.spec.params == 66_584
-    assert keras.flops == trained_run.spec.flops == 14_423_416  # the paper's Eq. 3 by hand, in models/aver.py
+    assert keras.flops == trained_run.spec.flops == 14_423_416  # the paper's Eq. 3 by hand, in edgeaffect/families/aver/model.py
     assert keras.macs == 7_162_368
     for f in sorted(export_dir.glob("*.tflite")) + sorted(export_dir.glob("*.onnx")):
         c = analyse(f)

@@ -12,7 +12,8 @@ import pytest
 
 from edgeaffect.contract import get_model
 from edgeaffect.families.speechnet.model import ABLATIONS, PAPER_MARGINS, SpeechNetConfig, ablate, custom_objects
-from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss, balanced_margin_numpy, margin_beta
+from edgeaffect.families.speechnet.losses import (balanced_class_weights, balanced_margin_loss, balanced_margin_numpy,
+                                                 margin_beta)
 from tests.conftest import speech_like, tiny_speechnet_config
 
 # --- the loss (Eq. 15) ---

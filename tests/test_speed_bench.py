@@ -51,3 +51,24 @@ def test_paired_difference_interval():
     assert lucky["ci95_pp"][0] <= 0.0 < lucky["ci95_pp"][1]
     assert "30 clips" in lucky["method"]
     assert paired_difference([], []) is None
+
+
+def test_bench_demo_compares_the_reference_setting_and_says_so(export_dir, corpus):
+    """bench-demo's runs and lines, asked of the adapter: the default setting and the
+    family's reference (the full face search on every frame), each live stage timed."""
+    from edgeaffect.demo.bench import bench_demo, describe_accuracy, live_accuracy
+    from edgeaffect.demo.live import DemoConfig
+    from edgeaffect.device.predict import ExportedModel
+
+    lines = []
+    out = bench_demo(export_dir, 2.0, echo=lines.append)
+    assert list(out["runs"]) == ["detect every 6", "detect every 1"]
+    assert set(out["runs"]["detect every 1"]["stage_mean_ms"]) == {"capture", "face", "features", "inference"}
+    assert "640x480 30 fps video file + 16 kHz wav" in lines[0]
+    assert any(line.startswith("detect every 6 vs detect every 1 (consecutive runs)") for line in lines)
+    model = ExportedModel(export_dir, threads=1)
+    acc = live_accuracy(model, sorted(corpus.rglob("*.mp4"))[:1], model.family.recording_label, DemoConfig())
+    acc["corpus"] = "fixture"
+    text = describe_accuracy(acc, model.adapter)
+    assert "a frame without a face counts as wrong" in text[0] and "detect every 1: " in text[0]
+    assert "searches" in text[0] and text[1].startswith("detect every 6 minus detect every 1:")

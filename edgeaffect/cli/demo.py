@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,100 +21,64 @@ def demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export fol
              show: Annotated[bool, typer.Option("--show/--headless", help="A window with the overlay (default: headless).")] = False,
              events: Annotated[Optional[Path], typer.Option(help="Write JSON lines: time, label, probabilities, per-stage latency.")] = None,
              duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds.")] = None,
-             threads: Optional[int] = None):
+             threads: Optional[int] = None,
+             settings: Annotated[Optional[list[str]], typer.Option("--set", help="A live setting of the demo or the "
+                                                                   "model's family, key=value (repeatable).")] = None):
     """Live microphone + camera demo: label, probabilities, FPS and latency; Ctrl-C stops it."""
     from edgeaffect.demo.live import Demo
 
-    demo = Demo(bundle, camera, mic, show=show, events=events, duration=duration, threads=threads)
+    demo = Demo(bundle, camera, mic, show=show, events=events, duration=duration, threads=threads,
+                settings=settings or ())
     try:
         s = demo.run()
     except KeyboardInterrupt:  # run() has already stopped and joined its threads
         typer.echo("demo: interrupted (Ctrl-C), stopped cleanly", err=True)
         raise typer.Exit(130) from None
-    video = "" if not demo.needs_video else f"{s['no_face']} without a face, {s['dropped_frames']} frames dropped; "
-    typer.echo(f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
-               f"{video}capture-to-label p50 {_ms(s['latency_p50_ms'])} p95 {_ms(s['latency_p95_ms'])}")
+    typer.echo(demo.closing_line(s))
     if s["faults"]:
         back = [f for f in s["faults"] if f["recovery_s"] is not None]
         typer.echo(f"devices lost {len(s['faults'])} times, {len(back)} back and used again"
                    + (f" (longest outage {max(f['recovery_s'] for f in back):.1f} s)" if back else ""), err=True)
 
 
-def _ms(v) -> str:
-    return "-" if v is None else f"{v:.1f} ms"
-
-
 @app.command("bench-demo", rich_help_panel=DEMO)
 def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder.")],
-                   seconds: Annotated[float, typer.Option(help="Length of the generated 640x480 30 fps clip.")] = 10.0,
-                   detect_every: Annotated[Optional[int], typer.Option(help="Full face search every N frames, tracking "
-                                                                            "between (default: DemoConfig's).")] = None,
-                   compare: Annotated[bool, typer.Option(help="Also run the demo with the full search on every frame "
-                                                              "(detect every 1), right after, for a ratio.")] = True,
+                   seconds: Annotated[float, typer.Option(help="Length of the generated media.")] = 10.0,
+                   settings: Annotated[Optional[list[str]], typer.Option("--set", help="A live setting, key=value "
+                                                                         "(repeatable; default: the family's).")] = None,
+                   compare: Annotated[bool, typer.Option(help="Also run the demo with the family's reference "
+                                                              "setting, right after, for a ratio.")] = True,
                    accuracy_clips: Annotated[int, typer.Option(help="Labelled corpus clips the live label is scored "
-                                                                    "on, tracking vs every frame (0: skip).")] = 16,
+                                                                    "on, both settings (0: skip).")] = 16,
                    corpus: Annotated[Optional[Path], typer.Option(help="Corpus for the accuracy figure (default: the "
                                                                       "pipeline folder's, else a small synthetic one).")] = None,
                    json_out: Annotated[Optional[Path], typer.Option("--json")] = None):
-    """The demo on a generated 640x480 30 fps video of a real face (skimage's astronaut) and
-    16 kHz speech-like audio: results per second, capture-to-label p50 / p95 and each stage's
-    share; with tracking against the full search on every frame, and the live label's
-    accuracy on labelled corpus clips both ways (same run)."""
+    """The demo on generated media (the family's camera video, 16 kHz speech-like audio):
+    results per second, capture-to-label p50 / p95 and each stage's share; with the family's
+    reference setting for a ratio, and the live label's accuracy on labelled corpus clips
+    both ways (same run)."""
     import tempfile
-    from dataclasses import replace
 
-    from edgeaffect.demo.bench import live_accuracy, make_demo_media
-    from edgeaffect.demo.live import Demo, DemoConfig
+    from edgeaffect.demo.bench import bench_demo, describe_accuracy, live_accuracy
+    from edgeaffect.demo.live import DemoConfig, with_settings
     from edgeaffect.device.predict import ExportedModel
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.bench import machine
     from edgeaffect.progress import Progress
     from edgeaffect.workflows.bench import labelled_clips
 
-    cfg = DemoConfig() if detect_every is None else replace(DemoConfig(), detect_every=max(1, detect_every))
-    runs = {f"detect every {cfg.detect_every}": cfg}
-    if compare and cfg.detect_every != 1:
-        runs["detect every 1"] = replace(cfg, detect_every=1)
-    typer.echo(f"machine: {machine()} (measured); 640x480 30 fps video file + 16 kHz wav, paced in real time, "
-               f"{seconds:g} s per run")
-    out = {"machine": machine(), "seconds": seconds, "runs": {}}
-    with tempfile.TemporaryDirectory(prefix="ea-demo-") as tmp:
-        video, wav = make_demo_media(Path(tmp), seconds)
-        for name, c in runs.items():
-            s = Demo(bundle, str(video), str(wav), events=Path(tmp) / "events.jsonl", threads=1, config=c,
-                     log=open(os.devnull, "w")).run()
-            out["runs"][name] = s
-            typer.echo(f"{name}: {s['events']} results / {s['captured_frames']} frames captured, "
-                       f"{s['dropped_frames']} dropped ({s['processed_per_s']:.1f} results/s); capture-to-label "
-                       f"p50 {_ms(s['latency_p50_ms'])}, p95 {_ms(s['latency_p95_ms'])}")
-            typer.echo("  stage shares: " + ", ".join(f"{k} {v:.0%} ({s['stage_mean_ms'][k]:.1f} ms)"
-                                                      for k, v in s["stage_share"].items()))
-    if len(runs) == 2:
-        a, b = (out["runs"][k] for k in runs)
-        if a["latency_p50_ms"] and b["latency_p50_ms"]:
-            typer.echo(f"tracking vs every frame (consecutive runs): results/s x{a['processed_per_s'] / max(b['processed_per_s'], 1e-9):.2f}, "
-                       f"p50 latency x{a['latency_p50_ms'] / b['latency_p50_ms']:.2f}, face stage "
-                       f"x{a['stage_mean_ms']['face'] / max(b['stage_mean_ms']['face'], 1e-9):.2f}")
+    out = bench_demo(bundle, seconds, settings=settings or (), compare=compare, echo=typer.echo)
     if accuracy_clips > 0:
         model = ExportedModel(bundle, threads=1)
         family = model.family
+        cfg = with_settings(DemoConfig(), model.adapter, settings or ())
         with tempfile.TemporaryDirectory(prefix="ea-demo-corpus-") as tmp:
             files, described = labelled_clips(family, bundle, corpus, accuracy_clips, Path(tmp))
-            every = (1, cfg.detect_every) if cfg.detect_every != 1 else (1,)
-            acc = live_accuracy(model, files, family.recording_label, cfg, every,
+            acc = live_accuracy(model, files, family.recording_label, cfg,
                                 progress=Progress("clips", len(files), stream=sys.stderr))
         acc["corpus"] = described
         out["live_accuracy"] = acc
-        by = acc["by_detect_every"]
-        typer.echo(f"live label accuracy on {acc['clips']} labelled clips ({acc['frames']} frames, {acc['corpus']}; "
-                   "a frame without a face counts as wrong): "
-                   + ", ".join(f"detect every {e}: {v['accuracy']:.1%} (face {v['face_mean_ms']:.1f} ms/frame, "
-                               f"{v['searches']} searches)" for e, v in by.items())
-                   + (f"; labels agree on {acc['agreement']:.1%} of frames" if len(by) == 2 else ""))
-        d = acc.get("difference")
-        if d:
-            typer.echo(f"tracking minus every frame: {d['pp']:+.1f} points, 95 % interval "
-                       f"[{d['ci95_pp'][0]:+.1f}, {d['ci95_pp'][1]:+.1f}] ({d['method']})")
+        for line in describe_accuracy(acc, model.adapter):
+            typer.echo(line)
     if json_out:
         atomic_write_text(json_out, json.dumps(out, indent=2))
 

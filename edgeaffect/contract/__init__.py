@@ -11,11 +11,12 @@ foundations (errors, io, media, features, runtime); the families sit above the s
 NumPy only at import time: the device side uses it too.
 """
 
-from edgeaffect.contract.family import DeviceAdapter, Family, LiveInput, PipelinePreset, Stage, TrainOption
+from edgeaffect.contract.family import (DeviceAdapter, Family, LiveInput, LiveSettings, PipelinePreset, Stage, TrainOption,
+                                        paper_figures)
 from edgeaffect.contract.registry import (ModelSpec, get_family, get_model, list_families, list_models, load_all,
                                           register_family, register_model)
 from edgeaffect.contract.tasks import Bounds, ClassificationTask, DetectionTask, Prediction, RegressionTask, Task
 
-__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "ModelSpec",
-           "PipelinePreset", "Prediction", "RegressionTask", "Stage", "Task", "TrainOption", "get_family", "get_model",
-           "list_families", "list_models", "load_all", "register_family", "register_model"]
+__all__ = ["Bounds", "ClassificationTask", "DetectionTask", "DeviceAdapter", "Family", "LiveInput", "LiveSettings",
+           "ModelSpec", "PipelinePreset", "Prediction", "RegressionTask", "Stage", "Task", "TrainOption", "get_family",
+           "get_model", "list_families", "list_models", "load_all", "paper_figures", "register_family", "register_model"]

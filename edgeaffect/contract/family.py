@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,27 @@ import numpy as np
 from edgeaffect.errors import InputError
 from edgeaffect.contract.tasks import Task
 
+# The file in a family's folder that holds its paper's figures (see ``paper_figures``).
+PAPER_FILE = "paper.toml"
+
 
 @dataclass
 class LiveInput:
     """One demo step's model input (None when there is nothing to run, with ``status``
-    saying why: "no face", "silent", "collecting speech 12/30 s", ...)."""
+    saying why: "no face", "silent", "collecting speech 12/30 s", ...) and the time each of
+    the adapter's ``live_stages`` took (``stage_ms``)."""
 
     x: dict[str, np.ndarray] | None
     status: str
     audio_rms: float
     stage_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """A family's live demo settings: a subclass adds its fields with their defaults (the
+    demo changes them by name, ``--set key=value``) and refuses bad values with an
+    InputError in ``__post_init__``. This base has none."""
 
 
 def check_inputs(manifest: dict, expected: dict[str, list]) -> None:
@@ -52,8 +64,19 @@ class DeviceAdapter:
 
     needs_video = False
     needs_audio = True
-    # The demo's result rate (per second) and what one result is made of.
+    # The live demo (the loop in edgeaffect.demo asks these; it names no input kind):
+    # its result rate (per second) when ``live_rate`` does not work it out from the settings,
     live_rate_hz = 4.0
+    # the family's settings (a LiveSettings dataclass of defaults),
+    live_settings: type[LiveSettings] = LiveSettings
+    # the stages ``live_input`` times, in order (the keys of ``LiveInput.stage_ms``; the loop
+    # adds capture before them and inference after),
+    live_stages: tuple[str, ...] = ("features",)
+    # the statuses the demo's closing line counts, each with how the line says it,
+    live_reported: dict[str, str] = {}
+    # and the setting ``bench-demo`` compares, with the value that does the live path the
+    # slow, literal way (the default settings run against it); None: nothing to compare.
+    live_reference: tuple[str, object] | None = None
 
     def __init__(self, preprocessing: dict, task: Task, labels: list[str]):
         self.preprocessing, self.task, self.labels = preprocessing, task, labels
@@ -110,9 +133,24 @@ class DeviceAdapter:
         """The lines ``predict`` prints."""
         return self.task.describe(prediction)
 
-    def live_input(self, frame, audio, config) -> LiveInput:
+    def live_rate(self, settings: LiveSettings) -> float:
+        """Results per second the demo aims at."""
+        return self.live_rate_hz
+
+    def live_input(self, frame, audio, settings: LiveSettings) -> LiveInput:
         """The newest frame (or None) and audio source (or None) -> one model input."""
         raise NotImplementedError
+
+    def live_counters(self) -> dict[str, int]:
+        """Counts of the live path's own work so far (e.g. full face searches), for
+        ``bench-demo``'s table; empty when there is nothing to count."""
+        return {}
+
+    @classmethod
+    def demo_video(cls, folder: Path, seconds: float, fps: int = 30) -> Path | None:
+        """A generated video the live path works on, for the demo benchmarks (written into
+        ``folder``); None: the family needs no camera."""
+        return None
 
     def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
         """The output shown from the last few results."""
@@ -160,6 +198,23 @@ class PipelinePreset:
     options: dict = field(default_factory=dict)
 
 
+def paper_figures(package: str, model: str) -> dict:
+    """What a registered variant's paper reports (``ModelSpec.paper_figures``), from its
+    family's ``paper.toml``: the figures every variant shares (``[all_variants]``), then its
+    own (``[variants.<model>]``); {} when the file says nothing of it."""
+    data = _paper_data(package)
+    return {**data.get("all_variants", {}), **data.get("variants", {}).get(model, {})}
+
+
+@lru_cache(maxsize=None)
+def _paper_data(package: str) -> dict:
+    import tomllib
+    from importlib import resources
+
+    path = resources.files(package).joinpath(PAPER_FILE)
+    return tomllib.loads(path.read_text()) if path.is_file() else {}
+
+
 @dataclass
 class Stage:
     """One separately exported part of a model (e.g. a per-segment extractor, then a
@@ -192,6 +247,10 @@ class Family:
     # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.
     corpus_layouts: tuple[str, ...] = ()
     adapter: type[DeviceAdapter] = DeviceAdapter
+    # Where the Makefile's demo target for this family writes its pipeline run, and that
+    # target (the report page looks there when given no folders); None: it has none.
+    demo_folder: str | None = None
+    demo_make: str | None = None
     # The family's own run.json keys (name -> edgeaffect.schema spec), checked before
     # ``load_run`` reads them: a hand-edited or truncated record is one line, not a traceback.
     run_keys: dict = {}
@@ -205,8 +264,19 @@ class Family:
     def reproduce_recipes(self) -> Path | None:
         """The family's ``reproduce.toml`` (the papers' protocols and rows for
         ``edgeaffect reproduce``), beside its module; None when it has none."""
+        return self._data_file("reproduce.toml")
+
+    @property
+    def paper_file(self) -> Path | None:
+        """The family's ``paper.toml``: every figure its paper states (the cost table
+        ``edgeaffect report`` sets ours beside, each variant's ``paper_figures``); None when
+        it has none."""
+        return self._data_file(PAPER_FILE)
+
+    def _data_file(self, name: str) -> Path | None:
+        """A data file beside the module that defines the family, if there is one."""
         module = sys.modules.get(type(self).__module__)
-        path = Path(module.__file__).parent / "reproduce.toml" if module and getattr(module, "__file__", None) else None
+        path = Path(module.__file__).parent / name if module and getattr(module, "__file__", None) else None
         return path if path is not None and path.is_file() else None
 
     # ----------------------------------------------------------------- data

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,28 +23,49 @@ from edgeaffect.errors import InputError
 from edgeaffect.machine import limit_blas
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoConfig:
-    segment_s: float = 0.5  # audio per sample: about one sixth of a RAVDESS clip, as in training
+    """The loop's own settings; ``live``: the family's (its adapter's ``live_settings``;
+    None: their defaults)."""
+
     smooth: int = 5  # predictions averaged for the label on screen
     silence_rms: float = 1e-4  # below this the microphone is reported silent
-    max_fps: float = 30.0  # cap on inferences per second
-    # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
-    # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
-    detect_width: int = 320
-    # Face tracking: each frame follows the last face (the cascade in a window around it,
-    # faces 0.75x to 1.33x its size); every `detect_every`-th frame also searches for a
-    # larger face (the largest face wins, as in the full search); a lost track gets the full
-    # search at once. 1: the full search on every frame, no tracking. `edgeaffect bench-demo`
-    # measures the live label's accuracy both ways (models/aver/README.md).
-    detect_every: int = 6
-    # Speech-only bundles (SpeechNet): the last few seconds of audio per result, a few
-    # results per second (the window moves by 1 / speech_rate_hz).
-    speech_window_s: float = 3.0
-    speech_rate_hz: float = 4.0
+    live: object = None
+
+
+def with_settings(config: DemoConfig, adapter, pairs) -> DemoConfig:
+    """``config`` with ``key=value`` settings applied (``--set``): a key names a field of the
+    loop's settings or of the family's (``adapter.live_settings``); the value is read as that
+    field's default is typed. ``live`` is always filled in."""
+    live = config.live if config.live is not None else adapter.live_settings()
+    loop_fields = {f.name for f in fields(config)} - {"live"}
+    known = {**{k: config for k in loop_fields}, **{f.name: live for f in fields(live)}}
+    changes: dict[int, dict] = {id(config): {}, id(live): {}}
+    for pair in pairs or ():
+        key, sep, text = str(pair).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise InputError(f"--set takes key=value with a key of this model's live settings "
+                             f"({', '.join(sorted(known))}), given '{pair}'")
+        changes[id(known[key])][key] = _typed(text.strip(), getattr(known[key], key), key)
+    return replace(config, **changes[id(config)], live=replace(live, **changes[id(live)]))
+
+
+def _typed(text: str, default, key: str):
+    """``text`` as the type of ``default`` (bool: true/false, 1/0, yes/no)."""
+    try:
+        if isinstance(default, bool):
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
+        return type(default)(text)
+    except (KeyError, ValueError):
+        raise InputError(f"--set {key}={text}: not a {type(default).__name__}") from None
 
 
 LATENCY_SAMPLE = 20000
+
+
+def ms(v) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
 
 
 def percentile(values, q):
@@ -85,14 +106,16 @@ class Reservoir:
 class Demo:
     def __init__(self, bundle: str | Path, camera: str | None = "0", mic: str | None = None, *,
                  show: bool = False, events: str | Path | None = None, duration: float | None = None,
-                 config: DemoConfig = DemoConfig(), threads: int | None = None, log=sys.stderr,
+                 config: DemoConfig = DemoConfig(), settings=(), threads: int | None = None, log=sys.stderr,
                  loop: bool = False, video_opener=None):
+        """``settings``: ``key=value`` changes to ``config`` and the family's live settings."""
         from edgeaffect.device.predict import ExportedModel
 
         self.model = ExportedModel(bundle, threads=threads)
         self.threads = threads
         self.adapter = self.model.adapter
-        self.cfg, self.show, self.duration, self.log = config, show, duration, log
+        self.cfg = with_settings(config, self.adapter, settings)
+        self.show, self.duration, self.log = show, duration, log
         self.events_path = Path(events) if events else None
         self.needs_video = self.adapter.needs_video
         self.video = self.audio = None
@@ -112,7 +135,7 @@ class Demo:
 
         if self.needs_video:
             if camera is None:
-                raise InputError("the audio-visual model needs a camera: give --camera (an index, a device or a video)")
+                raise InputError("this model needs a camera: give --camera (an index, a device or a video)")
             # no camera: one clear error, nothing started
             self.video = VideoSource(str(camera), loop=self.loop, opener=self.video_opener)
         try:
@@ -128,15 +151,15 @@ class Demo:
 
     def run(self) -> dict:
         recent = deque(maxlen=self.cfg.smooth)
-        stats = {"events": 0, "labels": 0, "no_face": 0, "dropped_frames": 0, "latency_ms": Reservoir(),
-                 "stage_ms": {k: Reservoir() for k in ("capture", "face", "features", "inference")}}
+        stats = {"events": 0, "labels": 0, "statuses": Counter(), "dropped_frames": 0, "latency_ms": Reservoir(),
+                 "stage_ms": {k: Reservoir() for k in ("capture", *self.adapter.live_stages, "inference")}}
         self.t_start = time.monotonic()
         sources = [s for s in (self.video, self.audio) if s is not None]
         for s in sources:
             s.start()
         out = open(self.events_path, "w") if self.events_path else None
         blas = limit_blas(self.threads)
-        rate = self.adapter.live_rate(self.cfg)
+        rate = self.adapter.live_rate(self.cfg.live)
         t_start, last_seq, min_gap = self.t_start, 0, 1.0 / rate
         next_slot = t_start  # results are paced by slots 1 / rate apart, not by the last pick
         silent_reported = False
@@ -159,7 +182,7 @@ class Demo:
                 stats["dropped_frames"] += max(0, seq - last_seq - 1)
                 last_seq = seq
                 t_pick = time.monotonic()
-                step = self.adapter.live_input(frame, self.audio, self.cfg)
+                step = self.adapter.live_input(frame, self.audio, self.cfg.live)
                 status, rms = step.status, step.audio_rms
                 if rms < self.cfg.silence_rms and not silent_reported and self.audio is not None:
                     self._note("the microphone is silent: check its level or mute switch")
@@ -167,7 +190,7 @@ class Demo:
                 event = {"time": round(t_pick - t_start, 4), "frame": seq, "dropped_frames": stats["dropped_frames"],
                          "audio_rms": rms}
                 if status != "ok":
-                    stats["no_face"] += status == "no face"
+                    stats["statuses"][status] += 1
                     event.update({"status": status, "label": None, "probabilities": None})
                     inf_ms = 0.0
                 else:
@@ -181,8 +204,8 @@ class Demo:
                     event.update({"status": "ok", "label": pred.decision,
                                   "probabilities": {k: round(float(p), 4) for k, p in pred.values.items()}})
                 total_ms = (time.monotonic() - t_cap) * 1e3
-                stage = {"capture": (t_pick - t_cap) * 1e3, "face": step.stage_ms.get("face", 0.0),
-                         "features": step.stage_ms.get("features", 0.0), "inference": inf_ms}
+                stage = {"capture": (t_pick - t_cap) * 1e3,
+                         **{k: step.stage_ms.get(k, 0.0) for k in self.adapter.live_stages}, "inference": inf_ms}
                 event["latency_ms"] = {**{k: round(v, 3) for k, v in stage.items()}, "total": round(total_ms, 3)}
                 stats["events"] += 1
                 self.live["events"] += 1
@@ -221,13 +244,25 @@ class Demo:
         lat = stats["latency_ms"]
         stage_means = {k: v.mean() for k, v in stats["stage_ms"].items()}
         total = sum(stage_means.values()) or 1.0
-        return {"seconds": elapsed, "events": stats["events"], "labels": stats["labels"], "no_face": stats["no_face"],
+        return {"seconds": elapsed, "events": stats["events"], "labels": stats["labels"],
+                "statuses": dict(stats["statuses"]),
                 "dropped_frames": stats["dropped_frames"],
                 "captured_frames": self.video.seq if self.video else None,
                 "processed_per_s": stats["events"] / elapsed if elapsed else 0.0,
                 "latency_p50_ms": percentile(lat.values, 50), "latency_p95_ms": percentile(lat.values, 95),
                 "stage_mean_ms": stage_means, "stage_share": {k: v / total for k, v in stage_means.items()},
                 "notices": self.notices, "faults": self.faults()}
+
+    def closing_line(self, s: dict) -> str:
+        """What ``edgeaffect demo`` prints when it stops, from ``summary``'s dict: results,
+        the statuses the adapter reports (e.g. frames without a face), dropped frames when
+        there is a camera, capture-to-label latency."""
+        counts = [f"{s['statuses'].get(status, 0)} {words}" for status, words in self.adapter.live_reported.items()]
+        if self.needs_video:
+            counts.append(f"{s['dropped_frames']} frames dropped")
+        counted = f"{', '.join(counts)}; " if counts else ""
+        return (f"{s['events']} results in {s['seconds']:.1f} s ({s['processed_per_s']:.1f}/s), {s['labels']} labelled, "
+                f"{counted}capture-to-label p50 {ms(s['latency_p50_ms'])} p95 {ms(s['latency_p95_ms'])}")
 
     def faults(self) -> list[dict]:
         """Every device loss so far: source, lost and back (seconds since the start; back None

@@ -1,8 +1,8 @@
 """The demo for a long time, with its devices taken away and given back (a benchmark).
 
-Video: a generated 640x480 30 fps clip of a real face, looped, read through a camera that
-fails on schedule (every read fails and every reopen fails until it is "plugged in"
-again). Audio: the microphone is a real input device, a private PulseAudio daemon's null
+Video (for a model that takes it): the family's generated clip (``demo_video``), looped,
+read through a camera that fails on schedule (every read fails and every reopen fails until
+it is "plugged in" again). Audio: the microphone is a real input device, a private PulseAudio daemon's null
 sink with a speech-like wav looped into it (``pacat``); it is unplugged by unloading the
 null sink's module and plugged in again by loading it (``--audio file``: the wav looped
 straight into the demo, no microphone faults).
@@ -205,6 +205,7 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
          log=sys.stderr) -> dict:
     from edgeaffect.demo.bench import make_demo_media
     from edgeaffect.demo.live import Demo
+    from edgeaffect.device.predict import ExportedModel
     from edgeaffect.machine import machine
 
     if audio not in ("pulse", "file"):
@@ -215,14 +216,14 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
     schedule = fault_schedule(seconds, fault_every_s, outage_s)
     with tempfile.TemporaryDirectory(prefix="ea-soak-") as tmp:
         tmp = Path(tmp)
-        video, wav = make_demo_media(tmp, 20.0)
-        cam = FlakyCamera(video)
+        video, wav = make_demo_media(tmp, 20.0, ExportedModel(bundle).adapter)
+        cam = FlakyCamera(video) if video is not None else None
         mic = PulseMic(wav, tmp / "pulse") if audio == "pulse" else None
         try:
-            demo = Demo(bundle, str(video), "pulse" if mic else str(wav), duration=seconds, loop=True,
-                        video_opener=cam, threads=threads, log=log)
-            if mic is None:
-                schedule = [e for e in schedule if e[1] != "microphone"]
+            demo = Demo(bundle, None if cam is None else str(video), "pulse" if mic else str(wav), duration=seconds,
+                        loop=True, video_opener=cam, threads=threads, log=log)
+            absent = {d for d, there in (("microphone", mic), ("camera", cam)) if there is None}
+            schedule = [e for e in schedule if e[1] not in absent]
             # One row a second, allocated up front: the harness must not grow what it measures.
             samples, injected, done = np.zeros((int(seconds) + 120, 4)), [], threading.Event()
             taken = [0]

@@ -1,6 +1,7 @@
 """``edgeaffect report --html OUT/``: one static page of what the toolkit wrote about its models.
 
-It gathers, from the folders given (by default the Makefile's build folders), the pipeline
+It gathers, from the folders given (by default each registered family's ``make demo*`` folder,
+the reproductions' and any other pipeline or reproduction folder under ``build/``), the pipeline
 summaries, every export manifest (a staged bundle's stage folders too), the benchmark JSON
 (``bench``, ``bench-recordings``, ``bench-pipeline``, ``bench-demo``: budgets and the latency
 gate included), the roofline plots, the training runs' test results and any ``reproduce.json``,
@@ -26,11 +27,9 @@ from edgeaffect import __version__
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_dir
 
-DEFAULT_FOLDERS = (Path("build/quickstart"), Path("build/speechnet"), Path("build/depression"),
-                   Path("build/reproduce"))
-# Which command writes each default folder (said in the note when one is missing).
-MAKES = {"quickstart": "make demo", "speechnet": "make demo-speech", "depression": "make demo-depression",
-         "reproduce": "edgeaffect reproduce PAPER --data CORPUS"}
+BUILD = Path("build")
+# Where `edgeaffect reproduce` writes by default, and how.
+REPRODUCE_FOLDER = (BUILD / "reproduce", "edgeaffect reproduce PAPER --data CORPUS")
 SKIP_DIRS = {"corpus", "cache", "backup"}  # inputs and training checkpoints: nothing to show, much to walk
 NOT_RECORDED = "machine not recorded"
 REPRODUCE_KIND = "edgeaffect-reproduce"
@@ -123,22 +122,49 @@ def _classify(path: Path, root: Path, g: Gathered) -> None:
         test = data["test"]
         if "confusion_matrix" in test and not (path.parent / "metrics.json").is_file():
             g.results.append(item)
-        elif "mae" in test:
+        elif _task_kind(data) == "regression":
             g.results.append(item)
+
+
+def _task_kind(info: dict) -> str | None:
+    """A training run's task kind, from its registered model's family (its ``run.json``
+    names the model); None for a model this install does not know."""
+    from edgeaffect.contract import get_model, list_models
+
+    model = info.get("model")
+    return get_model(model).family_plugin.task.kind if model in list_models() else None
+
+
+def default_folders() -> dict[Path, str | None]:
+    """Folder -> the command that writes it: each registered family's ``make demo*`` folder
+    (``Family.demo_folder``), the reproductions', then any other folder under ``build/``
+    that a pipeline or a reproduction wrote (its ``summary.json`` / ``reproduce.json``)."""
+    from edgeaffect.contract import get_family, list_families
+
+    folders = {}
+    for name in list_families():
+        family = get_family(name)
+        if family.demo_folder:
+            folders[Path(family.demo_folder)] = family.demo_make
+    folders[REPRODUCE_FOLDER[0]] = REPRODUCE_FOLDER[1]
+    found = sorted(d for d in BUILD.glob("*") if d.is_dir() and d not in folders and
+                   any((d / name).is_file() for name in ("summary.json", "reproduce.json")))
+    return {**folders, **dict.fromkeys(found)}
 
 
 def gather(folders: list[Path] | None) -> Gathered:
     """Everything renderable under ``folders`` (files are taken as given). With no folders,
-    the Makefile's build folders; a missing one of those is a note, a missing given one an error."""
+    ``default_folders()``; a missing one of those is a note, a missing given one an error."""
     g = Gathered()
     given = bool(folders)
-    for f in (folders or list(DEFAULT_FOLDERS)):
+    makes = {} if given else default_folders()
+    for f in (folders or list(makes)):
         f = Path(f)
         if not f.exists():
             if given:
                 raise InputError(f"not found: {f} (give folders or files that make demo / make bench / "
                                  f"edgeaffect reproduce wrote, e.g. build/quickstart)")
-            how = MAKES.get(f.name)
+            how = makes.get(f)
             g.notes.append(f"{f}: not found, skipped" + (f" (`{how}` writes it)" if how else ""))
             continue
         g.roots.append(f)
@@ -330,7 +356,7 @@ def section_models(g: Gathered, papers: bool, measured: dict, measured_from: str
 
             md = report(measured)
             how = ("parameters and FLOPs counted by <code>edgeaffect.roofline</code>, paper figures from "
-                   "<code>roofline/papers.toml</code>; <code>edgeaffect report</code>")
+                   "each family's <code>paper.toml</code>; <code>edgeaffect report</code>")
             parts.append("<h3>Our figures beside the papers'</h3>" + markdown_to_html(md)
                          + _how(how + (f"; our times from {_code(measured_from)}" if measured_from else ""),
                                 next(iter(measured.values()))["machine"] if measured else None,

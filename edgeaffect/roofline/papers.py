@@ -1,12 +1,11 @@
-"""The papers' own cost and speed figures (``roofline/papers.toml``) beside ours, with the
-ratio, and the places where a paper's figures cannot all hold at once."""
+"""The papers' own cost and speed figures (each family's ``paper.toml``, found through the
+registry) beside ours, with the ratio, and the places where a paper's figures cannot all
+hold at once."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-
-from edgeaffect.roofline.devices import catalog_text
 
 # Every weight is read and multiplied at least once per forward pass (no weight sharing
 # across layers in these models), so FLOPs >= 2 * params; and FP32 memory >= 4 B * params.
@@ -14,9 +13,20 @@ MIN_FLOPS_PER_PARAM = 2
 FP32_BYTES = 4
 
 
-def load_figures(text: str | None = None) -> tuple[dict, list[dict]]:
-    data = tomllib.loads(text if text is not None else catalog_text("papers.toml"))
-    return data["papers"], data["figures"]
+def load_figures() -> tuple[dict, list[dict]]:
+    """(family -> its paper's header, every cost row with ``paper`` set to the family), from
+    the registered families that keep a ``paper.toml``."""
+    from edgeaffect.contract import get_family, list_families
+
+    papers, figures = {}, []
+    for name in list_families():
+        path = get_family(name).paper_file
+        if path is None:
+            continue
+        data = tomllib.loads(path.read_text())
+        papers[name] = data["paper"]
+        figures += [{"paper": name, **row} for row in data.get("figures", [])]
+    return papers, figures
 
 
 def contradictions(fig: dict) -> list[str]:
@@ -86,7 +96,7 @@ def report(measured: dict | None = None) -> str:
     """Markdown: each paper row, ours beside it, ratios, contradictions."""
     papers, figures = load_figures()
     lines = ["# Our figures beside the papers'", "",
-             "Paper figures are as printed (`roofline/papers.toml`). Ours: parameters and FLOPs counted by "
+             "Paper figures are as printed (each family's `paper.toml`). Ours: parameters and FLOPs counted by "
              "`edgeaffect.roofline` (FLOPs = 2*MACs + bias adds, the audio-visual paper's Eq. 3); memory = FP32 "
              "weights + peak activations at batch 1; time = our measured p50 where a benchmark is given, on the "
              "machine it names (never the paper's hardware, so the time ratio compares machines as much as "

@@ -22,6 +22,7 @@ class AverFamily(Family):
     split_kinds = ("paper", "clip", "speaker", "actor")
     corpus_layouts = tuple(LAYOUTS)
     adapter = AverAdapter
+    demo_folder, demo_make = "build/quickstart", "make demo"
 
     def pipeline_preset(self, spec):
         return PipelinePreset(scale=8, epochs=60, speaker_epochs=30, qat_epochs=10)

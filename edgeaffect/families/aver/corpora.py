@@ -4,7 +4,7 @@ recognised from the folder:
 - ``ravdess``: ``Actor_XX/01-01-EE-II-SS-RR-AA.mp4`` (``ravdess.py``).
 - ``savee``: ``AudioVisualClip/<DC|JE|JK|KL>/<a|d|f|h|n|sa|su>NN.avi``, audio inside the
   clip. The distribution's audio-visual folder name and container are unverified; this is
-  the assumption written in models/aver/README.md.
+  the assumption written in edgeaffect/families/aver/README.md.
 - ``mead``: ``<M|W>NNN/video/front/<emotion>/level_<n>/NNN.mp4``, the frontal camera;
   audio from ``<actor>/audio/<emotion>/level_<n>/NNN.(m4a|wav)`` when that file exists,
   otherwise from the mp4 itself. MEAD's layout is unverified (assumption in the card).

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, model_inputs
-from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, LiveSettings, check_inputs
+from edgeaffect.errors import InputError
 from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error
 
 _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16), "hop_length": Int(min=1),
@@ -32,8 +34,34 @@ PREPROCESSING = Table({"features": _FEATURES, "mfcc_mean": List(Num(), min_len=1
                       optional={"face_scale"})
 
 
+@dataclass(frozen=True)
+class AverLive(LiveSettings):
+    """The live demo's settings for AVER."""
+
+    segment_s: float = 0.5  # audio per sample: about one sixth of a RAVDESS clip, as in training
+    max_fps: float = 30.0  # cap on inferences per second
+    # Haar detection runs on a copy this wide (the box is scaled back and the crop taken from
+    # the full frame): 4x fewer pixels at 640x480, the largest share of the demo's latency.
+    detect_width: int = 320
+    # Face tracking: each frame follows the last face (the cascade in a window around it,
+    # faces 0.75x to 1.33x its size); every `detect_every`-th frame also searches for a
+    # larger face (the largest face wins, as in the full search); a lost track gets the full
+    # search at once. 1: the full search on every frame, no tracking. `edgeaffect bench-demo`
+    # measures the live label's accuracy both ways (edgeaffect/families/aver/README.md).
+    detect_every: int = 6
+
+    def __post_init__(self):
+        if self.detect_every < 1 or self.detect_width < 16 or self.segment_s <= 0 or self.max_fps <= 0:
+            raise InputError(f"live settings out of range: {self} (detect_every >= 1, detect_width >= 16, "
+                             "segment_s and max_fps above 0)")
+
+
 class AverAdapter(DeviceAdapter):
     needs_video = True
+    live_settings = AverLive
+    live_stages = ("face", "features")
+    live_reported = {"no face": "without a face"}
+    live_reference = ("detect_every", 1)  # the full face search on every frame
 
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
@@ -82,13 +110,22 @@ class AverAdapter(DeviceAdapter):
         ref.features = replace(self.features, face=replace(self.features.face, search="exhaustive"))
         return ref
 
-    def live_rate(self, config) -> float:
-        return config.max_fps
+    def live_rate(self, settings: AverLive) -> float:
+        return settings.max_fps
 
-    def live_input(self, frame, audio, config) -> LiveInput:
+    def live_counters(self) -> dict[str, int]:
+        return {"searches": self._tracker.detections if self._tracker is not None else 0}
+
+    @classmethod
+    def demo_video(cls, folder: Path, seconds: float, fps: int = 30) -> Path:
+        from edgeaffect.families.aver.demo_media import astronaut_video
+
+        return astronaut_video(folder, seconds, fps)
+
+    def live_input(self, frame, audio, config: AverLive) -> LiveInput:
         """The newest frame's face (detected on a downscaled copy) and the MFCCs of the last
         ``config.segment_s`` of audio: one of the six samples a clip gives."""
-        from edgeaffect.features import faces as F
+        import edgeaffect.families.aver.faces as F
         from edgeaffect.features.mfcc import mfcc
 
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.features import faces as F
+import edgeaffect.families.aver.faces as F
 
 
 def box_iou(a, b) -> float:
@@ -90,7 +90,7 @@ def sweep(bundle: Path, clips: list[Path], settings: list[tuple[float, float]], 
 
 def _label(model, grays, boxes, mfcc):
     """The bundle's label from these boxes' crops (as ``AverAdapter.inputs`` makes them)."""
-    from edgeaffect.errors import NoFaceError
+    from edgeaffect.families.aver.faces import NoFaceError
     from edgeaffect.families.aver.features import crops_from_boxes, model_inputs
 
     adapter = model.adapter

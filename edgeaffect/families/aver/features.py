@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgeaffect.errors import MediaError, NoFaceError
-from edgeaffect.features import faces as _faces
+import edgeaffect.families.aver.faces as _faces
+from edgeaffect.errors import MediaError
+from edgeaffect.families.aver.faces import NoFaceError
 from edgeaffect.features.mfcc import MfccConfig
 from edgeaffect.features.mfcc import mfcc as mfcc_numpy
 

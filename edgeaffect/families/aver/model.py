@@ -4,7 +4,7 @@ Face branch: three 3x3 convs (16, 32, 64), valid padding, stride 1, ReLU, 2x2 ma
 pooling after each, dropout after the last. Audio branch: two 1D convs (16, 32),
 kernel 5, ReLU, max pooling 2 after each, dropout after the second. Both flattened,
 concatenated, Dense(16 or 14) + ReLU, dropout, Dense(8 or 7) softmax.
-See ``models/aver/README.md`` for every choice the paper leaves open.
+See ``edgeaffect/families/aver/README.md`` for every choice the paper leaves open.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from edgeaffect.families.aver.ravdess import EMOTIONS as RAVDESS_EMOTIONS
 from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = "Ding, Tang, Lu. Lightweight spatio-temporal CNN for audio-visual emotion recognition. IEEE TAC 2025"
@@ -90,32 +91,27 @@ def build_aver(c: AverConfig):
     return k.Model(inputs={"face": face_in, "mfcc": mfcc_in}, outputs=out, name="aver")
 
 
-def _spec(name: str, config: AverConfig, labels: tuple, dataset: str, table_v: dict) -> ModelSpec:
+def _spec(name: str, config: AverConfig, labels: tuple, dataset: str) -> ModelSpec:
     return ModelSpec(
         name=name, family="aver", paper=PAPER, task=f"emotion classification ({len(labels)} classes, {dataset})",
         labels=labels,
         inputs={"face": (config.face_size, config.face_size, 1), "mfcc": (config.n_mfcc, 1)},
         config=config, build=build_aver, cost=aver_cost,
-        paper_figures={"source": "Table V", **table_v},
+        paper_figures=paper_figures(__package__, name),  # Table V and each corpus's accuracy: paper.toml
     )
-
-
-_TABLE_V = {"params_m": 0.06, "gflops": 0.014, "memory_mb_fp32": 0.93}
 
 
 @register_model
 def aver_ravdess() -> ModelSpec:
-    return _spec("aver-ravdess", AverConfig(8, 16, 0.4, augment=True), RAVDESS_EMOTIONS, "RAVDESS",
-                 {**_TABLE_V, "accuracy_pct": 95.89, "cpu_ms": 200, "cpu": "Intel Core i5-12500H"})
+    return _spec("aver-ravdess", AverConfig(8, 16, 0.4, augment=True), RAVDESS_EMOTIONS, "RAVDESS")
 
 
 @register_model
 def aver_mead() -> ModelSpec:
     labels = ("neutral", "angry", "contempt", "disgusted", "fear", "happy", "sad", "surprised")
-    return _spec("aver-mead", AverConfig(8, 16, 0.3), labels, "MEAD", {**_TABLE_V, "accuracy_pct": 98.57})
+    return _spec("aver-mead", AverConfig(8, 16, 0.3), labels, "MEAD")
 
 
 @register_model
 def aver_savee() -> ModelSpec:
-    return _spec("aver-savee", AverConfig(7, 14, 0.5), SAVEE_EMOTIONS, "SAVEE",
-                 {**_TABLE_V, "accuracy_pct": 97.57, "cpu_ms": 188, "cpu": "Intel Core i5-12500H"})
+    return _spec("aver-savee", AverConfig(7, 14, 0.5), SAVEE_EMOTIONS, "SAVEE")

@@ -306,7 +306,7 @@ def generate_savee(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), p
 
 
 def generate_mead(root: str | Path, cfg: SyntheticConfig = SyntheticConfig(), progress=None) -> list[Path]:
-    """A MEAD-layout corpus (the layout assumed in models/aver/README.md): per actor
+    """A MEAD-layout corpus (the layout assumed in edgeaffect/families/aver/README.md): per actor
     ``M0NN`` / ``W0NN``, ``video/front/<emotion>/level_<n>/0NN.mp4`` with the audio inside,
     neutral at level 1 only, other emotions at levels 1 and 2, ``statements * repetitions``
     clips per level. Synthetic: never a paper result."""

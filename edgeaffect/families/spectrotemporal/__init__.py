@@ -21,7 +21,7 @@ from edgeaffect.families.spectrotemporal.model import ABLATIONS, BANDS
 # (measured on two runs of `make demo-depression`, XNNPACK, against the Keras model it came
 # from: p95 |diff| 0.77 BDI-II points on one, 7.6 on the next; post-training int8 from the
 # float model 8.0 on the second), while ONNX Q/DQ of the same models holds (p95 0.17 / 1.76).
-# Written and measured in every export, never the default: see models/spectrotemporal/README.md.
+# Written and measured in every export, never the default: see edgeaffect/families/spectrotemporal/README.md.
 SEQUENCE_RECORDED_ONLY = {"tflite-int8": "TFLite full int8 of the transformer stage is unstable across training "
                                         "runs (p95 |diff| 0.8 to 8 BDI-II points measured); ONNX Q/DQ holds"}
 
@@ -37,6 +37,7 @@ class SpectrotemporalFamily(Family):
                                "vlnep_std": List(Num(above=0), min_len=256, max_len=256)})}
     corpus_layouts = tuple(LAYOUTS)
     adapter = SpectroAdapter
+    demo_folder, demo_make = "build/depression", "make demo-depression"
 
     ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the whole network"
                  for name, change in ABLATIONS.items()}

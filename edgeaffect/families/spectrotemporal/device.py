@@ -134,5 +134,5 @@ class SpectroAdapter(DeviceAdapter):
                 x = {"segment": np.stack([p for _, p, _ in self._live]),
                      "vlnep": np.stack([v for _, _, v in self._live]),
                      "segment_id": np.asarray([k for k, _, _ in self._live], np.int64)}
-                return LiveInput(x, "ok", rms, {"face": 0.0, "features": (time.perf_counter() - t0) * 1e3})
-        return LiveInput(None, status, rms, {"face": 0.0, "features": (time.perf_counter() - t0) * 1e3})
+                return LiveInput(x, "ok", rms, {"features": (time.perf_counter() - t0) * 1e3})
+        return LiveInput(None, status, rms, {"features": (time.perf_counter() - t0) * 1e3})

@@ -11,7 +11,7 @@ encoder layers (MHA + two-layer FFN, residual + LayerNorm), attention aggregatio
 (Eqs. 12-14). Concatenate, dropout 0.2, Dense 128, Dense 1.
 
 Every value the paper leaves open is a ``SpectroNetConfig`` field; the defaults and why
-are in ``models/spectrotemporal/README.md``.
+are in ``edgeaffect/families/spectrotemporal/README.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from edgeaffect.families.spectrotemporal.features import SpectroConfig
 from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Jabbar, Uddin, Joolee, Nasridinov. Deep spectrotemporal network based depression severity "
@@ -480,23 +481,22 @@ def _transformer_cost(c: SpectroNetConfig, name: str, width: int) -> list[LayerC
 
 # --- variants ---
 
-def _spec(name: str, c: SpectroNetConfig, corpus: str, table4: dict) -> ModelSpec:
+def _spec(name: str, c: SpectroNetConfig, corpus: str) -> ModelSpec:
     s, (h, w) = c.segments, c.image
     return ModelSpec(name=name, family="spectrotemporal", paper=PAPER, task=f"BDI-II regression (0-63, {corpus})",
                      labels=("BDI-II",), inputs={"spectrogram": (s, h, w, 3), "vlnep": (s, 256)}, config=c,
                      build=build_spectronet, cost=spectronet_cost,
-                     paper_figures={"source": "Table 4 and the text (Sec. Experiments)", **table4,
-                                    "params_m": 15.1, "gflops": 4.8})
+                     paper_figures=paper_figures(__package__, name))  # Table 4 and the text: paper.toml
 
 
 @register_model
 def spectrotemporal_avec2013() -> ModelSpec:
-    return _spec("spectrotemporal-avec2013", SpectroNetConfig(), "AVEC2013", {"mae": 5.860, "rmse": 7.109})
+    return _spec("spectrotemporal-avec2013", SpectroNetConfig(), "AVEC2013")
 
 
 @register_model
 def spectrotemporal_avec2014() -> ModelSpec:
-    return _spec("spectrotemporal-avec2014", SpectroNetConfig(), "AVEC2014", {"mae": 5.78, "rmse": 6.918})
+    return _spec("spectrotemporal-avec2014", SpectroNetConfig(), "AVEC2014")
 
 
 def tiny_config(**kw) -> SpectroNetConfig:
@@ -510,4 +510,4 @@ def tiny_config(**kw) -> SpectroNetConfig:
 
 @register_model
 def spectrotemporal_tiny() -> ModelSpec:
-    return _spec("spectrotemporal-tiny", tiny_config(), "tests and demos; not the paper's size", {})
+    return _spec("spectrotemporal-tiny", tiny_config(), "tests and demos; not the paper's size")

@@ -27,6 +27,7 @@ class SpeechNetFamily(Family):
                                             choices=tuple(MARGINS))}
     corpus_layouts = tuple(CORPORA)
     adapter = SpeechAdapter
+    demo_folder, demo_make = "build/speechnet", "make demo-speech"
 
     def check_options(self, options: dict) -> None:
         from edgeaffect._optional import lookup

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeaffect.errors import InputError, MediaError
-from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, LiveSettings, check_inputs
 from edgeaffect.families.speechnet.features import FusionConfig, fusion_features, model_input
 from edgeaffect.schema import Int, List, Num, Str, Table, Tuple, check, field_error, show
 
@@ -28,8 +29,22 @@ PREPROCESSING = Table({"features": _FEATURES, "mean": List(Num(), min_len=1), "s
                        "max_frames": Int(min=1, max=100000)})
 
 
+@dataclass(frozen=True)
+class SpeechLive(LiveSettings):
+    """The live demo's settings for SpeechNet: the last few seconds of audio per result, a
+    few results per second (the window moves by 1 / rate_hz)."""
+
+    window_s: float = 3.0
+    rate_hz: float = 4.0
+
+    def __post_init__(self):
+        if self.window_s <= 0 or self.rate_hz <= 0:
+            raise InputError(f"live settings out of range: {self} (window_s and rate_hz above 0)")
+
+
 class SpeechAdapter(DeviceAdapter):
     needs_video = False
+    live_settings = SpeechLive
 
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
@@ -73,17 +88,17 @@ class SpeechAdapter(DeviceAdapter):
     def describe_inputs(self) -> str:
         return f"NumPy fusion features, {self.features.dim} per frame"
 
-    def live_rate(self, config) -> float:
-        return config.speech_rate_hz
+    def live_rate(self, settings: SpeechLive) -> float:
+        return settings.rate_hz
 
-    def live_input(self, frame, audio, config) -> LiveInput:
-        """The newest ``config.speech_window_s`` of audio, as one utterance."""
+    def live_input(self, frame, audio, settings: SpeechLive) -> LiveInput:
+        """The newest ``settings.window_s`` of audio, as one utterance."""
         t0 = time.perf_counter()
         sr = audio.ring.sample_rate
-        y = audio.ring.latest(int(sr * config.speech_window_s))
+        y = audio.ring.latest(int(sr * settings.window_s))
         rms = float(np.sqrt(np.mean(y ** 2))) if y.size else 0.0
         try:
             x, status = self.inputs((y, sr)), "ok"
         except MediaError as exc:  # silent, clipped or too little audio yet: an event, not a crash
             x, status = None, str(exc).split(":")[0].split(" (")[0]
-        return LiveInput(x, status, rms, {"face": 0.0, "features": (time.perf_counter() - t0) * 1e3})
+        return LiveInput(x, status, rms, {"features": (time.perf_counter() - t0) * 1e3})

@@ -4,7 +4,7 @@ The paper (Sec. 4.2) lists MFCC (with the deltas of Eq. 17), zero-crossing rate,
 chroma, spectral contrast, centroid, roll-off (0.85), bandwidth, tonnetz and pitch, and
 says they make 107 dimensions without the breakdown. The composition is therefore a
 config (``FusionConfig.composition``) that must sum to 107; the default is our
-reconstruction, written in ``models/speechnet/README.md``.
+reconstruction, written in ``edgeaffect/families/speechnet/README.md``.
 
 Every block follows librosa's definition with the same frames (centred, zero padding,
 periodic Hann window), so ``features/fusion_librosa.py`` (the training side) and this

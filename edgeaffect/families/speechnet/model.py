@@ -9,7 +9,7 @@ one 16-dim capsule per class; the output is each class capsule's length, in [0, 
 
 Every module the paper ablates (Table 2) has a switch in ``SpeechNetConfig``; what the
 paper leaves open has a config value with the default documented in
-``models/speechnet/README.md``.
+``edgeaffect/families/speechnet/README.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from functools import lru_cache
 from edgeaffect.families.speechnet.corpora import CORPORA
 from edgeaffect.families.speechnet.features import FusionConfig
 from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Zhang, Pang et al. Pre-attentive speech signal processing with adaptive routing for emotion "
@@ -276,7 +277,7 @@ def build_speechnet(c: SpeechNetConfig):
 # --- registered variants, one per corpus ---
 
 
-def _spec(corpus: str, dataset: str, extra: dict) -> ModelSpec:
+def _spec(corpus: str, dataset: str) -> ModelSpec:
     labels = CORPORA[corpus].labels
     config = SpeechNetConfig(n_classes=len(labels))
     return ModelSpec(
@@ -284,31 +285,30 @@ def _spec(corpus: str, dataset: str, extra: dict) -> ModelSpec:
         task=f"speech emotion classification ({len(labels)} classes, {dataset})", labels=labels,
         inputs={"features": (config.max_frames, config.features.dim)}, config=config, build=build_speechnet,
         cost=speechnet_cost,
-        paper_figures={"source": "Sec. 6 (cost), Table 3 (accuracy, 10 runs), Table 4 (PLR, PCLR)",
-                       "params_m": 8.3, "gflops": 0.0095, "gpu_ms": 3.6, "gpu": "NVIDIA RTX 3080 Ti", **extra},
+        paper_figures=paper_figures(__package__, f"speechnet-{corpus}"),  # Sec. 6, Tables 3 and 4: paper.toml
     )
 
 
 @register_model
 def speechnet_emodb() -> ModelSpec:
-    return _spec("emodb", "EmoDB", {"accuracy_pct": 87.66, "plr_pct": 91.59, "pclr_pct": 83.18})
+    return _spec("emodb", "EmoDB")
 
 
 @register_model
 def speechnet_savee() -> ModelSpec:
-    return _spec("savee", "SAVEE", {"accuracy_pct": 70.21, "plr_pct": 81.25, "pclr_pct": 63.54})
+    return _spec("savee", "SAVEE")
 
 
 @register_model
 def speechnet_iemocap() -> ModelSpec:
-    return _spec("iemocap", "IEMOCAP (4 classes)", {"accuracy_pct": 67.08})
+    return _spec("iemocap", "IEMOCAP (4 classes)")
 
 
 @register_model
 def speechnet_ravdess() -> ModelSpec:
-    return _spec("ravdess", "RAVDESS speech (not in the paper)", {})
+    return _spec("ravdess", "RAVDESS speech (not in the paper)")
 
 
 @register_model
 def speechnet_crema_d() -> ModelSpec:
-    return _spec("crema-d", "CREMA-D (not in the paper)", {})
+    return _spec("crema-d", "CREMA-D (not in the paper)")

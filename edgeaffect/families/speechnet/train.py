@@ -29,7 +29,7 @@ from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.contract import ModelSpec, get_model
 from edgeaffect.families.speechnet.model import SpeechNetConfig, ablate
 from edgeaffect.train import distribute
-from edgeaffect.train.losses import balanced_class_weights, balanced_margin_loss
+from edgeaffect.families.speechnet.losses import balanced_class_weights, balanced_margin_loss
 from edgeaffect.contract.metrics import classification_report, save_report
 from edgeaffect.train.resume import fit, write_split
 from edgeaffect.train.runs import Run

@@ -17,7 +17,7 @@ from edgeaffect.families.wav2vec2.device import DetectorAdapter
 from edgeaffect.families.wav2vec2.model import ABLATIONS
 
 
-# Backbone formats whose verification is recorded, not gating (models/wav2vec2/README.md,
+# Backbone formats whose verification is recorded, not gating (edgeaffect/families/wav2vec2/README.md,
 # "Deployment"). Post-training full int8 (calibrated, per-tensor activations) of the
 # backbone moves the detector's probability by more than the int8 bound even on the tiny
 # random backbone (measured: p95 |diff| 0.40 on the tiny detector, decisions still
@@ -28,7 +28,7 @@ _PTQ = ("post-training full int8 of wav2vec 2.0 (calibrated per-tensor activatio
         "MatMuls only) or a float backbone format")
 BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ, "onnx-int8-trt": _PTQ}
 # The int8 scheme that holds for the backbone: ONNX Runtime dynamic int8 of the transformer's
-# MatMuls, the conv feature encoder float (edgeaffect/export/onnx_dynamic.py).
+# MatMuls, the conv feature encoder float (edgeaffect/export/formats/onnx_dynamic.py).
 BACKBONE_INT8 = "onnx-dyn-int8"
 
 

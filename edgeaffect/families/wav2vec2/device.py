@@ -196,7 +196,7 @@ class DetectorAdapter(DeviceAdapter):
             added = True
         recent = ring.latest(min(seg, ring.capacity))
         rms = float(np.sqrt(np.mean(recent ** 2))) if recent.size else 0.0
-        ms = {"face": 0.0, "features": (time.perf_counter() - t0) * 1e3}
+        ms = {"features": (time.perf_counter() - t0) * 1e3}
         if added and len(self._live) >= self.live_segments:
             x = {"audio": np.stack([a for _, a in self._live]),
                  "segment_id": np.asarray([k for k, _ in self._live], np.int64)}

@@ -11,7 +11,7 @@ Participant model (Fig. 3): LSTM over the segment vectors (Eq. 5), scaled dot-pr
 self-attention (Eq. 6), the sum of its outputs over the segments, Dense -> p(depressed).
 
 Every value the paper leaves open is a ``DetectorConfig`` field; the defaults and why are
-in ``models/wav2vec2/README.md``. TensorFlow is imported inside functions only.
+in ``edgeaffect/families/wav2vec2/README.md``. TensorFlow is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, frame_count
 from edgeaffect.contract.cost import LayerCost, conv, dense
+from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
 
 PAPER = ("Zhang, Jiang, Wei et al. Speech-based depression detection using wav2vec 2.0 features, 1D-CNN, "
@@ -337,34 +338,29 @@ def head_cost(c: DetectorConfig) -> list[LayerCost]:
     return rows
 
 
-def _spec(name: str, c: DetectorConfig, task: str, figures: dict) -> ModelSpec:
+def _spec(name: str, c: DetectorConfig, task: str) -> ModelSpec:
     return ModelSpec(name=name, family="wav2vec2", paper=PAPER, task=task, labels=LABELS,
                      inputs={"features": (c.max_segments, c.frames, c.hidden), "segment_mask": (c.max_segments,)},
-                     config=c, build=build_head, cost=head_cost, paper_figures=figures)
-
-
-PAPER_DAIC = {"source": "Tables 1 and 3 (DAIC-WOZ development split)", "precision": 84.49, "recall": 76.99,
-              "f1": 79.00, "backbone": "wav2vec2-large, all layers fine-tuned"}
+                     config=c, build=build_head, cost=head_cost,
+                     paper_figures=paper_figures(__package__, name))  # Tables 1-3: paper.toml
 
 
 @register_model
 def wav2vec2_daicwoz() -> ModelSpec:
     return _spec("wav2vec2-daicwoz", DetectorConfig(), "depressed / not (PHQ-8 >= 10) per participant, DAIC-WOZ; "
-                 "wav2vec 2.0 base", {"source": "Table 3 (DAIC-WOZ development split)", "precision": 88.33,
-                                      "recall": 70.83, "f1": 72.81, "backbone": "wav2vec2-base, all layers fine-tuned"})
+                 "wav2vec 2.0 base")
 
 
 @register_model
 def wav2vec2_large_daicwoz() -> ModelSpec:
     return _spec("wav2vec2-large-daicwoz", DetectorConfig(backbone=dict(LARGE)),
-                 "depressed / not (PHQ-8 >= 10) per participant, DAIC-WOZ; wav2vec 2.0 large", PAPER_DAIC)
+                 "depressed / not (PHQ-8 >= 10) per participant, DAIC-WOZ; wav2vec 2.0 large")
 
 
 @register_model
 def wav2vec2_large_cmdc() -> ModelSpec:
     return _spec("wav2vec2-large-cmdc", DetectorConfig(backbone=dict(LARGE)),
-                 "depressed / not per participant, CMDC (layout assumed); wav2vec 2.0 large",
-                 {"source": "Table 2 (CMDC)", "precision": 94.83, "recall": 88.33, "f1": 90.53})
+                 "depressed / not per participant, CMDC (layout assumed); wav2vec 2.0 large")
 
 
 def tiny_config(**kw) -> DetectorConfig:
@@ -377,4 +373,4 @@ def tiny_config(**kw) -> DetectorConfig:
 @register_model
 def wav2vec2_tiny() -> ModelSpec:
     return _spec("wav2vec2-tiny", tiny_config(), "depressed / not per participant; tests and demos, not the "
-                 "paper's size", {})
+                 "paper's size")

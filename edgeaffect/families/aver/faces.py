@@ -27,9 +27,13 @@ from functools import lru_cache
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.errors import MissingDependencyError
+from edgeaffect.errors import MediaError, MissingDependencyError
 
 Box = tuple[int, int, int, int]
+
+
+class NoFaceError(MediaError):
+    """No face was found where one is needed."""
 
 
 @dataclass(frozen=True)
