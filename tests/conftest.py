@@ -90,3 +90,27 @@ def speech_export(speech_run, speech_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("speech-export") / "speechnet"
     export_run(speech_run, speech_dataset, out, qat_epochs=5)
     return out
+
+
+# --- the AVER device bundles (Raspberry Pi 5, Jetson Orin Nano): the target tests and the
+# wheel's device installs run the same two. ---
+
+@pytest.fixture(scope="session")
+def rpi_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "rpi5"
+    export_run(trained_run, dataset, out, target=get_target("rpi5"), options={"threads": 4}, qat_epochs=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def jetson_bundle(trained_run, dataset, tmp_path_factory):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.export.targets import get_target
+
+    out = tmp_path_factory.mktemp("bundles") / "orin"
+    export_run(trained_run, dataset, out, target=get_target("jetson-orin-nano"), options={"precision": "int8"},
+               qat_epochs=3)
+    return out

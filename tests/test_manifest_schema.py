@@ -137,6 +137,9 @@ AVER_CASES = [
     ("labels-numbers", _set("labels", [1, 2, 3, 4, 5, 6, 7, 8]), "'labels[0]'"),
     ("labels-repeated", _set("labels", ["a"] * 8), "'labels' must be a list without repeated items"),
     ("labels-vs-output", _set("labels", ["a", "b"]), "'output.shape' must be one score per label"),
+    # No default family: a manifest from before manifests named one is refused, with the fix.
+    ("missing-family", _drop("family"), "missing 'family'"),
+    ("missing-family-says-re-export", _drop("family"), "re-export it with `edgeaffect export`"),
     ("family-unknown", _set("family", "avr"), "unknown model family 'avr'"),
     ("family-number", _set("family", 1), "'family'"),
     ("task-number", _set("task", 7), "'task'"),

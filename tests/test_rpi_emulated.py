@@ -54,9 +54,9 @@ def install_in_userland(rootfs, work_rel: str, wheel: str) -> None:
 
 
 def build_wheel(work) -> str:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
-    return next(work.glob("edgeaffect-*.whl")).name
+    from tests.test_wheel import build_wheel as clean_wheel  # the wheel of a clean copy of the tree
+
+    return clean_wheel(work).name
 
 
 def probe_on_pi_and_host(rootfs, work_rel: str, dev: str, clip: str) -> tuple[dict, dict, str]:

@@ -86,7 +86,7 @@ def test_each_stage_is_its_own_verified_export(staged):
     assert [s["name"] for s in manifest["stages"]] == ["encoder", "head"]
     assert manifest["formats"] == list(DEFAULT_FORMATS) and "files" not in manifest
     for s in manifest["stages"]:
-        stage = open_bundle(root / "export" / s["folder"])  # a complete export: schema and checksums
+        stage = open_bundle(root / "export" / s["folder"]).manifest  # a complete export: schema and checksums
         assert stage["stage"] == s["name"] and set(stage["files"]) == set(DEFAULT_FORMATS)
         assert all(v["passed"] or not v["gating"] for v in stage["verification"])
     # The encoder has no targets of its own: its int8 files are post-training; the head takes QAT.
@@ -136,7 +136,7 @@ def test_a_changed_stage_file_is_refused(staged, tmp_path):
 
 
 def test_a_stage_folder_outside_the_bundle_is_refused(staged, tmp_path):
-    from edgeaffect.device.bundle import read_manifest
+    from edgeaffect.device.bundle import read_bundle
 
     root, _, _ = staged
     copy = tmp_path / "bundle"
@@ -145,7 +145,7 @@ def test_a_stage_folder_outside_the_bundle_is_refused(staged, tmp_path):
     m["stages"][0]["folder"] = "../encoder"
     (copy / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(InputError, match="stages"):
-        read_manifest(copy)
+        read_bundle(copy)
 
 
 def test_bench_times_every_stage_file(staged):
@@ -155,3 +155,43 @@ def test_bench_times_every_stage_file(staged):
     rows = bench_exports([root / "export"], budget_s=0.05)
     assert {r["model"] for r in rows} == {"toy-tones-staged/encoder", "toy-tones-staged/head"}
     assert all(r["status"] == "ok" and r["p50_ms"] > 0 for r in rows)
+
+
+def test_a_stage_folder_runs_as_that_stage_where_that_makes_sense(staged):
+    from typer.testing import CliRunner
+
+    from edgeaffect.cli import app
+    from edgeaffect.measure.bench import bench_exports
+    from edgeaffect.measure.profile import profile
+
+    root, _, _ = staged
+    head = root / "export" / "head"
+    r = CliRunner().invoke(app, ["verify", str(head)])
+    assert r.exit_code == 0 and "5 files, all checksums match" in r.output, r.output  # one file per format
+    rows = bench_exports([head], budget_s=0.05)
+    assert {r["model"] for r in rows} == {"toy-tones-staged/head"} and all(r["status"] == "ok" for r in rows)
+    assert profile(head, budget_s=0.05, warmup=1, op_profile=False)["p50_ms"] > 0
+
+
+def _refused_line(*args) -> str:
+    """The command run in this process (the toy family is registered only here): the one line
+    ``main`` prints for it, after checking it is an input error (exit 2) of one line."""
+    from edgeaffect.cli import app
+
+    with pytest.raises(InputError) as exc:
+        app([str(a) for a in args], standalone_mode=False)
+    assert exc.value.exit_code == 2 and "\n" not in str(exc.value), str(exc.value)
+    return f"error: {exc.value}"
+
+
+def test_a_stage_folder_where_the_whole_model_must_run_is_one_line(staged, tmp_path):
+    root, _, _ = staged
+    wav = sorted((root / "corpus").glob("tone-*.wav"))[0]
+    stage = root / "export" / "encoder"
+    line = _refused_line("predict", wav, "--model", stage)
+    assert line == f"error: {stage} is one stage of the bundle at {(root / 'export').resolve()}; give that folder"
+    # A stage folder copied away from its bundle: the line says what to give instead.
+    alone = shutil.copytree(stage, tmp_path / "encoder")
+    assert "is one stage ('encoder') of a staged bundle" in _refused_line("predict", wav, "--model", alone)
+    # The whole staged bundle where one model file is expected: which stage is for the caller to say.
+    assert "is a staged bundle: profile one stage's folder" in _refused_line("profile", root / "export")

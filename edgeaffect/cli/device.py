@@ -18,13 +18,10 @@ app = typer.Typer()
 @app.command("verify", rich_help_panel=DEVICE)
 def verify_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder.")]):
     """Check a bundle on the device: manifest version and every file's SHA-256."""
-    from edgeaffect.device.bundle import read_manifest, verify_checksums
+    from edgeaffect.device.bundle import verify_bundle
 
-    manifest = read_manifest(bundle)
-    n = verify_checksums(bundle, manifest)
-    for stage in manifest.get("stages") or []:  # a staged export: each stage folder is an export
-        folder = bundle / stage["folder"]
-        n += verify_checksums(folder, read_manifest(folder))
+    checked, n = verify_bundle(bundle)  # each stage's files too; a stage's folder verifies as that stage
+    manifest = checked.manifest
     target = (manifest.get("target") or {}).get("key", "none")
     typer.echo(f"{bundle}: {manifest['model']} (edgeaffect {manifest['toolkit_version']}, target {target}): "
                f"{n} files, all checksums match")
@@ -39,7 +36,7 @@ def build_engine_cmd(bundle: Annotated[Path, typer.Argument(help="A Jetson bundl
     from edgeaffect.export.targets import PRECISIONS
     from edgeaffect.export.tensorrt import ONNX_FOR_PRECISION, build_engine
 
-    manifest = open_bundle(bundle)
+    manifest = open_bundle(bundle).manifest
     engine = (manifest.get("target") or {}).get("engine")
     if not engine:
         raise InputError(f"{bundle} is not a Jetson bundle: export it with --target jetson-orin-nano")

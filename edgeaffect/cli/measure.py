@@ -32,7 +32,8 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     import os
     from dataclasses import asdict
 
-    from edgeaffect.measure.bench import bench_exports, gate_rows, machine, remeasure, to_junit, to_markdown, to_text
+    from edgeaffect.machine import machine
+    from edgeaffect.measure.bench import bench_exports, gate_rows, remeasure, to_junit, to_markdown, to_text
     from edgeaffect.measure.budgets import DEFAULT_KEYS, check_budgets, load_budgets, regression_checks
     from edgeaffect.io import atomic_write_text
 
@@ -108,7 +109,8 @@ def bench_recordings_cmd(bundle: Annotated[Path, typer.Argument(help="An export 
     """p50 / p90 per recording: device-side features, inference per format, and both together."""
     from edgeaffect.device.predict import ExportedModel
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.bench import bench_recordings, machine
+    from edgeaffect.machine import machine
+    from edgeaffect.measure.bench import bench_recordings
 
     found = ExportedModel(bundle).family.recordings(data)
     files = found[:: max(1, len(found) // recordings)][:recordings]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeaffect import __version__
+from edgeaffect.contract import Family, get_family
 from edgeaffect.errors import InputError
 from edgeaffect.schema import SchemaError, Any, Int, List, Map, Nullable, OneOf, RelPath, Str, Table, check, field_error, show
 
@@ -33,7 +35,10 @@ MANIFEST = Table({
     "manifest_version": Int(min=1),
     "toolkit_version": VERSION,
     "model": Str(),
-    "family": Str(),
+    # Resolved once, when the manifest is read (``Bundle.family``); bundles from before
+    # manifests named it are refused.
+    "family": Str(what="the name of the model family that made it (an older bundle has none: "
+                       "re-export it with `edgeaffect export`)"),
     "task": OneOf(Str(), Table({"kind": Str(), "description": Str(empty=True)}, optional={"description"})),
     "labels": List(Str(), min_len=1, unique=True),
     "inputs": Map(Table({"shape": SHAPE, "dtype": Str()}, optional={"dtype"}), min_len=1),
@@ -49,8 +54,42 @@ MANIFEST = Table({
     "formats": List(Str(), min_len=1),
     "stage": Str(),  # in a stage's own manifest: which stage it is
     "verified_on": Str(),  # the machine the verification ran on (CPU, OS)
-}, optional={"family", "task", "inputs", "output", "files", "verification", "trained", "target", "checksums",
+}, optional={"task", "inputs", "output", "files", "verification", "trained", "target", "checksums",
              "stages", "formats", "stage", "verified_on"}, what="a JSON object")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """An export folder whose manifest checked out, and the model family it names: callers
+    ask the bundle for the family, never the manifest."""
+
+    folder: Path
+    manifest: dict
+    family: Family
+
+    @property
+    def stage(self) -> str | None:
+        """In a stage's own folder (of a staged export): which stage it is."""
+        return self.manifest.get("stage")
+
+    @property
+    def label(self) -> str:
+        return export_label(self.manifest)
+
+    def stage_folders(self) -> list[Path]:
+        """The folder of each stage of a staged export, in order (none otherwise)."""
+        return [self.folder / st["folder"] for st in self.manifest.get("stages") or []]
+
+    def require_whole(self) -> None:
+        """Refuse a stage's folder where the whole model must run (predict, demo): only the
+        bundle above it knows the stages before and after."""
+        if self.stage is None:
+            return
+        parent = self.folder.resolve().parent
+        if (parent / "manifest.json").is_file():
+            raise InputError(f"{self.folder} is one stage of the bundle at {parent}; give that folder")
+        raise InputError(f"{self.folder} is one stage ('{self.stage}') of a staged bundle; give the bundle's "
+                         "folder (the one whose manifest.json lists the stages)")
 
 
 def export_label(manifest: dict) -> str:
@@ -71,9 +110,10 @@ def _version_tuple(v: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in v.split(".")[:3])
 
 
-def read_manifest(folder: str | Path) -> dict:
-    """The manifest, checked field by field (and by the family for its preprocessing) before
-    anything uses it; every file it names must lie inside ``folder``."""
+def read_bundle(folder: str | Path) -> Bundle:
+    """The manifest, checked field by field (and by its family for the preprocessing) before
+    anything uses it, with that family; every file it names must lie inside ``folder``.
+    The checksums are ``verify_checksums``'s (``open_bundle`` does both)."""
     folder = Path(folder)
     path = folder / "manifest.json"
     if not path.is_file():
@@ -89,8 +129,9 @@ def read_manifest(folder: str | Path) -> dict:
     _check_consistent(manifest, source)
     for where, rel in manifest_files(manifest):
         contained(folder, rel, source, where)
-    _check_preprocessing(manifest, source)
-    return manifest
+    family = _family(manifest, source)
+    _check_preprocessing(family, manifest, source)
+    return Bundle(folder, manifest, family)
 
 
 def _refuse_constant(name: str):
@@ -156,12 +197,15 @@ def contained(folder: Path, rel: str, source: str, where: str) -> Path:
     return folder / rel
 
 
-def _check_preprocessing(manifest: dict, source: str) -> None:
-    from edgeaffect.contract import get_family
-
+def _family(manifest: dict, source: str) -> Family:
     try:
-        # Bundles made before families were recorded are all audio-visual.
-        family = get_family(manifest.get("family", "aver"))
+        return get_family(manifest["family"])
+    except InputError as exc:  # a family this install does not have
+        raise InputError(f"{source}: {exc}") from None
+
+
+def _check_preprocessing(family: Family, manifest: dict, source: str) -> None:
+    try:
         family.adapter.validate(manifest["preprocessing"], manifest)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
@@ -181,7 +225,18 @@ def verify_checksums(folder: str | Path, manifest: dict) -> int:
     return len(sums)
 
 
-def open_bundle(folder: str | Path) -> dict:
-    manifest = read_manifest(folder)
-    verify_checksums(folder, manifest)
-    return manifest
+def open_bundle(folder: str | Path) -> Bundle:
+    """A bundle ready to use: manifest checked, family resolved, every file's SHA-256 matched."""
+    bundle = read_bundle(folder)
+    verify_checksums(bundle.folder, bundle.manifest)
+    return bundle
+
+
+def verify_bundle(folder: str | Path) -> tuple[Bundle, int]:
+    """``edgeaffect verify``: the bundle and how many files matched, each stage's included
+    (a stage's own folder verifies as that stage)."""
+    bundle = read_bundle(folder)
+    n = verify_checksums(bundle.folder, bundle.manifest)
+    for stage in bundle.stage_folders():
+        n += verify_checksums(stage, read_bundle(stage).manifest)
+    return bundle, n

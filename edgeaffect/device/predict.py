@@ -11,7 +11,7 @@ import numpy as np
 from edgeaffect._optional import lookup
 from edgeaffect.device.bundle import open_bundle
 from edgeaffect.errors import InputError
-from edgeaffect.contract import Prediction, get_family
+from edgeaffect.contract import Prediction
 from edgeaffect.runtime import load_runner
 
 __all__ = ["ExportedModel", "Prediction"]
@@ -20,15 +20,18 @@ __all__ = ["ExportedModel", "Prediction"]
 class ExportedModel:
     """An export folder (``manifest.json`` + model files) ready to predict. A staged export
     (``stages`` in the manifest) holds one export folder per stage; the family's adapter
-    runs them in turn."""
+    runs them in turn; one stage's folder alone is refused (it cannot predict)."""
 
     def __init__(self, folder: str | Path, fmt: str | None = None, threads: int | None = None):
         self.folder = Path(folder)
-        self.manifest = open_bundle(self.folder)  # manifest version and every checksum, before any use
+        bundle = open_bundle(self.folder)  # manifest version and every checksum, before any use
+        bundle.require_whole()
+        self.manifest = bundle.manifest
+        self.family = bundle.family
         target = self.manifest.get("target") or {}
         if threads is None:
             threads = target.get("options", {}).get("threads")
-        self.stage_manifests = {s["name"]: open_bundle(self.folder / s["folder"])
+        self.stage_manifests = {s["name"]: open_bundle(self.folder / s["folder"]).manifest
                                 for s in self.manifest.get("stages") or []}
         if fmt == "engine":  # a TensorRT engine built on this device by `edgeaffect build-engine`
             self.format = "engine"
@@ -40,8 +43,6 @@ class ExportedModel:
                              for name, s, m in self._parts()}
         self._runners: dict = {}
         self.labels = list(self.manifest["labels"])
-        # Bundles made before families were recorded are all audio-visual.
-        self.family = get_family(self.manifest.get("family", "aver"))
         self.task = self.family.task
         self.adapter = self.family.device(self.manifest)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaffect.machine import machine  # noqa: F401  (the CLI imports it from here)
 from edgeaffect.measure.timing import measure
 
 
@@ -61,8 +60,7 @@ def export_folders(dirs):
     from edgeaffect.device.bundle import open_bundle
 
     for d in dirs:
-        manifest = open_bundle(d)
-        yield from (d / st["folder"] for st in manifest["stages"]) if "stages" in manifest else (d,)
+        yield from open_bundle(d).stage_folders() or (d,)
 
 
 def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data: Path | None = None,
@@ -81,12 +79,11 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
         if "labels" not in arrays:
             raise InputError(f"--data {data} has no 'labels' array (and one array per model input)")
     rows = []
-    from edgeaffect.device.bundle import export_label, open_bundle
-    from edgeaffect.contract import get_family
+    from edgeaffect.device.bundle import open_bundle
 
     for d in export_folders(map(Path, export_dirs)):
-        manifest = open_bundle(d)  # checked once per folder; profile() then opens the files directly
-        model = export_label(manifest)
+        bundle = open_bundle(d)  # checked once per folder; profile() then opens the files directly
+        manifest, model = bundle.manifest, bundle.label
         # The first entry per format: the kernels a device runs by default (XNNPACK on LiteRT).
         verified = {}
         for v in manifest.get("verification", []):
@@ -110,7 +107,7 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
             if arrays is not None:
                 from edgeaffect.runtime import load_runner
 
-                task = get_family(manifest.get("family", "aver")).task
+                task = bundle.family.task
                 row["metric_name"] = task.metric_name
                 row["accuracy"] = _metric(load_runner(path, entry["runtime"]), arrays, task)
                 row["accuracy_source"] = f"measured on {Path(data).name} ({len(arrays['labels'])} samples)"

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from edgeaffect.measure.bench import machine
+    from edgeaffect.machine import machine
 
     p = argparse.ArgumentParser(prog="python -m edgeaffect.measure.gate",
                                 description="The gate's interval width by block size: a file against a copy of itself.")

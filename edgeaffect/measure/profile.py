@@ -77,8 +77,12 @@ def open_artifact(path: Path, runtime: str | None, threads: int | None, fmt: str
             from edgeaffect._optional import lookup
             from edgeaffect.device.bundle import open_bundle
 
-            manifest = open_bundle(path)  # version and checksums, as every other reader of a bundle
-            entry = lookup("format in this export", fmt or next(iter(manifest["files"])), manifest["files"])
+            bundle = open_bundle(path)  # version and checksums, as every other reader of a bundle
+            if bundle.stage_folders():  # one file per stage: which one is for the caller to say
+                raise InputError(f"{path} is a staged bundle: profile one stage's folder "
+                                 f"({', '.join(str(f) for f in bundle.stage_folders())})")
+            files = bundle.manifest["files"]
+            entry = lookup("format in this export", fmt or next(iter(files)), files)
             path = path / entry["file"]
         else:
             raise InputError(f"{path} is a folder but neither a run (run.json) nor an export (manifest.json)")

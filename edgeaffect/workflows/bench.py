@@ -17,7 +17,8 @@ def bench_pipeline(work: Path, *, model: str | None = None, threads: int = 1, bu
     """p50 / p90 per format, Keras direct and one recording -> inputs, then clip -> label
     against the paper-literal preprocessing (interleaved); returns the JSON written."""
     from edgeaffect.io import atomic_write_text
-    from edgeaffect.measure.bench import bench_clip_to_label, bench_export, held_to_threads, machine
+    from edgeaffect.machine import machine
+    from edgeaffect.measure.bench import bench_clip_to_label, bench_export, held_to_threads
     from edgeaffect.train.runs import load_run
 
     if not (work / "export" / "manifest.json").exists():
