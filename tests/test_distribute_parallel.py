@@ -12,11 +12,13 @@ from tests.test_cli import cli
 
 @pytest.mark.slow
 def test_parallel_seeds_give_the_sequential_table(corpus, dataset, tmp_path):
-    from edgeaffect.families.aver.dataset import _cache_key, find_clips, save_dataset
-    from edgeaffect.families.aver.features import AverFeatureConfig
     from edgeaffect.contract import get_model
+    from edgeaffect.families.aver.corpora import find_av_clips
+    from edgeaffect.families.aver.dataset import _cache_key, save_dataset
+    from edgeaffect.families.aver.features import AverFeatureConfig
+    from edgeaffect.families.aver.ravdess import EMOTIONS
 
-    key = _cache_key(find_clips(corpus), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)
+    key = _cache_key(find_av_clips(corpus, EMOTIONS), AverFeatureConfig(), get_model("aver-ravdess").config.time_stretch_rate)
     tables = {}
     for mode, extra in (("sequential", []), ("parallel", ["--parallel", "2"])):
         out = tmp_path / mode
