@@ -29,7 +29,7 @@ def test_settings_change_by_name_and_keep_their_types():
 
 
 @pytest.mark.parametrize("pair, fragment", [("no_such=1", "--set takes key=value"), ("detect_every", "key=value"),
-                                            ("detect_every=six", "not a int"), ("detect_every=0", "out of range")])
+                                            ("detect_every=six", "detect_every must be a whole number"), ("detect_every=0", "out of range")])
 def test_bad_settings_are_one_input_error(pair, fragment):
     with pytest.raises(InputError, match=fragment):
         with_settings(DemoConfig(), _adapter("aver"), [pair])

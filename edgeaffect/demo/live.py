@@ -58,7 +58,8 @@ def _typed(text: str, default, key: str):
             return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
         return type(default)(text)
     except (KeyError, ValueError):
-        raise InputError(f"--set {key}={text}: not a {type(default).__name__}") from None
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "text")
+        raise InputError(f"--set {key}={text}: {key} must be {kind}") from None
 
 
 LATENCY_SAMPLE = 20000
