@@ -137,7 +137,7 @@ def test_the_wheel_holds_every_file_of_the_package(wheel):
     assert not missing, f"not in the wheel (extend [tool.setuptools.package-data] in pyproject.toml): {missing}"
     data = {f for f in package_files() if not f.endswith(".py")}
     assert {"edgeaffect/export/targets.toml", "edgeaffect/export/tensorrt_onnx_ops.toml",
-            "edgeaffect/roofline/data/devices.toml", "edgeaffect/roofline/data/papers.toml"} <= data
+            "edgeaffect/roofline/data/devices.toml", "edgeaffect/families/aver/paper.toml"} <= data
 
 
 @pytest.mark.parametrize("which", ["rpi_install", "jetson_install"])
