@@ -7,12 +7,15 @@ the next write of the same file or folder removes the leftovers of writers that 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from edgeaffect.errors import InputError
 
 
 def _umask() -> int:
@@ -119,3 +122,15 @@ def atomic_dir(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_json(path: str | os.PathLike, missing: str, fix: str):
+    """A JSON file's content, or one line: ``missing`` when there is no file, else that it
+    is not valid JSON, with ``fix`` (what to run instead)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(missing)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); {fix}") from None

@@ -172,16 +172,27 @@ class TrainOption:
 
     def parse(self, name: str, text: str):
         """The value the family's ``train`` receives for the command line's ``text``."""
-        if self.is_flag:
-            value = {"true": True, "false": False, "1": True, "0": False}.get(text.strip().lower())
-            if value is None:
-                raise InputError(f"--{name.replace('_', '-')} is a flag: true or false, given '{text}'")
-            return value
+        flag = f"--{name.replace('_', '-')}"
         if self.choices and text not in self.choices:
             from edgeaffect._optional import lookup
 
-            lookup(f"--{name.replace('_', '-')}", text, dict.fromkeys(self.choices))
-        return str(text)
+            lookup(flag, text, dict.fromkeys(self.choices))
+        return typed_value(text, bool if self.is_flag else str, flag)
+
+
+_TRUTH = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def typed_value(text: str, kind: type, what: str):
+    """``text`` from a command line read as ``kind`` (bool, int, float; anything else stays
+    text): one reading for train options and live settings, one line when it does not fit."""
+    try:
+        if kind is bool:
+            return _TRUTH[text.strip().lower()]
+        return kind(text) if kind in (int, float) else str(text)
+    except (KeyError, ValueError):
+        raise InputError(f"{what} must be {_TYPE_WORDS[kind]}, given '{text}'") from None
 
 
 @dataclass(frozen=True)

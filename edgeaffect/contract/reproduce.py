@@ -21,10 +21,10 @@ rate over runs (GLR ... PCLR) has one value.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgeaffect.errors import InputError
+from edgeaffect.io import read_json
 from edgeaffect.schema import Bool, Int, List, Nullable, Num, OneOf, Str, Table, check
 
 KIND, VERSION = "edgeaffect-reproduce", 1
@@ -80,10 +80,6 @@ def load_result(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "reproduce.json"
-    if not path.is_file():
-        raise InputError(f"no reproduce result at {path}; run `edgeaffect reproduce PAPER --data CORPUS --out DIR`")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); run `edgeaffect reproduce` again") from None
+    doc = read_json(path, f"no reproduce result at {path}; run `edgeaffect reproduce PAPER --data CORPUS --out DIR`",
+                    "run `edgeaffect reproduce` again")
     return check_result(doc, str(path))

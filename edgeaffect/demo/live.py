@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeaffect.contract.family import typed_value
 from edgeaffect.errors import InputError
 from edgeaffect.machine import limit_blas
 
@@ -47,19 +48,8 @@ def with_settings(config: DemoConfig, adapter, pairs) -> DemoConfig:
         if not sep or key not in known:
             raise InputError(f"--set takes key=value with a key of this model's live settings "
                              f"({', '.join(sorted(known))}), given '{pair}'")
-        changes[id(known[key])][key] = _typed(text.strip(), getattr(known[key], key), key)
+        changes[id(known[key])][key] = typed_value(text.strip(), type(getattr(known[key], key)), key)
     return replace(config, **changes[id(config)], live=replace(live, **changes[id(live)]))
-
-
-def _typed(text: str, default, key: str):
-    """``text`` as the type of ``default`` (bool: true/false, 1/0, yes/no)."""
-    try:
-        if isinstance(default, bool):
-            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
-        return type(default)(text)
-    except (KeyError, ValueError):
-        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "text")
-        raise InputError(f"--set {key}={text}: {key} must be {kind}") from None
 
 
 LATENCY_SAMPLE = 20000

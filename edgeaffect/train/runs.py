@@ -3,12 +3,12 @@ family), which rebuilds the run from it. Desktop side."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeaffect.errors import InputError
+from edgeaffect.io import read_json
 from edgeaffect.contract import ModelSpec, get_model
 from edgeaffect.schema import Int, List, Nullable, Str, Table, check
 
@@ -38,12 +38,8 @@ RUN_INFO = Table({"model": Str(), "family": Str(), "toolkit_version": Str(), "sp
 
 def read_run_info(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise InputError(f"not a training run folder (no run.json): {run_dir}; train one with `edgeaffect train`")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); retrain the run with `edgeaffect train`") from None
+    info = read_json(path, f"not a training run folder (no run.json): {run_dir}; train one with `edgeaffect train`",
+                     "retrain the run with `edgeaffect train`")
     if not isinstance(info, dict) or not isinstance(info.get("model"), str):
         raise InputError(f"{path} names no model; retrain the run with `edgeaffect train`")
     check(RUN_INFO, info, f"{path} (retrain the run with `edgeaffect train`)")
