@@ -23,7 +23,9 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
                precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
                workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
                max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
-               strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default"):
+               strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default",
+               full_int8: Annotated[bool, typer.Option(help="Every op of the TFLite int8 file int8: no layer left float for speed or accuracy.")] = False,
+               max_float_layers: Annotated[Optional[int], typer.Option(help="At most this many layers of the TFLite int8 file left float (default 8).")] = None):
     """QAT, export and verify every format against the Keras model; with --target, a
     self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
@@ -45,6 +47,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
         names = list(t.formats)
     for name in names:
         get_format(name)  # fail on a typo before any work
+    if max_float_layers is not None and max_float_layers < 0:
+        raise InputError(f"--max-float-layers {max_float_layers}: give 0 or more (0: no layer float)")
     if strategy == "multi-worker":
         raise InputError("--strategy multi-worker is for training; export (a short QAT fine-tune, then conversion and "
                          "verification on one machine) takes default or mirrored")
@@ -52,7 +56,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
 
     with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
         r = load_run(run)
-        manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts)
+        manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts,
+                              quantization={"full_int8": full_int8, "max_float_layers": max_float_layers})
     names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")

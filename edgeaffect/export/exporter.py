@@ -26,8 +26,10 @@ DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "on
 
 
 def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
-               target=None, options: dict | None = None, log=sys.stderr) -> dict:
-    """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files)."""
+               target=None, options: dict | None = None, quantization: dict | None = None, log=sys.stderr) -> dict:
+    """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files).
+    ``quantization``: ``full_int8`` (no op left float) and ``max_float_layers``, for the formats
+    that choose their float layers (``ExportFormat.searches``)."""
     if target is not None:  # the family may add formats to a target's list (Family.target_formats)
         target = replace(target, formats=run.family.target_formats(target))
         formats = target.formats
@@ -43,7 +45,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
         written, stage_entries = {}, []
         for stage in p.stages:
             written[stage.name], stage_manifest = _export_stage(
-                run, p, stage, fmts, qat_models, sources, references, tmp, target, options, log)
+                run, p, stage, fmts, qat_models, sources, references, tmp, target, options, quantization or {}, log)
             stage_entries.append(manifests.stage_entry(stage, stage_manifest))
         if not p.verifies_chain:  # one model: its stage's manifest is the export's
             return stage_manifest
@@ -53,25 +55,21 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
     return top
 
 
-def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, target, options, log):
+def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, target, options, quantization, log):
     """Write, verify and record every format of one stage; ({format: file}, its manifest)."""
-    task = run.family.task
     folder = p.folder(root, stage)
     calibration = representative_samples(p.fed("train")[stage.name])
-    y_test = p.targets("test")
     files, results, written = {}, [], {}
     for f in fmts:
         model, quantized = _source(stage, f, qat_models)
         path = folder / p.file_name(stage, f)
         t0 = time.monotonic()
         writer = (f.post_training_write or f.write) if quantized == "post-training" else f.write
-        facts = writer(model, stage.inputs, calibration, path, **writer_options(f, target)) or {}
-        for kernels in kernel_variants(f.runtime):
-            runner = load_runner(path, f.runtime, **({} if kernels == "default" else {"kernels": kernels}))
-            outputs = p.outputs({**sources[f.source], stage.name: lambda x, r=runner: run_batched(r, x)})
-            v = judge(task, f, outputs, references[f.source], references["float"], y_test, kernels=kernels,
-                      **p.judged_as(f, runner))
-            v.gating = gates(f, kernels) and f.name not in stage.recorded_only
+        extra = writer_options(f, target)
+        if f.searches:
+            extra.update(_search_options(run, p, stage, f, sources, references, path, quantization, log))
+        facts = writer(model, stage.inputs, calibration, path, **extra) or {}
+        for v in _verify_file(run, p, stage, f, path, sources, references):
             _print(log, p.label(stage, f), p.label_width, path, v, t0)
             results.append(v)
         files[f.name] = manifests.file_entry(f, path, "qat" if quantized == "qat" else "float", facts,
@@ -87,6 +85,35 @@ def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, ta
         qat_models[stage.name].save_weights(str(folder / "qat-weights.h5"))
     manifests.seal(folder, manifest)
     return written, manifest
+
+
+def _verify_file(run, p, stage, f, path: Path, sources, references) -> list:
+    """``path`` judged on every kernel set of its runtime, in place of the stage's Keras model."""
+    out = []
+    for kernels in kernel_variants(f.runtime):
+        runner = load_runner(path, f.runtime, **({} if kernels == "default" else {"kernels": kernels}))
+        outputs = p.outputs({**sources[f.source], stage.name: lambda x, r=runner: run_batched(r, x)})
+        v = judge(run.family.task, f, outputs, references[f.source], references["float"], p.targets("test"),
+                  kernels=kernels, **p.judged_as(f, runner))
+        v.gating = gates(f, kernels) and f.name not in stage.recorded_only
+        out.append(v)
+    return out
+
+
+def _search_options(run, p, stage, f, sources, references, path: Path, quantization: dict, log) -> dict:
+    """What a format that chooses its float layers is given: ``accept`` (a candidate file's bytes
+    -> the bounds it fails where they gate) and the user's options."""
+    def accept(blob: bytes) -> list[str]:
+        candidate = path.with_name(f".candidate-{path.name}")
+        candidate.write_bytes(blob)
+        try:
+            return [f"{v.kernels}: {', '.join(v.failures)}" for v in _verify_file(run, p, stage, f, candidate, sources,
+                                                                                   references)
+                    if v.gating and not v.passed]
+        finally:
+            candidate.unlink(missing_ok=True)
+
+    return {"accept": accept, "log": log, **{k: v for k, v in quantization.items() if v is not None}}
 
 
 def _verify_chain(run, p, fmts, written: dict, references: dict, log) -> list:
@@ -130,6 +157,10 @@ def _source(stage, fmt, qat_models: dict) -> tuple[object, str | None]:
     """(the Keras model a format is written from, how it is quantized: None for float). An
     int8 format of a stage without a QAT model is quantized post-training from the float one."""
     if fmt.source == "qat" and stage.name in qat_models:
+        if fmt.searches:  # its float layers are chosen post-training, from QAT's weights
+            from edgeaffect.train.qat import float_twin
+
+            return float_twin(qat_models[stage.name], stage.model), "qat"
         return qat_models[stage.name], "qat"
     if fmt.precision == "int8":
         return stage.model, "post-training"

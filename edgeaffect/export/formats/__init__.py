@@ -33,6 +33,10 @@ class ExportFormat:
     # An int8 format's writer for a float model (post-training quantization), where ``write``
     # needs a QAT model to be int8 at all (the QDQ ONNX); None: ``write`` does both.
     post_training_write: Callable | None = None
+    # Chooses which layers stay float: the exporter passes it ``accept`` (a candidate file's
+    # bytes -> the task bounds it fails on every gating kernel set) and the user's
+    # quantization options (``full_int8``, ``max_float_layers``).
+    searches: bool = False
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

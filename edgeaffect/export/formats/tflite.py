@@ -6,6 +6,9 @@ from __future__ import annotations
 from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.io import atomic_path
 
+# The exporter's options for a format that chooses its float layers (``ExportFormat.searches``).
+QUANTIZATION_OPTIONS = ("accept", "full_int8", "max_float_layers", "log")
+
 
 def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
     from edgeaffect.keras_backend import tf
@@ -96,17 +99,21 @@ def write_fp16(model, input_specs, calibration, path) -> None:
     _convert(model, input_specs, path, configure)
 
 
-def write_int8(model, input_specs, calibration, path) -> None:
-    def configure(t, c):
-        c.optimizations = [t.lite.Optimize.DEFAULT]
-        # By name: the converter orders a multi-input model's inputs its own way (measured:
-        # spectrogram, vlnep -> vlnep, spectrogram), so a list would feed them crossed.
-        c.representative_dataset = lambda: ({name: s[name] for name in input_specs} for s in calibration)
-        c.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        c.inference_input_type = t.int8
-        c.inference_output_type = t.int8
+def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
+               max_float_layers: int | None = None, log=None) -> dict:
+    """Int8 (int8 in and out) with the ops int8 makes slower here, and the fewest that make a
+    failing file hold (``accept``: the bound failures of a candidate file), left float
+    (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8."""
+    from edgeaffect.export import mixed_precision as mp
 
-    _convert(model, input_specs, path, configure)
+    calibrated = mp.calibrated(model, input_specs, calibration, fixed_batch(model))
+    check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
+    blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
+                            max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
+                            log=log)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(without_lstm_cell_clip(blob))
+    return facts
 
 
 def write_dynamic_int8(model, input_specs, calibration, path) -> None:
@@ -122,7 +129,9 @@ register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", "float
 register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", "float16", write_fp16,
                              "TFLite with float16 weights (float32 compute on CPU)"))
 register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", write_int8,
-                             "TFLite full int8 from the QAT model, int8 input and output"))
+                             "TFLite int8 (int8 input and output) from the QAT model's weights, post-training "
+                             "calibrated; the ops int8 makes slower or that break its bounds left float",
+                             QUANTIZATION_OPTIONS, searches=True))
 # Post-training from the float model: every conv and dense weight int8, activations quantized
 # on the fly (float in and out). It cannot leave chosen ops in float.
 register_format(ExportFormat("tflite-dynamic-int8", ".tflite", "float", "litert", "int8", write_dynamic_int8,

@@ -1,0 +1,197 @@
+"""TFLite int8 with chosen ops left float: the ones int8 makes slower here, and the fewest
+that make a failing file hold its bounds.
+
+How: the converter calibrates the float graph once (``calibrated``); TensorFlow's MLIR
+quantizer then writes int8 from it with a deny-list of nodes kept float
+(``quantize_keeping``) -- the call ``tf.lite.experimental.QuantizationDebugger`` makes for its
+``get_nondebug_quantized_model``, here with int8 input and output. The debugger itself ranks
+the nodes by the error int8 adds (``layer_errors``: RMSE in the layer's quantization steps).
+
+The choice:
+1. speed: each op of the full int8 file is timed alone against the same op of the float
+   graph on this machine's XNNPACK (``edgeaffect.runtime.litert_ops``); ops int8 runs slower
+   stay float (e.g. a 3x3 conv on a one-channel image: XNNPACK's int8 kernel takes 8x the
+   float one here). The mixed file is kept only if the whole file is faster than full int8.
+2. accuracy: while the file fails its task bounds (``accept``), the node with the largest
+   error not yet float is added, up to ``max_float_layers``.
+``full_int8`` skips both: every op int8, as the quantizer gives it.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+# An op stays float for speed when int8 takes this much longer than float (and 1 us more):
+# below it, the QUANTIZE / DEQUANTIZE pair around a float op costs what it saves.
+SPEED_MARGIN = 1.25
+DEFAULT_MAX_FLOAT_LAYERS = 8
+
+
+@dataclass
+class FloatLayer:
+    node: str  # the op's output tensor name in the converted graph (the quantizer's deny-list key)
+    op: str
+    why: str  # "speed" or "accuracy"
+    detail: str
+
+
+def calibrated(model, input_specs: dict, calibration: list[dict], batch) -> bytes:
+    """The float TFLite graph with the ranges the representative samples give each tensor."""
+    from edgeaffect.export.formats.tflite import _concrete
+    from edgeaffect.keras_backend import tf
+
+    t = tf()
+    holder = t.Module()
+    holder.variables_ = list(model.variables)
+    c = t.lite.TFLiteConverter.from_concrete_functions([_concrete(model, input_specs, batch)], holder)
+    c.optimizations = [t.lite.Optimize.DEFAULT]
+    # By name: the converter orders a multi-input model's inputs its own way.
+    c.representative_dataset = lambda: ({name: s[name] for name in input_specs} for s in calibration)
+    c.experimental_mlir_quantizer = True
+    c._experimental_calibrate_only = True  # noqa: SLF001 - what QuantizationDebugger sets
+    return c.convert()
+
+
+def quantize_keeping(calibrated_blob: bytes, float_nodes: list[str]) -> bytes:
+    """Full int8 (int8 input and output) except ``float_nodes``."""
+    from tensorflow.lite.python import convert
+
+    from edgeaffect.keras_backend import tf
+
+    t = tf()
+    return convert.mlir_quantize(calibrated_blob, fully_quantize=True, input_data_type=t.int8,
+                                 output_data_type=t.int8, denylisted_nodes=list(float_nodes) or None)
+
+
+def _op_rows(path: Path) -> dict[str, object]:
+    """Output tensor name -> the op's time alone (``OpTime``), for every op of a file."""
+    from edgeaffect.runtime.litert_ops import op_times, read_model
+
+    model = read_model(path.read_bytes())
+    graph = model.subgraphs[0]
+    timed = op_times(path, budget_s=0.02)
+    names = [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
+    return {names[r.index]: r for r in timed["ops"]}, timed["whole_us"]
+
+
+def slower_in_int8(float_blob: bytes, int8_blob: bytes) -> tuple[list[FloatLayer], float, float]:
+    """(the ops int8 runs slower than float here, the float file's time, the int8 file's)."""
+    with tempfile.TemporaryDirectory(prefix="edgeaffect-mixed-") as d:
+        fp, ip = Path(d) / "float.tflite", Path(d) / "int8.tflite"
+        fp.write_bytes(float_blob)
+        ip.write_bytes(int8_blob)
+        floats, float_us = _op_rows(fp)
+        ints, int8_us = _op_rows(ip)
+    slow = []
+    for name, r in ints.items():
+        f = floats.get(name)
+        if f is None or f.us is None or r.us is None or r.dtype.startswith("float") or r.type in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        if r.us > f.us * SPEED_MARGIN + 1.0:
+            slow.append(FloatLayer(name, r.type, "speed", f"{r.type} {r.shape}: int8 {r.us:.1f} us, float "
+                                                           f"{f.us:.1f} us alone on this machine's XNNPACK"))
+    return slow, float_us, int8_us
+
+
+def whole_us(blob: bytes) -> float:
+    from edgeaffect.runtime.litert_ops import op_times
+
+    with tempfile.TemporaryDirectory(prefix="edgeaffect-mixed-") as d:
+        p = Path(d) / "m.tflite"
+        p.write_bytes(blob)
+        return op_times(p, budget_s=0.0, ops=False)["whole_us"]
+
+
+def layer_errors(calibrated_blob: bytes, input_specs: dict, calibration: list[dict],
+                 float_nodes: list[str] = ()) -> list[tuple[str, float]]:
+    """Nodes ranked by the error int8 adds there: RMSE between the int8 op's output and the
+    float op on the same int8 input, in the output's quantization steps (TensorFlow's
+    QuantizationDebugger on the calibration samples), largest first."""
+    from tensorflow.lite.python import convert
+
+    from edgeaffect.keras_backend import tf
+
+    t = tf()
+    debug_blob = convert.mlir_quantize(calibrated_blob, fully_quantize=False, enable_numeric_verify=True,
+                                       denylisted_nodes=list(float_nodes) or None)
+    names = _input_order(debug_blob, input_specs)
+    debugger = t.lite.experimental.QuantizationDebugger(
+        quant_debug_model_content=debug_blob,
+        debug_dataset=lambda: ([np.asarray(s[n], np.float32) for n in names] for s in calibration[:64]))
+    debugger.run()
+    ranked = []
+    for name, stats in debugger.layer_statistics.items():
+        mse, scale = stats.get("mean_squared_error"), stats.get("scale") or 0.0
+        if mse is None or not scale:
+            continue
+        ranked.append((name, math.sqrt(max(float(mse), 0.0)) / float(scale)))
+    return sorted(ranked, key=lambda r: -r[1])
+
+
+def _input_order(blob: bytes, input_specs: dict) -> list[str]:
+    """The model's input names in the order its interpreter lists them."""
+    from edgeaffect.runtime.litert import _clean_name
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=blob).get_input_details()
+    return [_clean_name(d["name"]) if _clean_name(d["name"]) in input_specs else list(input_specs)[i]
+            for i, d in enumerate(details)]
+
+
+def op_of(calibrated_blob: bytes, node: str) -> str:
+    from edgeaffect.runtime.litert_ops import op_type, read_model
+
+    model = read_model(calibrated_blob)
+    graph = model.subgraphs[0]
+    for op in graph.operators:
+        if graph.tensors[op.outputs[0]].name.decode() == node:
+            return op_type(model, op)
+    return "?"
+
+
+def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *,
+           accept: Callable[[bytes], list[str]] | None = None, full_int8: bool = False,
+           max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS, log=None) -> tuple[bytes, dict]:
+    """(the int8 file, facts for its manifest entry: which nodes stayed float and why, and what
+    each choice measured)."""
+    full = quantize_keeping(calibrated_blob, [])
+    if full_int8:
+        return full, {"float_layers": [], "mixed_precision": "off (full int8 asked for)"}
+    slow, float_us, full_us = slower_in_int8(calibrated_blob, full)
+    slow = slow[:max_float_layers]
+    kept, blob = [], full
+    facts = {"float_us_here": round(float_us, 1), "full_int8_us_here": round(full_us, 1)}
+    if slow:
+        mixed = quantize_keeping(calibrated_blob, [s.node for s in slow])
+        mixed_us = whole_us(mixed)
+        facts["speed_mixed_us_here"] = round(mixed_us, 1)
+        if mixed_us < full_us:
+            kept, blob = slow, mixed
+    failures = accept(blob) if accept else []
+    if failures:
+        ranked = [n for n, _ in layer_errors(calibrated_blob, input_specs, calibration, [k.node for k in kept])]
+        errors = dict(layer_errors(calibrated_blob, input_specs, calibration))
+        for node in ranked:
+            if not failures or len(kept) >= max_float_layers:
+                break
+            if node in {k.node for k in kept}:
+                continue
+            kept.append(FloatLayer(node, op_of(calibrated_blob, node), "accuracy",
+                                   f"int8 adds RMSE {errors.get(node, float('nan')):.2f} quantization steps here; "
+                                   f"the file failed: {'; '.join(failures)}"))
+            blob = quantize_keeping(calibrated_blob, [k.node for k in kept])
+            failures = accept(blob)
+            if log is not None:
+                print(f"    mixed precision: {len(kept)} float layer(s), "
+                      f"{'holds' if not failures else 'fails: ' + '; '.join(failures)}", file=log, flush=True)
+    facts["mixed_us_here"] = round(whole_us(blob), 1) if kept else facts["full_int8_us_here"]
+    facts["float_layers"] = [asdict(k) for k in kept]
+    facts["mixed_precision"] = (f"{len(kept)} layer(s) float" if kept else "none needed: every op int8")
+    return blob, facts
