@@ -19,6 +19,8 @@ The choice:
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import tempfile
 from dataclasses import asdict, dataclass
@@ -125,12 +127,13 @@ def layer_errors(calibrated_blob: bytes, input_specs: dict, calibration: list[di
         quant_debug_model_content=debug_blob,
         debug_dataset=lambda: ([np.asarray(s[n], np.float32) for n in names] for s in calibration[:64]))
     debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)  # adds each tensor's scale and its float name
     ranked = []
-    for name, stats in debugger.layer_statistics.items():
-        mse, scale = stats.get("mean_squared_error"), stats.get("scale") or 0.0
-        if mse is None or not scale:
-            continue
-        ranked.append((name, math.sqrt(max(float(mse), 0.0)) / float(scale)))
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        mse, scale = float(row["mean_squared_error"] or "nan"), float(row["scale"] or 0.0)
+        if scale > 0 and np.isfinite(mse):
+            ranked.append((row["tensor_name"], math.sqrt(max(mse, 0.0)) / scale))
     return sorted(ranked, key=lambda r: -r[1])
 
 

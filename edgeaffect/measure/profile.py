@@ -151,10 +151,33 @@ def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | 
     if op_profile and runner.name == "onnxruntime" and model_file:
         result["op_profile"] = onnx_op_profile(Path(model_file), feeds, threads)
         result["op_profile_note"] = "ONNX Runtime profiler, mean over 50 runs"
-    elif op_profile and runner.name == "litert":
-        result["op_profile_note"] = ("LiteRT's Python API offers no per-operator timing; on a device run its "
-                                     "benchmark_model tool with --enable_op_profiling=true")
+    elif op_profile and runner.name == "litert" and model_file:
+        from dataclasses import asdict
+
+        from edgeaffect.runtime.litert_ops import op_times
+
+        timed = op_times(Path(model_file), kernels=getattr(runner, "kernels", "xnnpack"), threads=threads)
+        result["op_profile"] = sorted(({**asdict(o), "op": f"#{o.index} {o.shape}", "mean_us": o.us}
+                                       for o in timed["ops"]), key=lambda r: -(r["mean_us"] or 0.0))
+        result["op_profile_note"] = (
+            f"LiteRT, {timed['kernels']} kernels: each op cut out into a model of its own and timed alone (median, "
+            f"one interpreter call included); whole model {timed['whole_us']:.1f} us, sum of ops "
+            f"{timed['sum_us']:.1f} us, {timed['partitions']} delegate partition(s)")
     return result
+
+
+def _us(us) -> str:
+    return f"{us:9.1f} us" if us is not None else "        - us"
+
+
+def _where(o: dict) -> str:
+    """LiteRT rows: dtype, whether XNNPACK takes the op, and why an op could not be timed."""
+    parts = [o[k] for k in ("dtype",) if o.get(k)]
+    if o.get("delegated") is not None:
+        parts.append("xnnpack" if o["delegated"] else "NOT delegated")
+    if o.get("note"):
+        parts.append(o["note"])
+    return ("  " + "  ".join(parts)) if parts else ""
 
 
 def format_profile(r: dict) -> str:
@@ -167,7 +190,9 @@ def format_profile(r: dict) -> str:
              if r["peak_rss_mib"] else "memory: not available on this OS"]
     if r["op_profile"]:
         lines.append(f"per operator ({r['op_profile_note']}):")
-        lines += [f"  {o['mean_us']:9.1f} us  {o['type']:14s} {o['op']}" for o in r["op_profile"][:15]]
+        lines += [f"  {_us(o['mean_us'])}  {o['type']:22s} {o['op']}{_where(o)}" for o in r["op_profile"][:15]]
+        if len(r["op_profile"]) > 15:
+            lines.append(f"  ... {len(r['op_profile']) - 15} more (--json for all)")
     elif r["op_profile_note"]:
         lines.append(f"per operator: {r['op_profile_note']}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ class ToyConfig:
     epochs: int = 150
     batch_size: int = 32
     learning_rate: float = 3e-3
+    # A layer made to break int8 (``breaks_int8``): the export must find it and keep it float.
+    int8_breaker: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +82,23 @@ def build(c: ToyConfig):
     k = keras()
     x = k.layers.Input((BANDS,), name="bands")
     h = k.layers.Dense(c.hidden, activation="relu", name="hidden")(x)
+    if c.int8_breaker:
+        h = breaks_int8(k, h, x, c.hidden)
     return k.Model(x, k.layers.Dense(1, name="score")(h), name="toy")
+
+
+def breaks_int8(k, h, x, width: int):
+    """A frozen layer that passes ``h`` through in float and zeroes it in int8.
+
+    ``outlier`` computes h + 1000 * dead, where ``dead`` is a unit that is always 0 (a ReLU of
+    -1). Float: exactly h. Int8 weights are per output channel: each channel's scale is set by
+    its weight 1000 (a step of 7.9), so its weight 1 rounds to 0 and every output is 0.
+    """
+    dead = k.layers.Dense(1, activation="relu", name="dead", trainable=False, kernel_initializer="zeros",
+                          bias_initializer=k.initializers.Constant(-1.0))(x)
+    kernel = np.concatenate([np.eye(width), np.full((1, width), 1000.0)]).astype(np.float32)
+    return k.layers.Dense(width, name="outlier", trainable=False, kernel_initializer=k.initializers.Constant(kernel),
+                          bias_initializer="zeros")(k.layers.Concatenate(name="with_dead")([h, dead]))
 
 
 def cost(c: ToyConfig) -> list:
@@ -90,6 +108,9 @@ def cost(c: ToyConfig) -> list:
 SPEC = ModelSpec(name="toy-tones", family="toy", paper="none (a test-only family)",
                  task="tone score regression (0-10)", labels=("tone score",), inputs={"bands": (BANDS,)},
                  config=ToyConfig(), build=build, cost=cost, paper_figures={"source": "none"})
+# The same model with a layer made to break int8 (``breaks_int8``): mixed precision's test case.
+BREAKER_SPEC = replace(SPEC, name="toy-tones-int8-breaker", config=ToyConfig(int8_breaker=True),
+                       task="tone score regression (0-10), with a layer int8 cannot hold")
 
 
 class ToyAdapter(DeviceAdapter):
@@ -185,7 +206,7 @@ class ToyFamily(Family):
         return run
 
     def load_run(self, folder, info):
-        spec = SPEC
+        spec = BREAKER_SPEC if info.get("model") == BREAKER_SPEC.name else SPEC
         model = spec.build_model()
         model.load_weights(str(Path(folder) / "weights.h5"))
         return ToyRun(Path(folder), spec, model, info, np.asarray(info["mean"], np.float32),
@@ -198,6 +219,11 @@ class ToyFamily(Family):
     def split_inputs(self, run, dataset, part):
         idx = _split(len(dataset.y), run.info["split_seed"])[part]
         return {"bands": ((dataset.x[idx] - run.mean) / run.std).astype(np.float32)}, dataset.y[idx]
+
+    def qat_options(self, run) -> dict:
+        # tfmot's per-channel fake quantization breaks the outlier layer as int8 does: QAT keeps it
+        # float so the QAT model is a reference worth matching; the TFLite export has to find it alone.
+        return {"keep_float": ("outlier",)} if run.spec.config.int8_breaker else {}
 
     def preprocessing(self, run):
         return {"kind": "toy band energies", "mean": run.mean.tolist(), "std": run.std.tolist()}
@@ -212,5 +238,6 @@ def register() -> None:
     from edgeaffect.contract import list_models, register_model
 
     register_family(FAMILY)
-    if SPEC.name not in list_models():
-        register_model(lambda: SPEC)
+    for spec in (SPEC, BREAKER_SPEC):
+        if spec.name not in list_models():
+            register_model(lambda spec=spec: spec)

@@ -1,0 +1,76 @@
+"""Mixed precision: the TFLite int8 export finds the layers that break int8 or that int8
+makes slower, keeps them float by itself, and says so in the manifest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from toy_family import BREAKER_SPEC, register
+
+
+@pytest.fixture(scope="module")
+def breaker(tmp_path_factory):
+    from edgeaffect.train.families import load_corpus, train
+
+    register()
+    root = tmp_path_factory.mktemp("breaker")
+    BREAKER_SPEC.family_plugin.synthesize(root / "corpus", scale=120, seed=0)
+    data = load_corpus(BREAKER_SPEC.name, root / "corpus", root / "cache")
+    train(BREAKER_SPEC.name, data, root / "run", seed=0)
+    return root
+
+
+def _export(root, out, **quantization):
+    from edgeaffect.export.exporter import export_run
+    from edgeaffect.train.runs import load_run, run_dataset
+
+    run = load_run(root / "run")
+    return export_run(run, run_dataset(run), root / out, ["tflite-fp32", "tflite-int8"], qat_epochs=3,
+                      quantization=quantization)
+
+
+def test_the_breaker_layer_is_found_and_kept_float(breaker):
+    manifest = _export(breaker, "mixed")
+    entry = manifest["files"]["tflite-int8"]
+    accuracy = [f for f in entry["float_layers"] if f["why"] == "accuracy"]
+    assert accuracy and "outlier" in accuracy[0]["node"], entry["float_layers"]
+    assert len(accuracy) <= 2  # the fewest: the broken layer, not the whole model
+    for v in manifest["verification"]:
+        assert v["passed"], v
+    on_disk = json.loads((breaker / "mixed" / "manifest.json").read_text())
+    assert on_disk["files"]["tflite-int8"]["float_layers"] == entry["float_layers"]
+
+
+def test_full_int8_refuses_the_broken_file_and_writes_nothing(breaker):
+    from edgeaffect.errors import VerificationError
+
+    with pytest.raises(VerificationError, match="tflite-int8"):
+        _export(breaker, "full", full_int8=True)
+    assert not (breaker / "full").exists()
+
+
+def test_no_float_layer_allowed_is_full_int8(breaker):
+    from edgeaffect.errors import VerificationError
+
+    with pytest.raises(VerificationError, match="tflite-int8"):
+        _export(breaker, "capped", max_float_layers=0)
+
+
+def test_one_op_models_run_like_the_whole(breaker, tmp_path):
+    """Each op cut out of a file is a valid model; the times add up to about the whole."""
+    from edgeaffect.runtime.litert_ops import one_op_model, op_times, read_model, write_model
+    from ai_edge_litert.interpreter import Interpreter
+
+    _export(breaker, "ops", full_int8=False)
+    path = next((breaker / "ops").glob("*-tflite-int8.tflite"))
+    model = read_model(path.read_bytes())
+    for i in range(len(model.subgraphs[0].operators)):
+        it = Interpreter(model_content=write_model(one_op_model(model, i)))
+        it.allocate_tensors()
+        it.invoke()
+    r = op_times(path, budget_s=0.01)
+    assert len(r["ops"]) == len(model.subgraphs[0].operators)
+    assert all(o.us is not None and o.us > 0 for o in r["ops"])
+    assert {o.dtype.split("->")[0] for o in r["ops"]} >= {"int8", "float32"}  # mixed: both kinds of op
+    assert np.isfinite(r["whole_us"]) and r["whole_us"] > 0
