@@ -30,15 +30,62 @@ def _is_int8_tflite(format_name: str) -> bool:
     return fmt.runtime == "litert" and fmt.precision == "int8"
 
 
+def time_here(paths: list[Path], runtime: str, budget_s: float = 0.3) -> float:
+    """Median ms of one pass through ``paths`` in turn (a chain's stage files), batch 1, one
+    thread, on this machine, with the runtime the device uses."""
+    import time
+
+    from edgeaffect.runtime import load_runner
+
+    runners = [load_runner(p, runtime, threads=1) for p in paths]
+    feeds = [{n: np.zeros(tuple(d if isinstance(d, int) and d > 0 else 1 for d in i.shape), np.float32)
+              for n, i in r.inputs.items()} for r in runners]
+    times = []
+    for _ in range(3):
+        for r, f in zip(runners, feeds):
+            r.run(f)
+    end = time.perf_counter() + budget_s
+    while len(times) < 10 or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        for r, f in zip(runners, feeds):
+            r.run(f)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: dict[str, str]) -> tuple[str, str]:
+    """(the target's default format, why): the fastest of the formats that gate, timed here.
+
+    A Jetson bundle's default is its TensorRT engine's ONNX, set by ``--precision``; the ONNX
+    files only run on ONNX Runtime until the engine is built, so they are not raced here.
+    """
+    from edgeaffect.machine import machine
+
+    names = [f for f in target.formats if f in candidates]
+    if not names:
+        return target.formats[0], "no format of the target gates: the target's first"
+    if target.is_jetson or len(names) == 1:
+        return names[0], ("the target's first format that gates (the engine's precision decides on a Jetson)"
+                          if target.is_jetson else "the only format that gates")
+    ms = {f: time_here(candidates[f], runtimes[f]) for f in names}
+    best = min(names, key=ms.get)
+    timed = ", ".join(f"{f} {ms[f]:.3f} ms" for f in names)
+    where = "" if target.key == "host" else (" -- not on the device: x86 timings do not predict an ARM core; "
+                                              "`edgeaffect profile` there measures it")
+    return best, f"fastest of the formats that gate, batch 1, one thread, measured on {machine()}: {timed}{where}"
+
+
 def write_target_files(folder: Path, target: Target, options: dict, files: dict, manifest_inputs: dict,
-                       calibration: list[dict]) -> dict:
+                       calibration: list[dict], default: tuple[str, str] | None = None) -> dict:
     """Write the target's extra files into ``folder`` (a temp folder, renamed by the caller)
     and return the manifest's ``target`` section."""
     from edgeaffect.export.tensorrt import ONNX_FOR_PRECISION, check_onnx_for_tensorrt, trtexec_command
 
     section = {"key": target.key, "name": target.name, "device": target.device, "runtime": target.runtime,
                "fallback_runtime": target.fallback_runtime, "install": f"pip install 'edgeaffect[{target.extra}]'",
-               "options": options, "default_format": target.formats[0]}
+               "options": options, "default_format": (default or (target.formats[0], ""))[0]}
+    if default:
+        section["default_reason"] = default[1]
     if target.writer_options:  # what the files were written for (opset, rewritten ops)
         section["writer_options"] = dict(target.writer_options)
     for fmt, entry in files.items():

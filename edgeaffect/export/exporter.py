@@ -51,6 +51,13 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
             return stage_manifest
         results = _verify_chain(run, p, fmts, written, references, log)
         top = manifests.chain_manifest(run, stage_entries, results, p.preprocessing, fmts, target, options)
+        if target is not None:
+            from edgeaffect.export.bundle import choose_default
+
+            held = _held(results, {f.name: 1 for f in fmts})
+            top["target"]["default_format"], top["target"]["default_reason"] = choose_default(
+                target, {f: [written[s.name][f] for s in p.stages] for f in held},
+                {f.name: f.runtime for f in fmts})
         manifests.seal(tmp, top, manifests.stage_checksums(tmp, p.stages))
     return top
 
@@ -80,11 +87,25 @@ def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, ta
     if target is not None:
         from edgeaffect.export.bundle import write_target_files
 
-        manifest["target"] = write_target_files(folder, target, options or {}, files, manifest["inputs"], calibration)
+        held = _held(results, files)
+        default = None
+        if not p.verifies_chain:  # a staged export chooses over its whole chain (``_chain_default``)
+            from edgeaffect.export.bundle import choose_default
+
+            default = choose_default(target, {f: [folder / files[f]["file"]] for f in held},
+                                     {f: files[f]["runtime"] for f in held})
+        manifest["target"] = write_target_files(folder, target, options or {}, files, manifest["inputs"], calibration,
+                                                default)
     elif p.keeps_qat_weights and stage.name in qat_models:
         qat_models[stage.name].save_weights(str(folder / "qat-weights.h5"))
     manifests.seal(folder, manifest)
     return written, manifest
+
+
+def _held(results, files: dict) -> list[str]:
+    """The formats held to their bounds (not recorded only) that passed."""
+    return [f for f in files if all(v.gating and v.passed for v in results if v.format == f)
+            and any(v.format == f for v in results)]
 
 
 def _verify_file(run, p, stage, f, path: Path, sources, references) -> list:

@@ -116,10 +116,40 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
                 row["metric_name"] = v.get("metric_name", "accuracy")
                 row["accuracy"] = v.get("metric", v.get("accuracy"))
                 row["accuracy_source"] = f"export verification, held-out split ({v['n']} samples)"
+            row["float_layers"] = len(entry.get("float_layers", []))
             rows.append(row)
             print(f"  {row['model']} {fmt:12s} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms",
                   file=log, flush=True)
+    for row in rows:
+        add_vs_float(row, rows)
     return rows
+
+
+def add_vs_float(row: dict, rows: list[dict]) -> None:
+    """A quantized row against the float32 file of the same model and runtime, measured in the
+    same run: latency and size ratios, metric difference, layers kept float."""
+    from edgeaffect.export.formats import get_format, list_formats
+
+    if row["format"] not in list_formats() or get_format(row["format"]).precision == "float32":
+        return
+    base = next((r for r in rows if r["model"] == row["model"] and r["runtime"] == row["runtime"]
+                 and r["format"] in list_formats() and get_format(r["format"]).precision == "float32"
+                 and r.get("p50_ms")), None)
+    if base is None or not row.get("p50_ms"):
+        return
+    diff = (row["accuracy"] - base["accuracy"]) if row.get("accuracy") is not None and base.get("accuracy") is not None \
+        else None
+    row["vs_float"] = {"format": base["format"], "latency_ratio": row["p50_ms"] / base["p50_ms"],
+                       "size_ratio": row["bytes"] / base["bytes"], "metric_diff": diff,
+                       "float_layers": row.get("float_layers", 0)}
+
+
+def _vs_float(r: dict) -> str:
+    v = r.get("vs_float")
+    if not v:
+        return "-"
+    diff = "" if v["metric_diff"] is None else f", {v['metric_diff']:+.4f}"
+    return f"{v['latency_ratio']:.2f}x time, {v['size_ratio']:.2f}x size{diff}, {v['float_layers']} float"
 
 
 def gate_rows(rows: list[dict], baseline_root: Path, *, threads: int = 1, budget_s: float = 2.0,
@@ -156,14 +186,14 @@ def _fmt(v, spec: str) -> str:
 def table_rows(rows: list[dict]) -> list[list[str]]:
     gate = any("baseline" in r for r in rows)
     out = [["model", "format", "runtime", "status", "size KiB", "accuracy", "p50 ms", "p99 ms", "throughput/s",
-            "model mem MiB"] + (["vs baseline (interleaved)"] if gate else [])]
+            "model mem MiB", "vs fp32 (time, size, metric, layers float)"] + (["vs baseline (interleaved)"] if gate else [])]
     for r in rows:
         b = r.get("baseline")
         extra = ([f"{b['ratio']:.3f}x [{b['low']:.3f}-{b['high']:.3f}]" if b else "-"] if gate else [])
         out.append([r["model"], r["format"], r["runtime"], r["status"] if len(r["status"]) < 40 else r["status"][:37] + "...",
                     f"{r['bytes'] / 1024:.1f}", _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("p50_ms"), ".3f"),
                     _fmt(r.get("p99_ms"), ".3f"), _fmt(r.get("throughput_per_s"), ".0f"),
-                    _fmt(r.get("model_memory_mib"), ".1f")] + extra)
+                    _fmt(r.get("model_memory_mib"), ".1f"), _vs_float(r)] + extra)
     return out
 
 

@@ -75,7 +75,7 @@ def one_op_model(model, index: int):
     op = graph.operators[index]
     if op_type(model, op) in ("WHILE", "IF", "CALL_ONCE", "CALL"):
         return None
-    used = [i for i in list(op.inputs) + list(op.outputs) + list(op.intermediates or []) if i >= 0]
+    used = [i for i in list(op.inputs) + list(op.outputs) + (list(op.intermediates) if op.intermediates is not None else []) if i >= 0]
     order = list(dict.fromkeys(used))
     remap = {old: new for new, old in enumerate(order)}
     buffers = [s.BufferT()]
@@ -187,7 +187,11 @@ def op_times(path: str | Path, *, kernels: str = "xnnpack", threads: int | None 
     for i, op in enumerate(model.subgraphs[0].operators if ops else []):
         kind = op_type(model, op)
         shape, dtype = _describe(model, op)
-        small = one_op_model(model, i)
+        try:
+            small = one_op_model(model, i)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            rows.append(OpTime(i, kind, shape, dtype, None, None, f"not cut out: {type(exc).__name__}"))
+            continue
         if small is None:
             rows.append(OpTime(i, kind, shape, dtype, None, None, "calls a subgraph or keeps state: not cut out"))
             continue
