@@ -25,8 +25,13 @@ def test_profile_reports_timing_memory_and_ops(export_dir, fmt, tmp_path):
         types = {o["type"] for o in p["op_profile"]}
         assert {"QLinearConv"} & types or {"Conv"} & types, types
         assert sum(o["mean_us"] for o in p["op_profile"]) > 0
-    else:
-        assert p["op_profile"] is None and "benchmark_model" in p["op_profile_note"]
+    else:  # LiteRT: every op cut out and timed alone, with whether XNNPACK takes it
+        types = {o["type"] for o in p["op_profile"]}
+        assert "CONV_2D" in types and "FULLY_CONNECTED" in types, types
+        timed = [o for o in p["op_profile"] if o["mean_us"] is not None]
+        assert len(timed) == len(p["op_profile"]) and all(o["mean_us"] > 0 for o in timed)
+        assert all(o["delegated"] in (True, False) for o in timed)
+        assert "timed alone" in p["op_profile_note"] and "delegate partition" in p["op_profile_note"]
 
 
 def test_bench_table_outputs_and_the_host_budget_check(export_dir, tmp_path):

@@ -183,7 +183,11 @@ def test_device_runtime_matches_the_desktop_within_the_verified_bound(rpi_bundle
         b = m.task.bounds(get_format(fmt).precision)
         diff = np.abs(device - desktop)
         assert diff.max() <= b.max_abs if b.max_abs is not None else np.percentile(diff, 95) <= b.p95_abs, fmt
-    assert ExportedModel(rpi_bundle).format == "tflite-int8"  # the bundle's default
+    # The bundle's default: the faster of the two formats that gate, timed at export, with the times
+    target = json.loads((rpi_bundle / "manifest.json").read_text())["target"]
+    assert ExportedModel(rpi_bundle).format == target["default_format"] in ("tflite-int8", "tflite-fp32")
+    assert "fastest of the formats that gate" in target["default_reason"] and "tflite-int8" in target["default_reason"]
+    assert "not on the device" in target["default_reason"]
 
 
 def test_tampered_truncated_missing_and_newer_bundles_are_refused(rpi_bundle, tmp_path):

@@ -103,9 +103,12 @@ def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, ta
 
 
 def _held(results, files: dict) -> list[str]:
-    """The formats held to their bounds (not recorded only) that passed."""
-    return [f for f in files if all(v.gating and v.passed for v in results if v.format == f)
-            and any(v.format == f for v in results)]
+    """The formats that gate somewhere (not recorded only) and pass wherever they gate; a kernel
+    set that only records (LiteRT's reference kernels) does not decide."""
+    def held(f):
+        gating = [v for v in results if v.format == f and v.gating]
+        return bool(gating) and all(v.passed for v in gating)
+    return [f for f in files if held(f)]
 
 
 def _verify_file(run, p, stage, f, path: Path, sources, references) -> list:

@@ -43,15 +43,15 @@ class FloatLayer:
     detail: str
 
 
-def calibrated(model, input_specs: dict, calibration: list[dict], batch) -> bytes:
-    """The float TFLite graph with the ranges the representative samples give each tensor."""
-    from edgeaffect.export.formats.tflite import _concrete
+def calibrated(concrete, variables, input_specs: dict, calibration: list[dict]) -> bytes:
+    """The float TFLite graph of ``concrete`` (a traced model) with the ranges the representative
+    samples give each tensor."""
     from edgeaffect.keras_backend import tf
 
     t = tf()
     holder = t.Module()
-    holder.variables_ = list(model.variables)
-    c = t.lite.TFLiteConverter.from_concrete_functions([_concrete(model, input_specs, batch)], holder)
+    holder.variables_ = list(variables)
+    c = t.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     c.optimizations = [t.lite.Optimize.DEFAULT]
     # By name: the converter orders a multi-input model's inputs its own way.
     c.representative_dataset = lambda: ({name: s[name] for name in input_specs} for s in calibration)

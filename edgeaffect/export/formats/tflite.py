@@ -106,7 +106,8 @@ def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8:
     (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8."""
     from edgeaffect.export import mixed_precision as mp
 
-    calibrated = mp.calibrated(model, input_specs, calibration, fixed_batch(model))
+    calibrated = mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs,
+                               calibration)
     check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
     blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
                             max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
