@@ -1,4 +1,4 @@
-"""Mixed precision: the TFLite int8 export finds the layers that break int8 or that int8
+"""Mixed precision: the TFLite and ONNX int8 exports find the layers that break int8 or that int8
 makes slower, keeps them float by itself, and says so in the manifest."""
 
 import json
@@ -21,13 +21,12 @@ def breaker(tmp_path_factory):
     return root
 
 
-def _export(root, out, **quantization):
+def _export(root, out, formats=("tflite-fp32", "tflite-int8"), **quantization):
     from edgeaffect.export.exporter import export_run
     from edgeaffect.train.runs import load_run, run_dataset
 
     run = load_run(root / "run")
-    return export_run(run, run_dataset(run), root / out, ["tflite-fp32", "tflite-int8"], qat_epochs=3,
-                      quantization=quantization)
+    return export_run(run, run_dataset(run), root / out, list(formats), qat_epochs=3, quantization=quantization)
 
 
 def test_the_breaker_layer_is_found_and_kept_float(breaker):
@@ -40,6 +39,26 @@ def test_the_breaker_layer_is_found_and_kept_float(breaker):
         assert v["passed"], v
     on_disk = json.loads((breaker / "mixed" / "manifest.json").read_text())
     assert on_disk["files"]["tflite-int8"]["float_layers"] == entry["float_layers"]
+
+
+def test_the_onnx_int8_export_for_tensorrt_keeps_the_breaker_float(breaker):
+    """ONNX Runtime's quantizer with the node in ``nodes_to_exclude``, ranked by the noise
+    ``qdq_loss_debug`` measures there."""
+    import onnx
+
+    manifest = _export(breaker, "mixed-onnx", ("onnx-fp32", "onnx-int8-trt"))
+    entry = manifest["files"]["onnx-int8-trt"]
+    assert [f["why"] for f in entry["float_layers"]] == ["accuracy"], entry["float_layers"]
+    node = entry["float_layers"][0]["node"]
+    assert "outlier" in node and "noise power" in entry["float_layers"][0]["detail"]
+    assert all(v["passed"] for v in manifest["verification"])
+    graph = onnx.load(str(breaker / "mixed-onnx" / entry["file"])).graph
+    fed_by = {o: n for n in graph.node for o in n.output}
+    kept = next(n for n in graph.node if n.name == node)
+    assert all(fed_by.get(i) is None or fed_by[i].op_type != "DequantizeLinear" for i in kept.input)  # float
+    assert any(n.op_type == "DequantizeLinear" for n in graph.node)  # and the rest int8
+    with pytest.raises(Exception, match="onnx-int8-trt"):
+        _export(breaker, "full-onnx", ("onnx-fp32", "onnx-int8-trt"), full_int8=True)
 
 
 def test_full_int8_refuses_the_broken_file_and_writes_nothing(breaker):

@@ -29,7 +29,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
                target=None, options: dict | None = None, quantization: dict | None = None, log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files).
     ``quantization``: ``full_int8`` (no op left float) and ``max_float_layers``, for the formats
-    that choose their float layers (``ExportFormat.searches``)."""
+    that choose their float layers (``ExportFormat.writer``)."""
     if target is not None:  # the family may add formats to a target's list (Family.target_formats)
         target = replace(target, formats=run.family.target_formats(target))
         formats = target.formats
@@ -71,9 +71,9 @@ def _export_stage(run, p, stage, fmts, qat_models, sources, references, root, ta
         model, quantized = _source(stage, f, qat_models)
         path = folder / p.file_name(stage, f)
         t0 = time.monotonic()
-        writer = (f.post_training_write or f.write) if quantized == "post-training" else f.write
+        writer, searches = f.writer(post_training=quantized == "post-training")
         extra = writer_options(f, target)
-        if f.searches:
+        if searches:
             extra.update(_search_options(run, p, stage, f, sources, references, path, quantization, log))
         facts = writer(model, stage.inputs, calibration, path, **extra) or {}
         for v in _verify_file(run, p, stage, f, path, sources, references):

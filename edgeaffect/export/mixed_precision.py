@@ -179,22 +179,34 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
             kept, blob = slow, mixed
     failures = accept(blob) if accept else []
     if failures:
-        ranked = [n for n, _ in layer_errors(calibrated_blob, input_specs, calibration, [k.node for k in kept])]
-        errors = dict(layer_errors(calibrated_blob, input_specs, calibration))
-        for node in ranked:
-            if not failures or len(kept) >= max_float_layers:
-                break
-            if node in {k.node for k in kept}:
-                continue
-            kept.append(FloatLayer(node, op_of(calibrated_blob, node), "accuracy",
-                                   f"int8 adds RMSE {errors.get(node, float('nan')):.2f} quantization steps here; "
-                                   f"the file failed: {'; '.join(failures)}"))
-            blob = quantize_keeping(calibrated_blob, [k.node for k in kept])
-            failures = accept(blob)
-            if log is not None:
-                print(f"    mixed precision: {len(kept)} float layer(s), "
-                      f"{'holds' if not failures else 'fails: ' + '; '.join(failures)}", file=log, flush=True)
+        ranked = [FloatLayer(n, op_of(calibrated_blob, n), "accuracy",
+                             f"int8 adds RMSE {e:.2f} quantization steps here")
+                  for n, e in layer_errors(calibrated_blob, input_specs, calibration, [k.node for k in kept])]
+        blob = keep_float_until_held(ranked, kept, lambda nodes: quantize_keeping(calibrated_blob, nodes), accept,
+                                     failures, max_float_layers, log) or blob
     facts["mixed_us_here"] = round(whole_us(blob), 1) if kept else facts["full_int8_us_here"]
     facts["float_layers"] = [asdict(k) for k in kept]
     facts["mixed_precision"] = (f"{len(kept)} layer(s) float" if kept else "none needed: every op int8")
     return blob, facts
+
+
+def keep_float_until_held(ranked: list[FloatLayer], kept: list[FloatLayer], write: Callable[[list[str]], bytes],
+                          accept: Callable[[bytes], list[str]], failures: list[str], max_float_layers: int,
+                          log=None) -> bytes | None:
+    """Greedy: while the file fails, keep the next node of ``ranked`` (most sensitive first) float
+    too, up to ``max_float_layers`` in all; ``kept`` grows in place. The last file written, or
+    None when none was."""
+    blob = None
+    for layer in ranked:
+        if not failures or len(kept) >= max_float_layers:
+            break
+        if layer.node in {k.node for k in kept}:
+            continue
+        layer.detail += f"; the file failed: {'; '.join(failures)}"
+        kept.append(layer)
+        blob = write([k.node for k in kept])
+        failures = accept(blob)
+        if log is not None:
+            print(f"    mixed precision: {len(kept)} float layer(s), "
+                  f"{'holds' if not failures else 'fails: ' + '; '.join(failures)}", file=log, flush=True)
+    return blob

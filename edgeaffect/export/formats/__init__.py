@@ -33,10 +33,18 @@ class ExportFormat:
     # An int8 format's writer for a float model (post-training quantization), where ``write``
     # needs a QAT model to be int8 at all (the QDQ ONNX); None: ``write`` does both.
     post_training_write: Callable | None = None
-    # Chooses which layers stay float: the exporter passes it ``accept`` (a candidate file's
-    # bytes -> the task bounds it fails on every gating kernel set) and the user's
+    # ``write`` chooses which layers stay float: the exporter passes it ``accept`` (a candidate
+    # file's bytes -> the task bounds it fails on every gating kernel set) and the user's
     # quantization options (``full_int8``, ``max_float_layers``).
     searches: bool = False
+    # the same for ``post_training_write``
+    post_training_searches: bool = False
+
+    def writer(self, post_training: bool) -> tuple[Callable, bool]:
+        """(the function that writes the file, whether it chooses its float layers)."""
+        if post_training and self.post_training_write is not None:
+            return self.post_training_write, self.post_training_searches
+        return self.write, self.searches
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

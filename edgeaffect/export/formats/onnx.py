@@ -14,4 +14,5 @@ register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "floa
 # formats are judged by decisions, the metric and a percentile of the difference.
 register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", "int8", write_onnx,
                              f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model (opset {OPSET} "
-                             "unless the target sets one)", WRITER_OPTIONS, post_training_write=write_static_int8))
+                             "unless the target sets one)", WRITER_OPTIONS, post_training_write=write_static_int8,
+                             post_training_searches=True))

@@ -9,9 +9,9 @@ from edgeaffect.export.onnx_quantize import write_static_int8
 
 # Post-training quantization from the float model, verified against it: the same bounds as
 # the QAT QDQ model (probabilities near a tie can move a lot; agreement and accuracy are
-# the checks that matter).
+# the checks that matter). Where it fails them, the most sensitive nodes stay float.
 register_format(ExportFormat("onnx-int8-trt", ".onnx", "float", "onnxruntime", "int8",
                              write_static_int8,
                              f"ONNX int8 Q/DQ for TensorRT (symmetric, per-channel weights, post-training "
                              f"calibration on Conv/Gemm/MatMul inputs), opset {OPSET} unless the target sets one",
-                             WRITER_OPTIONS))
+                             WRITER_OPTIONS, searches=True))
