@@ -2,11 +2,17 @@
 makes slower, keeps them float by itself, and says so in the manifest."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from toy_family import BREAKER_SPEC, register
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +25,14 @@ def breaker(tmp_path_factory):
     data = load_corpus(BREAKER_SPEC.name, root / "corpus", root / "cache")
     train(BREAKER_SPEC.name, data, root / "run", seed=0)
     return root
+
+
+def _cli(*args):
+    """The command line, the test-only family registered as a plugin."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEAFFECT_PLUGINS": "tests.toy_family",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "edgeaffect.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
 
 
 def _export(root, out, formats=("tflite-fp32", "tflite-int8"), **quantization):
@@ -59,6 +73,28 @@ def test_the_onnx_int8_export_for_tensorrt_keeps_the_breaker_float(breaker):
     assert any(n.op_type == "DequantizeLinear" for n in graph.node)  # and the rest int8
     with pytest.raises(Exception, match="onnx-int8-trt"):
         _export(breaker, "full-onnx", ("onnx-fp32", "onnx-int8-trt"), full_int8=True)
+
+
+@pytest.mark.parametrize("fmt", ["tflite-int8", "onnx-int8-trt"])
+def test_sensitivity_ranks_the_breaker_first_and_float_restores_the_metric(breaker, fmt, tmp_path):
+    out = tmp_path / "s.json"
+    r = _cli("sensitivity", breaker / "run", "--format", fmt, "--top", "2", "--json", out)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    (stage,) = result["stages"]
+    first = stage["layers"][0]
+    assert "outlier" in first["node"], stage["layers"][:3]
+    # mae: every layer int8 is far off the float model; the breaker alone float brings it back
+    assert stage["int8_metric"] > result["float_metric"] + 1.0
+    assert abs(first["metric_alone_float"] - result["float_metric"]) < 0.3
+    assert first["error"] > stage["layers"][1]["error"] and stage["layers"][2]["metric_alone_float"] is None
+    assert "rank" in r.stdout and first["node"] in r.stdout and "Traceback" not in r.stderr
+
+
+def test_sensitivity_refuses_a_format_without_one(breaker):
+    r = _cli("sensitivity", breaker / "run", "--format", "tflite-fp32")
+    assert r.returncode == 2 and "no per-layer sensitivity" in r.stderr and "tflite-int8" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_full_int8_refuses_the_broken_file_and_writes_nothing(breaker):

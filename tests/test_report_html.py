@@ -82,6 +82,12 @@ def write_fixtures(root: Path) -> dict:
         qs / "export" / "manifest.json": {
             "manifest_version": 1, "model": "aver-ravdess", "family": "aver", "task": {"kind": "classification"},
             "labels": labels, "formats": ["tflite-int8", "onnx-qdq"],
+            "files": {"tflite-int8": {"file": "m.tflite", "mixed_precision": "1 layer(s) float",
+                                      "float_us_here": 132.6, "full_int8_us_here": 180.6, "mixed_us_here": 68.0,
+                                      "float_layers": [{"node": "aver/face_conv1/Relu;aver/face_conv1/Conv2D",
+                                                        "op": "CONV_2D", "why": "speed",
+                                                        "detail": "int8 135.0 us, float 17.0 us alone"}]},
+                      "onnx-qdq": {"file": "m.onnx"}},
             "verification": [_verification("tflite-int8", "litert", 0.9),
                              _verification("onnx-qdq", "onnxruntime", 0.5, passed=False, gating=False,
                                            failures=["agreement 0.5 < 0.95"])]},
@@ -226,6 +232,9 @@ def test_page_renders_in_chromium(page_dir, tmp_path):
             # Verification: the whole export, the staged bundle and its stage folder.
             ver = page.inner_text("#verification")
             assert "stage extractor" in ver and "recorded, not gating" in ver and "agreement 0.5 < 0.95" in ver
+            # ... and the layers the int8 export kept float, why, and the times it chose by
+            assert "aver/face_conv1/Relu (CONV_2D, speed): int8 135.0 us, float 17.0 us alone" in ver
+            assert "float 132.6 us, all int8 180.6 us, as written 68 us" in ver and "1 layer(s) float" in ver
 
             # The papers' table (our counted figures beside theirs) rendered as a table.
             assert page.locator("table.papers").count() >= 3

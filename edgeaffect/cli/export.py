@@ -24,8 +24,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
                workspace_mib: Annotated[Optional[int], typer.Option(help="Target option (Jetson): TensorRT workspace.")] = None,
                max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
                strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default",
-               full_int8: Annotated[bool, typer.Option(help="Every op of the TFLite int8 file int8: no layer left float for speed or accuracy.")] = False,
-               max_float_layers: Annotated[Optional[int], typer.Option(help="At most this many layers of the TFLite int8 file left float (default 8).")] = None):
+               full_int8: Annotated[bool, typer.Option(help="Every op of the int8 files that choose their float layers (TFLite int8, post-training ONNX Q/DQ) int8: none left float for speed or accuracy.")] = False,
+               max_float_layers: Annotated[Optional[int], typer.Option(help="At most this many layers of each such int8 file left float (default 8).")] = None):
     """QAT, export and verify every format against the Keras model; with --target, a
     self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
@@ -61,3 +61,28 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
     names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
+
+
+@app.command("sensitivity", rich_help_panel=EXPORT)
+def sensitivity_cmd(run: Annotated[Path, typer.Argument(help="A training run folder.")],
+                    format: Annotated[str, typer.Option("--format", help="An int8 format with per-layer errors: tflite-int8 | onnx-int8-trt | onnx-qdq.")] = "tflite-int8",
+                    top: Annotated[int, typer.Option(help="Layers shown, and measured with the metric, per stage.")] = 10,
+                    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every ranked layer as JSON here.")] = None):
+    """Where int8 hurts: each stage's layers ranked by the error int8 adds there, with the task
+    metric when that layer alone stays float (what mixed precision keeps float first)."""
+    import json
+    import sys
+
+    from edgeaffect.export import get_format
+    from edgeaffect.export.sensitivity import format_table, sensitivity
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.train.runs import load_run, run_dataset
+
+    if top < 1:
+        raise InputError(f"--top {top}: give 1 or more")
+    get_format(format)  # a typo fails before any work
+    r = load_run(run)
+    result = sensitivity(r, run_dataset(r), format, top=top, log=sys.stderr)
+    typer.echo(format_table(result, top))
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result, indent=2))

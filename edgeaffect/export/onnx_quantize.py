@@ -108,7 +108,7 @@ def write_static_int8(model, input_specs, calibration, path, *, accept=None, ful
                 return q_onnx.read_bytes()
 
             ranked = [mp.FloatLayer(name, op, "accuracy", detail)
-                      for name, op, detail in noise_added(float_onnx, q_onnx, calibration)]
+                      for name, op, _, detail in noise_added(float_onnx, q_onnx, calibration)]
             mp.keep_float_until_held(ranked, kept, write, accept, failures,
                                      mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
                                      log)
@@ -121,8 +121,26 @@ def write_static_int8(model, input_specs, calibration, path, *, accept=None, ful
     return facts
 
 
-def noise_added(float_onnx: Path, qdq_onnx: Path, calibration: list[dict]) -> list[tuple[str, str, str]]:
-    """(node, op type, what was measured) for each quantized Conv / Gemm / MatMul, the most
+@contextmanager
+def static_int8_sensitivity(model, input_specs, calibration):
+    """Every quantized node's share of the noise (``noise_added``), largest first."""
+    from edgeaffect.export.formats import Ranking
+
+    with tempfile.TemporaryDirectory(prefix="edgeaffect-trt-") as d:
+        float_onnx, q_onnx = Path(d) / "float.onnx", Path(d) / "int8.onnx"
+        write_onnx(model, input_specs, calibration, float_onnx)
+        quantize_for_tensorrt(float_onnx, q_onnx, calibration)
+        layers = [(name, op, share) for name, op, share, _ in noise_added(float_onnx, q_onnx, calibration)]
+
+        def write(nodes):
+            quantize_for_tensorrt(float_onnx, q_onnx, calibration, list(nodes))
+            return q_onnx.read_bytes()
+
+        yield Ranking(layers, "noise power added, over signal power (ONNX Runtime's qdq_loss_debug)", write)
+
+
+def noise_added(float_onnx: Path, qdq_onnx: Path, calibration: list[dict]) -> list[tuple[str, str, float, str]]:
+    """(node, op type, noise share, what was measured) for each quantized Conv / Gemm / MatMul, the most
     quantization noise added first: noise-to-signal power against the float graph at the node's
     output less at its (pre-Q/DQ) input, on up to 64 calibration samples."""
     dbg = require("onnxruntime.quantization.qdq_loss_debug", "train", "onnxruntime")
@@ -159,7 +177,7 @@ def noise_added(float_onnx: Path, qdq_onnx: Path, calibration: list[dict]) -> li
         rows.append((added, n.name, n.op_type,
                      f"int8 adds {100 * added:.2f} % noise power here (ONNX Runtime's qdq_loss_debug, "
                      f"{len(samples)} calibration samples)"))
-    return [(name, op, detail) for _, name, op, detail in sorted(rows, key=lambda r: -r[0])]
+    return [(name, op, added, detail) for added, name, op, detail in sorted(rows, key=lambda r: -r[0])]
 
 
 def quantize_matmuls(float_onnx: Path, out: Path) -> dict:

@@ -390,6 +390,27 @@ def _verdict(v: dict) -> str:
     return f'<span class="warn">outside its bounds (recorded, not gating){": " + esc(why) if why else ""}</span>'
 
 
+def _mixed_precision(files: dict) -> str:
+    """Per quantized file that chose its float layers: which stayed float and why, and the
+    times the choice measured on the exporting machine."""
+    rows = []
+    for fmt, entry in files.items():
+        if "mixed_precision" not in entry:
+            continue
+        times = ", ".join(f"{label} {entry[k]:g} us" for k, label in
+                          (("float_us_here", "float"), ("full_int8_us_here", "all int8"), ("mixed_us_here", "as written"))
+                          if isinstance(entry.get(k), (int, float)))
+        layers = entry.get("float_layers") or []
+        kept = "<br>".join(f"{esc(l.get('node', '').split(';')[0])} ({esc(l.get('op'))}, {esc(l.get('why'))}): "
+                           f"{esc(l.get('detail'))}" for l in layers) or "-"
+        rows.append([esc(fmt), esc(entry["mixed_precision"]), kept, esc(times or "-")])
+    if not rows:
+        return ""
+    return ("<p>Layers left float by the export (<code>edgeaffect sensitivity RUN</code> ranks them all):</p>"
+            + _table(["format", "mixed precision", "float layers (op, why: measured)",
+                      "one pass, batch 1, one thread, on the exporting machine"], rows, "verify"))
+
+
 def section_verification(g: Gathered) -> str:
     parts = []
     for m in g.visit(g.manifests):
@@ -408,6 +429,7 @@ def section_verification(g: Gathered) -> str:
         body = (_table(["format", "runtime", "kernels", "n", "metric", "its source", "float", "max |diff|",
                         "p95 |diff|", "agreement", "bounds", "role", "result"], _verification_rows(ver), "verify")
                 if ver else _missing("No verification recorded in this manifest."))
+        body += _mixed_precision(d.get("files") or {})
         parts.append(f'<article><h3>{title} <small>{_code(m.path.parent)}</small></h3>'
                      f'<p>Task {esc((d.get("task") or {}).get("kind", "-"))}; formats '
                      f'{esc(", ".join(d.get("formats") or list(d.get("files") or {})))}.</p>' + body + _how(how, machine)

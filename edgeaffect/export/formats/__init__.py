@@ -39,12 +39,24 @@ class ExportFormat:
     searches: bool = False
     # the same for ``post_training_write``
     post_training_searches: bool = False
+    # Per-layer sensitivity of its int8 file (``edgeaffect.export.sensitivity``): a context
+    # manager (keras_model, input_specs, calibration) -> ``Ranking``; None: the format has none.
+    sensitivity: Callable | None = None
 
     def writer(self, post_training: bool) -> tuple[Callable, bool]:
         """(the function that writes the file, whether it chooses its float layers)."""
         if post_training and self.post_training_write is not None:
             return self.post_training_write, self.post_training_searches
         return self.write, self.searches
+
+
+@dataclass
+class Ranking:
+    """A quantized format's layers, the error int8 adds at each first, and how to write the file
+    with chosen layers left float (``write(nodes) -> bytes``; ``write([])``: every layer int8)."""
+    layers: list[tuple[str, str, float]]  # (node, op type, error)
+    unit: str  # what the error measures
+    write: Callable
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

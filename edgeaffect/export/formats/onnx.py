@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgeaffect.export.formats import ExportFormat, register_format
 from edgeaffect.export.onnx_graph import OPSET, WRITER_OPTIONS, write_onnx
-from edgeaffect.export.onnx_quantize import write_static_int8
+from edgeaffect.export.onnx_quantize import static_int8_sensitivity, write_static_int8
 
 register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "float32", write_onnx,
                              f"ONNX float32 (opset {OPSET} unless the target sets one)", WRITER_OPTIONS))
@@ -15,4 +15,4 @@ register_format(ExportFormat("onnx-fp32", ".onnx", "float", "onnxruntime", "floa
 register_format(ExportFormat("onnx-qdq", ".onnx", "qat", "onnxruntime", "int8", write_onnx,
                              f"ONNX with QuantizeLinear/DequantizeLinear pairs from the QAT model (opset {OPSET} "
                              "unless the target sets one)", WRITER_OPTIONS, post_training_write=write_static_int8,
-                             post_training_searches=True))
+                             post_training_searches=True, sensitivity=static_int8_sensitivity))

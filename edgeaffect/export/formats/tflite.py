@@ -3,7 +3,9 @@ dynamic-range int8 (int8 weights, float activations quantized at run time)."""
 
 from __future__ import annotations
 
-from edgeaffect.export.formats import ExportFormat, register_format
+from contextlib import contextmanager
+
+from edgeaffect.export.formats import ExportFormat, Ranking, register_format
 from edgeaffect.io import atomic_path
 
 # The exporter's options for a format that chooses its float layers (``ExportFormat.searches``).
@@ -117,6 +119,18 @@ def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8:
     return facts
 
 
+@contextmanager
+def int8_sensitivity(model, input_specs, calibration):
+    """Every op's int8 error (QuantizationDebugger's RMSE in quantization steps), largest first."""
+    from edgeaffect.export import mixed_precision as mp
+
+    calibrated = mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs,
+                               calibration)
+    layers = [(n, mp.op_of(calibrated, n), e) for n, e in mp.layer_errors(calibrated, input_specs, calibration)]
+    yield Ranking(layers, "RMSE in quantization steps (TFLite's QuantizationDebugger)",
+                  lambda nodes: without_lstm_cell_clip(mp.quantize_keeping(calibrated, list(nodes))))
+
+
 def write_dynamic_int8(model, input_specs, calibration, path) -> None:
     """Dynamic-range int8: no representative data, so ``calibration`` is not used."""
     def configure(t, c):
@@ -132,7 +146,7 @@ register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", "float
 register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", write_int8,
                              "TFLite int8 (int8 input and output) from the QAT model's weights, post-training "
                              "calibrated; the ops int8 makes slower or that break its bounds left float",
-                             QUANTIZATION_OPTIONS, searches=True))
+                             QUANTIZATION_OPTIONS, searches=True, sensitivity=int8_sensitivity))
 # Post-training from the float model: every conv and dense weight int8, activations quantized
 # on the fly (float in and out). It cannot leave chosen ops in float.
 register_format(ExportFormat("tflite-dynamic-int8", ".tflite", "float", "litert", "int8", write_dynamic_int8,
