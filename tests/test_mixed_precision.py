@@ -129,3 +129,40 @@ def test_one_op_models_run_like_the_whole(breaker, tmp_path):
     assert all(o.us is not None and o.us > 0 for o in r["ops"])
     assert {o.dtype.split("->")[0] for o in r["ops"]} >= {"int8", "float32"}  # mixed: both kinds of op
     assert np.isfinite(r["whole_us"]) and r["whole_us"] > 0
+
+
+def test_an_op_that_cannot_be_timed_alone_is_judged_by_the_whole_file():
+    """A fused LSTM keeps state: it cannot be cut out and timed alone, so the speed choice
+    lists it for a whole-file comparison instead of skipping it (SpeechNet's int8 LSTM)."""
+    from edgeaffect.export import mixed_precision as mp
+    from edgeaffect.export.formats.tflite import calibrated_float
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    x = k.layers.Input((12, 8), batch_size=1, name="seq")
+    model = k.Model(x, k.layers.Dense(3)(k.layers.LSTM(16)(x)))
+    rng = np.random.default_rng(0)
+    calibration = [{"seq": rng.standard_normal((1, 12, 8)).astype(np.float32)} for _ in range(8)]
+    calibrated = calibrated_float(model, {"seq": (12, 8)}, calibration)
+    slow, untimed, float_us, int8_us = mp.slower_in_int8(calibrated, mp.quantize_keeping(calibrated, []))
+    assert [u.op for u in untimed] == ["UNIDIRECTIONAL_SEQUENCE_LSTM"], untimed
+    assert "not cut out" in untimed[0].detail and float_us > 0 and int8_us > 0
+    blob, facts = mp.choose(calibrated, {"seq": (12, 8)}, calibration)
+    for layer in facts["float_layers"]:  # whatever this machine measured, each choice says what
+        assert layer["why"] == "speed" and " us" in layer["detail"], layer
+    assert facts["full_int8_us_here"] > 0 and facts["mixed_us_here"] > 0
+
+
+def test_bench_int8_times_each_file_at_any_size(tmp_path):
+    from edgeaffect.measure.int8_speed import format_rows, int8_speed
+
+    register()
+    (row,) = int8_speed(BREAKER_SPEC, samples=4, budget_s=0.01)
+    assert row["stage"] == BREAKER_SPEC.name
+    for key in ("float32 us", "int8, every op us", "int8 as exported us"):
+        assert row[key] > 0, row
+    assert row["exported / float32"] == pytest.approx(row["int8 as exported us"] / row["float32 us"])
+    text = format_rows([row], "this machine")
+    assert "fresh weights and random calibration: speed only" in text and BREAKER_SPEC.name in text
+    r = _cli("bench-int8", "no-such-model")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -175,3 +175,23 @@ def _print_cost(cost, layers: bool) -> None:
         for r in cost.layers:
             typer.echo(f"{r.name[:34]:34s} {r.kind:7s} {r.params:8,} {r.flops:11,} {r.bytes['float32']:11,} "
                        f"{r.intensity['float32']:7.2f}")
+
+
+@app.command("bench-int8", rich_help_panel=MEASURE)
+def bench_int8_cmd(models: Annotated[list[str], typer.Argument(help="Registered model names (any size: paper-size ones included).")],
+                   budget: Annotated[float, typer.Option(help="Seconds of timed runs per file.")] = 0.5,
+                   json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
+    """int8 against float32 on LiteRT per model and stage, weights untrained: float32, every op
+    int8, and int8 as the export writes it (speed only, one thread, this machine)."""
+    from edgeaffect.contract.registry import get_model
+    from edgeaffect.io import atomic_write_text
+    from edgeaffect.machine import machine
+    from edgeaffect.measure.int8_speed import format_rows, int8_speed
+
+    if budget <= 0:
+        raise InputError(f"--budget {budget}: give seconds > 0")
+    specs = [get_model(m) for m in models]  # a typo fails before any work
+    rows = [r for s in specs for r in int8_speed(s, budget_s=budget, log=sys.stderr)]
+    typer.echo(format_rows(rows, machine()))
+    if json_out:
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": 1, "rows": rows}, indent=2))

@@ -11,7 +11,10 @@ The choice:
 1. speed: each op of the full int8 file is timed alone against the same op of the float
    graph on this machine's XNNPACK (``edgeaffect.runtime.litert_ops``); ops int8 runs slower
    stay float (e.g. a 3x3 conv on a one-channel image: XNNPACK's int8 kernel takes 8x the
-   float one here). The mixed file is kept only if the whole file is faster than full int8.
+   float one here), most time lost first. The mixed file is kept only if the whole file is
+   faster than full int8. An op that cannot be timed alone (a fused LSTM keeps state) stays
+   float when the whole file is faster with it float (SpeechNet's int8 LSTM runs outside
+   XNNPACK on LiteRT's integer kernel).
 2. accuracy: while the file fails its task bounds (``accept``), the node with the largest
    error not yet float is added, up to ``max_float_layers``.
 ``full_int8`` skips both: every op int8, as the quantizer gives it.
@@ -82,23 +85,26 @@ def _op_rows(path: Path) -> dict[str, object]:
     return {names[r.index]: r for r in timed["ops"]}, timed["whole_us"]
 
 
-def slower_in_int8(float_blob: bytes, int8_blob: bytes) -> tuple[list[FloatLayer], float, float]:
-    """(the ops int8 runs slower than float here, the float file's time, the int8 file's)."""
+def slower_in_int8(float_blob: bytes, int8_blob: bytes) -> tuple[list[FloatLayer], list[FloatLayer], float, float]:
+    """(the ops int8 runs slower than float here, most time lost first; the int8 ops that
+    cannot be timed alone (a fused LSTM keeps state); the float file's time, the int8 file's)."""
     with tempfile.TemporaryDirectory(prefix="edgeaffect-mixed-") as d:
         fp, ip = Path(d) / "float.tflite", Path(d) / "int8.tflite"
         fp.write_bytes(float_blob)
         ip.write_bytes(int8_blob)
         floats, float_us = _op_rows(fp)
         ints, int8_us = _op_rows(ip)
-    slow = []
+    slow, untimed = [], []
     for name, r in ints.items():
         f = floats.get(name)
-        if f is None or f.us is None or r.us is None or r.dtype.startswith("float") or r.type in ("QUANTIZE", "DEQUANTIZE"):
+        if r.dtype.startswith("float") or r.type in ("QUANTIZE", "DEQUANTIZE") or f is None:
             continue
-        if r.us > f.us * SPEED_MARGIN + 1.0:
-            slow.append(FloatLayer(name, r.type, "speed", f"{r.type} {r.shape}: int8 {r.us:.1f} us, float "
-                                                           f"{f.us:.1f} us alone on this machine's XNNPACK"))
-    return slow, float_us, int8_us
+        if r.us is None:
+            untimed.append(FloatLayer(name, r.type, "speed", f"{r.type} {r.shape}: {r.note}"))
+        elif f.us is not None and r.us > f.us * SPEED_MARGIN + 1.0:
+            slow.append((r.us - f.us, FloatLayer(name, r.type, "speed", f"{r.type} {r.shape}: int8 {r.us:.1f} us, "
+                                                 f"float {f.us:.1f} us alone on this machine's XNNPACK")))
+    return [layer for _, layer in sorted(slow, key=lambda t: -t[0])], untimed, float_us, int8_us
 
 
 def whole_us(blob: bytes) -> float:
@@ -167,16 +173,24 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
     full = quantize_keeping(calibrated_blob, [])
     if full_int8:
         return full, {"float_layers": [], "mixed_precision": "off (full int8 asked for)"}
-    slow, float_us, full_us = slower_in_int8(calibrated_blob, full)
-    slow = slow[:max_float_layers]
-    kept, blob = [], full
+    slow, untimed, float_us, full_us = slower_in_int8(calibrated_blob, full)
+    kept, blob, blob_us = [], full, full_us
     facts = {"float_us_here": round(float_us, 1), "full_int8_us_here": round(full_us, 1)}
+    for layer in untimed[:max_float_layers]:  # not timed alone: judged by the whole file with it float
+        candidate = quantize_keeping(calibrated_blob, [k.node for k in kept] + [layer.node])
+        candidate_us = whole_us(candidate)
+        if candidate_us * SPEED_MARGIN < blob_us:
+            layer.detail += (f"; the whole file {candidate_us:.1f} us with it float, {blob_us:.1f} us with it int8, "
+                             f"on this machine's XNNPACK")
+            kept.append(layer)
+            blob, blob_us = candidate, candidate_us
+    slow = slow[:max_float_layers - len(kept)]
     if slow:
-        mixed = quantize_keeping(calibrated_blob, [s.node for s in slow])
+        mixed = quantize_keeping(calibrated_blob, [k.node for k in kept + slow])
         mixed_us = whole_us(mixed)
         facts["speed_mixed_us_here"] = round(mixed_us, 1)
-        if mixed_us < full_us:
-            kept, blob = slow, mixed
+        if mixed_us < blob_us:
+            kept, blob, blob_us = kept + slow, mixed, mixed_us
     failures = accept(blob) if accept else []
     if failures:
         ranked = [FloatLayer(n, op_of(calibrated_blob, n), "accuracy",

@@ -101,6 +101,14 @@ def write_fp16(model, input_specs, calibration, path) -> None:
     _convert(model, input_specs, path, configure)
 
 
+def calibrated_float(model, input_specs, calibration) -> bytes:
+    """The float graph with each tensor's range from ``calibration``: what the int8 files are
+    quantized from (``edgeaffect.export.mixed_precision``)."""
+    from edgeaffect.export import mixed_precision as mp
+
+    return mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs, calibration)
+
+
 def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
                max_float_layers: int | None = None, log=None) -> dict:
     """Int8 (int8 in and out) with the ops int8 makes slower here, and the fewest that make a
@@ -108,8 +116,7 @@ def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8:
     (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8."""
     from edgeaffect.export import mixed_precision as mp
 
-    calibrated = mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs,
-                               calibration)
+    calibrated = calibrated_float(model, input_specs, calibration)
     check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
     blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
                             max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
@@ -124,8 +131,7 @@ def int8_sensitivity(model, input_specs, calibration):
     """Every op's int8 error (QuantizationDebugger's RMSE in quantization steps), largest first."""
     from edgeaffect.export import mixed_precision as mp
 
-    calibrated = mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs,
-                               calibration)
+    calibrated = calibrated_float(model, input_specs, calibration)
     layers = [(n, mp.op_of(calibrated, n), e) for n, e in mp.layer_errors(calibrated, input_specs, calibration)]
     yield Ranking(layers, "RMSE in quantization steps (TFLite's QuantizationDebugger)",
                   lambda nodes: without_lstm_cell_clip(mp.quantize_keeping(calibrated, list(nodes))))
