@@ -105,7 +105,7 @@ def test_full_int8_refuses_the_broken_file_and_writes_nothing(breaker):
     assert not (breaker / "full").exists()
 
 
-def test_no_float_layer_allowed_is_full_int8(breaker):
+def test_no_float_layer_allowed_for_accuracy_refuses_the_broken_file(breaker):
     from edgeaffect.errors import VerificationError
 
     with pytest.raises(VerificationError, match="tflite-int8"):

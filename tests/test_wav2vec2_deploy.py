@@ -47,13 +47,18 @@ def test_two_verified_stages_and_the_backbone_kept_in_the_run(exported):
     # The head's int8 file (QAT, LSTM unrolled) gates and holds with the Keras backbone in front.
     held = [v for v in head["verification"] if v["format"] == "tflite-int8" and v["gating"]]
     assert held and all(v["passed"] and v["max_abs_diff"] < 0.1 for v in held)
-    # The backbone's post-training full int8 is measured and written down, not gating, and
-    # so is the int8 chain it is part of: a failure there is recorded, never silent.
+    # The backbone's post-training int8 does not hold in general (recorded only): its search
+    # for float layers either made it hold here, and then it gates and passed, or it is
+    # measured and written down, not gating, and so is the int8 chain: never silent.
     bb = json.loads((root / "export" / "backbone" / "manifest.json").read_text())
-    assert bb["files"]["tflite-int8"]["quantization"] == "post-training"
-    assert "tflite-int8" in bb["recorded_only"]
-    assert not any(v["gating"] for v in bb["verification"] if v["format"] == "tflite-int8")
-    assert not chain["tflite-int8"]["gating"]
+    entry = bb["files"]["tflite-int8"]
+    assert entry["quantization"] == "post-training"
+    verdicts = [v for v in bb["verification"] if v["format"] == "tflite-int8"]
+    if "tflite-int8" in bb.get("recorded_only", {}):
+        assert not any(v["gating"] for v in verdicts) and not chain["tflite-int8"]["gating"]
+    else:
+        assert "here it held its bounds" in entry["recorded_only_lifted"]
+        assert any(v["gating"] for v in verdicts) and all(v["passed"] for v in verdicts if v["gating"])
     # The int8 backbone that holds: ONNX dynamic int8 of the transformer's MatMuls (conv encoder
     # float), post-training from the float stages; the backbone, the head and the whole chain
     # gate and pass the int8 bounds (p95 |p diff| <= 0.05, decisions agree).

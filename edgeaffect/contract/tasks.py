@@ -83,6 +83,9 @@ class Task:
     metric_name = "metric"
     higher_is_better = True
     loss = "mse"
+    # (low, high) the model's output must be able to reach, whatever the calibration samples
+    # gave (a score scale's ends); None: the calibration decides
+    output_range: tuple[float, float] | None = None
 
     def __init__(self, bounds: dict[str, Bounds]):
         self._bounds = bounds
@@ -196,6 +199,7 @@ class RegressionTask(Task):
         super().__init__(bounds or regression_bounds(span))
         self.score_name, self.low, self.high, self.bands = score_name, float(low), float(high), tuple(bands)
         self.output_name = score_name
+        self.output_range = (self.low, self.high)
 
     def band_index(self, scores: np.ndarray) -> np.ndarray:
         if not self.bands:

@@ -9,7 +9,7 @@ from edgeaffect.export.formats import ExportFormat, Ranking, register_format
 from edgeaffect.io import atomic_path
 
 # The exporter's options for a format that chooses its float layers (``ExportFormat.searches``).
-QUANTIZATION_OPTIONS = ("accept", "full_int8", "max_float_layers", "log")
+QUANTIZATION_OPTIONS = ("accept", "full_int8", "max_float_layers", "log", "output_range")
 
 
 def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
@@ -101,22 +101,25 @@ def write_fp16(model, input_specs, calibration, path) -> None:
     _convert(model, input_specs, path, configure)
 
 
-def calibrated_float(model, input_specs, calibration) -> bytes:
-    """The float graph with each tensor's range from ``calibration``: what the int8 files are
-    quantized from (``edgeaffect.export.mixed_precision``)."""
+def calibrated_float(model, input_specs, calibration, output_range=None) -> bytes:
+    """The float graph with each tensor's range from ``calibration`` (the outputs' covering
+    ``output_range`` too): what the int8 files are quantized from
+    (``edgeaffect.export.mixed_precision``)."""
     from edgeaffect.export import mixed_precision as mp
 
-    return mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs, calibration)
+    return mp.calibrated(_concrete(model, input_specs, fixed_batch(model)), model.variables, input_specs, calibration,
+                         output_range)
 
 
 def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
-               max_float_layers: int | None = None, log=None) -> dict:
+               max_float_layers: int | None = None, log=None, output_range=None) -> dict:
     """Int8 (int8 in and out) with the ops int8 makes slower here, and the fewest that make a
     failing file hold (``accept``: the bound failures of a candidate file), left float
-    (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8."""
+    (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8. ``output_range``:
+    the span the output must cover (a regression's score range), beyond the calibration's."""
     from edgeaffect.export import mixed_precision as mp
 
-    calibrated = calibrated_float(model, input_specs, calibration)
+    calibrated = calibrated_float(model, input_specs, calibration, output_range)
     check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
     blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
                             max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,

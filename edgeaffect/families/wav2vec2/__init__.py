@@ -111,7 +111,7 @@ class Wav2Vec2Family(Family):
         from edgeaffect.families.wav2vec2.model import LAYER_CHOICES, build_head_stage
 
         c = spec.config
-        backbone = build_feature_model(Wav2Vec2Config.from_dict(c.backbone), samples=c.samples,
+        backbone = build_feature_model(Wav2Vec2Config.from_dict(c.backbone), samples=c.samples, batch=1,
                                        definition=LAYER_CHOICES[c.layers], gelu="erf", name="wav2vec2_features")
         return {"backbone": (backbone, "segment"), "head": (build_head_stage(c), "participant")}
 
