@@ -28,3 +28,19 @@ class VerificationError(EdgeAffectError):
 
 class UnknownNameError(InputError):
     """A model, format, dataset or target name is not registered."""
+
+
+# What a model file that parses but holds nonsense (a name that is not UTF-8, an index past
+# a table, a zero stride) raises deep inside a reader, once past the reader's own checks.
+CORRUPT_MODEL = (ValueError, RuntimeError, KeyError, IndexError, TypeError, AttributeError, StopIteration,
+                 OverflowError, ZeroDivisionError, MemoryError)
+
+
+def corrupt_model(path, exc: BaseException) -> InputError:
+    """The one line for a model file a reader could not make sense of."""
+    from pathlib import Path
+
+    first = (str(exc).splitlines() or [""])[0][:160]
+    kind = Path(path).suffix.lower()[1:] or "model"
+    return InputError(f"{path} is not a valid {kind} model or is corrupted ({type(exc).__name__}: {first}); "
+                      "export it again")

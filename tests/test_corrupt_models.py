@@ -91,3 +91,16 @@ def test_seeded_corruptions_never_escape_as_a_traceback(tiny_models, tmp_path, f
             assert "\n" not in str(exc) and f.name in str(exc), str(exc)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 10, outcomes  # the corruptions do reach the readers
+
+
+def test_trt_check_on_a_name_that_is_not_utf8_is_one_line(tiny_models, tmp_path):
+    """Issue 30: a name that is not UTF-8 parses (protobuf hands it back as bytes) and the
+    checker's walk raised `TypeError: can only concatenate str (not "bytes") to str`."""
+    pytest.importorskip("onnx")
+    blob = bytearray(tiny_models["onnx"].read_bytes())
+    for at in range(len(blob)):  # every copy of the name: node, tensor and value names alike
+        if blob.startswith(NAME, at):
+            blob[at + 2] = 0xFF
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(bytes(blob))
+    assert_one_line_error(cli("trt-check", bad), "bad.onnx is not a valid onnx model or is corrupted")

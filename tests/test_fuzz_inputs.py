@@ -1,20 +1,25 @@
-"""Seeded fuzzing of the files a user hands over (a bundle's manifest, a budgets file):
-random values of random types put at random places, keys dropped. Invariant: `verify`,
-`predict` and the budgets loader end in exit 0 or one line `error: ...` with exit 2 (no
-other exception), and nothing in the bundle folder is written. 40 manifests and 400 budgets in the
-normal suite (a few seconds); `-m slow` runs a longer campaign. (Seeded rather than
-hypothesis: no new test dependency, and every run sees the same cases.)"""
+"""Seeded fuzzing of the files a user hands over (a bundle's manifest, a staged bundle's top
+and stage manifests, a budgets file, a wav2vec 2.0 checkpoint's config.json, an ONNX file
+for trt-check): random values of random types put at random places, keys dropped, bytes
+damaged. Invariant: `verify`, `predict`, the budgets loader, the checkpoint reader and
+`trt-check` end in success or one line `error: ...` with exit 2 (no other exception), and
+nothing in the bundle folder is written. The normal suite runs a few dozen cases of each
+(seconds); `-m slow` runs a longer campaign. (Seeded rather than hypothesis: no new test
+dependency, and every run sees the same cases.)"""
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 
 import pytest
 
 from edgeaffect.errors import InputError
+from tests.test_corrupt_models import corrupt, tiny_models  # noqa: F401 (tiny_models: a fixture)
 from tests.test_manifest_schema import aver_manifest, run_cli, speech_manifest, write_bundle
+from tests.test_staged_bundles import STAGED, staged_manifests, write_staged
 
 ODD_VALUES = [None, True, 0, -1, 1, 2**63, 1.5, -0.0, 1e308, "", "x", "../x", "/abs", "1", [], [1], {}, {"a": 1},
               [None], ["a", "a"], "0" * 64]
@@ -74,6 +79,103 @@ def test_fuzzed_manifests_end_in_exit_0_or_one_line(tmp_path):
 @pytest.mark.slow
 def test_fuzzed_manifests_longer_campaign(tmp_path):
     _fuzz_manifests(tmp_path, 1000, seed=1616)
+
+
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fuzz_staged(tmp_path, n: int, seed: int):
+    """The top manifest or one stage's mutated (its checksum in the top manifest then fixed,
+    so that the mutation reaches the checks behind it)."""
+    rng = random.Random(seed)
+    codes = {0: 0, 2: 0}
+    for i in range(n):
+        top, per_stage = staged_manifests(rng.choice(sorted(STAGED)))
+        name = rng.choice([None, *per_stage])
+        if name is None:
+            top = _mutate(top, rng)
+        else:
+            per_stage[name] = _mutate(per_stage[name], rng)
+        folder = write_staged(tmp_path / f"s{i}", top, per_stage)
+        before = _tree(folder)
+        for args in (("verify", folder), ("predict", tmp_path / "none.wav", "--model", folder),
+                     ("predict", tmp_path / "none.wav", "--model", folder / next(iter(per_stage)))):
+            code, line = run_cli(*args)
+            assert code in (0, 2) and "\n" not in line, (args, code, line)
+            if args[0] == "verify":
+                codes[code] += 1
+            else:
+                assert code == 2  # a missing recording at best; a stage folder never predicts
+        assert _tree(folder) == before, "a command wrote into the bundle"
+    assert codes[2] > n // 3, codes
+
+
+def test_fuzzed_staged_bundles_end_in_exit_0_or_one_line(tmp_path):
+    _fuzz_staged(tmp_path, 30, seed=30)
+
+
+@pytest.mark.slow
+def test_fuzzed_staged_bundles_longer_campaign(tmp_path):
+    _fuzz_staged(tmp_path, 600, seed=3030)
+
+
+def _fuzz_checkpoint_configs(tmp_path, n: int, seed: int):
+    """config.json of a tiny checkpoint mutated; read as every entry point reads it."""
+    from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config
+    from edgeaffect.families.wav2vec2.checkpoint import read_checkpoint
+    from tests.wav2vec2_helpers import numpy_checkpoint
+
+    rng = random.Random(seed)
+    folder = numpy_checkpoint(tmp_path / "ckpt", Wav2Vec2Config.tiny())
+    base = json.loads((folder / "config.json").read_text())
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(n):
+        (folder / "config.json").write_text(json.dumps(_mutate(base, rng)))
+        try:
+            read_checkpoint(folder)
+            outcomes["read"] += 1
+        except InputError as exc:
+            assert "\n" not in str(exc), str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > n // 2, outcomes
+
+
+def test_fuzzed_checkpoint_configs_are_read_or_refused_in_one_line(tmp_path):
+    _fuzz_checkpoint_configs(tmp_path, 150, seed=30)
+
+
+@pytest.mark.slow
+def test_fuzzed_checkpoint_configs_longer_campaign(tmp_path):
+    _fuzz_checkpoint_configs(tmp_path, 3000, seed=3030)
+
+
+def _fuzz_trt_check(tiny_models, tmp_path, n: int, seed: int):
+    """Damaged ONNX files through trt-check's reader and walk: checked, or refused in one line."""
+    from edgeaffect.export.trt_check import check_file
+
+    pytest.importorskip("onnx")
+    data, rng = tiny_models["onnx"].read_bytes(), random.Random(seed)
+    outcomes = {"checked": 0, "refused": 0}
+    for i in range(n):
+        f = tmp_path / f"case{i}.onnx"
+        f.write_bytes(corrupt(data, rng))
+        try:
+            check_file(f, "10.3")
+            outcomes["checked"] += 1
+        except InputError as exc:
+            assert "\n" not in str(exc) and f.name in str(exc), str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > n // 6, outcomes
+
+
+def test_fuzzed_onnx_files_are_checked_or_refused_in_one_line(tiny_models, tmp_path):
+    _fuzz_trt_check(tiny_models, tmp_path, 60, seed=30)
+
+
+@pytest.mark.slow
+def test_fuzzed_onnx_files_longer_campaign(tiny_models, tmp_path):
+    _fuzz_trt_check(tiny_models, tmp_path, 2000, seed=3030)
 
 
 BUDGET_KEYS = ["p50_ms", "p99_ms", "size_kib", "peak_memory_mib", "optional", "tolerance", "repeats", "p50ms"]

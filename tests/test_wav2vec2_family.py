@@ -194,6 +194,7 @@ def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):
     from edgeaffect.families.wav2vec2.daicwoz import normalise
     from edgeaffect.families.wav2vec2.train import DetectorRun
     from edgeaffect.contract import get_model
+    from edgeaffect.schema import check
 
     root, data = small
     spec = get_model("wav2vec2-tiny")
@@ -211,8 +212,8 @@ def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):
     assert p.decision == "depressed" and p.extra["segment_weights"] == [0.5, 0.3, 0.2]
     assert "p(depressed) = 0.800" in fam.task.describe(p)[0]
     bad = {**run.preprocessing(), "segment_s": 0}
-    with pytest.raises(InputError, match="'preprocessing.segment_s' must be a positive number"):
-        type(adapter).validate(bad, {})
+    with pytest.raises(InputError, match="'preprocessing.segment_s' must be a finite number > 0"):
+        check(type(adapter).preprocessing_spec, bad, None, "preprocessing")  # as a bundle is opened
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgeaffect.errors import InputError
 from edgeaffect.contract.tasks import Task
+from edgeaffect.schema import Spec
 
 # The file in a family's folder that holds its paper's figures (see ``paper_figures``).
 PAPER_FILE = "paper.toml"
@@ -78,16 +79,22 @@ class DeviceAdapter:
     # slow, literal way (the default settings run against it); None: nothing to compare.
     live_reference: tuple[str, object] | None = None
 
+    # Every field of ``manifest["preprocessing"]`` the adapter reads, with its kind, range or
+    # choices (an ``edgeaffect.schema`` Table): checked when a bundle is opened, before
+    # ``validate``, so a bad value is one line then, not an exception mid-predict. None: the
+    # adapter reads none.
+    preprocessing_spec: Spec | None = None
+
     def __init__(self, preprocessing: dict, task: Task, labels: list[str]):
         self.preprocessing, self.task, self.labels = preprocessing, task, labels
 
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
-        """Refuse a malformed ``manifest["preprocessing"]`` with an InputError naming the
-        field, before any adapter is built from it: types, finite numbers, statistics as
-        long as the features they standardise, and the model inputs the adapter will make
-        (``manifest["inputs"]``). Called when a bundle is opened; the default accepts any
-        table (the shared manifest schema has checked that much)."""
+        """Refuse what ``preprocessing_spec`` cannot say with an InputError naming the field,
+        before any adapter is built: relations between fields (statistics as long as the
+        features they standardise, ranges that depend on each other) and the model inputs
+        the adapter will make (``manifest["inputs"]``). Called when a bundle is opened, after
+        ``preprocessing_spec`` has been checked; the default adds nothing."""
 
     def load(self, media: Path, audio: Path | None = None):
         """Decode a recording (a clip, a wav, ...) into what ``inputs`` takes."""

@@ -85,11 +85,35 @@ class Bundle:
         bundle above it knows the stages before and after."""
         if self.stage is None:
             return
-        parent = self.folder.resolve().parent
-        if (parent / "manifest.json").is_file():
+        parent = _enclosing_bundle(self.folder)
+        if parent is not None:
             raise InputError(f"{self.folder} is one stage of the bundle at {parent}; give that folder")
         raise InputError(f"{self.folder} is one stage ('{self.stage}') of a staged bundle; give the bundle's "
                          "folder (the one whose manifest.json lists the stages)")
+
+    def stage_bundles(self) -> dict[str, "Bundle"]:
+        """Each stage's own bundle by name (manifest checked; checksums are the caller's), each
+        holding the stage this manifest lists in its folder: a stage folder swapped or edited
+        after its checksum was dropped would otherwise run as the wrong stage."""
+        out = {}
+        for st in self.manifest.get("stages") or []:
+            stage = read_bundle(self.folder / st["folder"])
+            if stage.stage != st["name"] or stage.manifest["model"] != self.manifest["model"]:
+                raise InputError(f"{stage.folder} holds stage {stage.stage!r} of {stage.manifest['model']}, but "
+                                 f"{self.folder}/manifest.json lists it as stage '{st['name']}' of "
+                                 f"{self.manifest['model']}: copy the whole bundle folder again")
+            if stage.manifest["preprocessing"] != self.manifest["preprocessing"]:
+                # The device makes the inputs from the bundle's; each stage was checked against its own.
+                raise InputError(f"{stage.folder}/manifest.json: 'preprocessing' differs from the bundle's in "
+                                 f"{self.folder}: copy the whole bundle folder again")
+            out[st["name"]] = stage
+        return out
+
+
+def _enclosing_bundle(folder: Path) -> Path | None:
+    """The bundle folder just above a stage's folder, when there is one."""
+    parent = folder.resolve().parent
+    return parent if (parent / "manifest.json").is_file() else None
 
 
 def export_label(manifest: dict) -> str:
@@ -130,6 +154,7 @@ def read_bundle(folder: str | Path) -> Bundle:
     for where, rel in manifest_files(manifest):
         contained(folder, rel, source, where)
     family = _family(manifest, source)
+    _check_stages(folder, family, manifest, source)
     _check_preprocessing(family, manifest, source)
     return Bundle(folder, manifest, family)
 
@@ -204,7 +229,31 @@ def _family(manifest: dict, source: str) -> Family:
         raise InputError(f"{source}: {exc}") from None
 
 
+def _check_stages(folder: Path, family: Family, manifest: dict, source: str) -> None:
+    """The stages a manifest lists, or the one its folder holds, must be those its family's
+    adapter runs: a renamed, missing or unknown stage would otherwise fail only when predict
+    reaches it (a KeyError)."""
+    runs = tuple(family.adapter.stages)
+    names = ", ".join(runs) or "none: the model runs whole"
+    if "stages" in manifest:
+        listed = [st["name"] for st in manifest["stages"]]
+        if tuple(listed) != runs:
+            raise field_error(source, "stages", f"the model's stages in the order they run ({names})", show(listed))
+    elif "stage" in manifest:
+        if manifest["stage"] not in runs:
+            raise field_error(source, "stage", f"one of the model's stages ({names})", show(manifest["stage"]))
+    elif runs:
+        parent = _enclosing_bundle(folder)
+        instead = f"the bundle's folder {parent}" if parent else "the bundle's folder (the one whose manifest.json lists the stages)"
+        raise InputError(f"{source}: missing 'stage' (the model runs in stages, {names}, and this folder holds one "
+                         f"without saying which); give {instead}")
+
+
 def _check_preprocessing(family: Family, manifest: dict, source: str) -> None:
+    """What the family's adapter reads, as it declares it, then its own checks across fields."""
+    spec = family.adapter.preprocessing_spec
+    if spec is not None:
+        check(spec, manifest["preprocessing"], source, "preprocessing")
     try:
         family.adapter.validate(manifest["preprocessing"], manifest)
     except InputError as exc:
@@ -237,6 +286,6 @@ def verify_bundle(folder: str | Path) -> tuple[Bundle, int]:
     (a stage's own folder verifies as that stage)."""
     bundle = read_bundle(folder)
     n = verify_checksums(bundle.folder, bundle.manifest)
-    for stage in bundle.stage_folders():
-        n += verify_checksums(stage, read_bundle(stage).manifest)
+    for stage in bundle.stage_bundles().values():
+        n += verify_checksums(stage.folder, stage.manifest)
     return bundle, n

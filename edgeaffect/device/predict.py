@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect._optional import lookup
-from edgeaffect.device.bundle import open_bundle
+from edgeaffect.device.bundle import open_bundle, verify_checksums
 from edgeaffect.errors import InputError
 from edgeaffect.contract import Prediction
 from edgeaffect.runtime import load_runner
@@ -31,8 +31,10 @@ class ExportedModel:
         target = self.manifest.get("target") or {}
         if threads is None:
             threads = target.get("options", {}).get("threads")
-        self.stage_manifests = {s["name"]: open_bundle(self.folder / s["folder"]).manifest
-                                for s in self.manifest.get("stages") or []}
+        stages = bundle.stage_bundles()
+        for stage in stages.values():
+            verify_checksums(stage.folder, stage.manifest)
+        self.stage_manifests = {name: stage.manifest for name, stage in stages.items()}
         if fmt == "engine":  # a TensorRT engine built on this device by `edgeaffect build-engine`
             self.format = "engine"
             self._loaders = {name: self._engine_loader(self.folder / (s or {}).get("folder", ""), m)

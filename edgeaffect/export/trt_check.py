@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect._optional import lookup, require
-from edgeaffect.errors import InputError
+from edgeaffect.errors import CORRUPT_MODEL, InputError, corrupt_model
 
 VERSIONS_FILE = "tensorrt_onnx_ops.toml"
 
@@ -422,4 +422,8 @@ def load_onnx(path: str | Path):
 
 def check_file(path: str | Path, version: str) -> list[Violation]:
     table(version)  # an unknown version fails before the file is read
-    return check_model(load_onnx(path), version)
+    model = load_onnx(path)
+    try:
+        return check_model(model, version)
+    except CORRUPT_MODEL as exc:  # parsed, but junk inside (a node name that is not UTF-8 comes back as bytes)
+        raise corrupt_model(path, exc) from None

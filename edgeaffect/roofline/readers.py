@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeaffect._optional import require
-from edgeaffect.errors import EdgeAffectError, InputError
+from edgeaffect.errors import CORRUPT_MODEL, EdgeAffectError, InputError, corrupt_model
 from edgeaffect.roofline.graph import Graph, ModelCost, Op, lstm_cost, model_cost, prod
 
 # --------------------------------------------------------------------------- Keras
@@ -316,9 +316,6 @@ def _onnx_const_shape(g, name: str) -> list:
 # --------------------------------------------------------------------------- any
 
 READERS = {".tflite": from_tflite, ".onnx": from_onnx}
-# What a corrupted model file raises once it has got past the reader's own checks.
-CORRUPT_MODEL = (ValueError, RuntimeError, KeyError, IndexError, TypeError, AttributeError, StopIteration,
-                 OverflowError, ZeroDivisionError, MemoryError)
 
 
 def analyse(artifact) -> ModelCost:
@@ -336,8 +333,4 @@ def analyse(artifact) -> ModelCost:
     except EdgeAffectError:
         raise
     except CORRUPT_MODEL as exc:
-        # A file that parses but holds nonsense (a tensor name that is not UTF-8, an index
-        # past the tensor table, a zero stride) fails deep inside the reader or the runtime.
-        first = (str(exc).splitlines() or [""])[0][:160]
-        raise InputError(f"{path} is not a valid {path.suffix.lower()[1:]} model or is corrupted "
-                         f"({type(exc).__name__}: {first}); export it again") from None
+        raise corrupt_model(path, exc) from None

@@ -13,7 +13,7 @@ import numpy as np
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, model_inputs
 from edgeaffect.contract.family import DeviceAdapter, LiveInput, LiveSettings, check_inputs
 from edgeaffect.errors import InputError
-from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, check, field_error
+from edgeaffect.schema import Bool, Int, List, Nullable, Num, Str, Table, field_error
 
 _MFCC = Table({"n_mfcc": Int(min=1, max=512), "n_fft": Int(min=16, max=1 << 16), "hop_length": Int(min=1),
                "n_mels": Int(min=1, max=1024), "fmin": Num(min=0), "fmax": Nullable(Num(above=0)),
@@ -63,9 +63,10 @@ class AverAdapter(DeviceAdapter):
     live_reported = {"no face": "without a face"}
     live_reference = ("detect_every", 1)  # the full face search on every frame
 
+    preprocessing_spec = PREPROCESSING
+
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
-        check(PREPROCESSING, preprocessing, None, "preprocessing")
         features = AverFeatureConfig.from_dict(preprocessing["features"])
         n = features.mfcc.n_mfcc
         for key in ("mfcc_mean", "mfcc_std"):

@@ -16,10 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import MediaError
-from edgeaffect.contract.family import DeviceAdapter, LiveInput
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.families.spectrotemporal.features import (SpectroConfig, recording_features, sequence_starts,
                                                           to_pixels)
-from edgeaffect.families.spectrotemporal.vlnep import vlnep_histograms
+from edgeaffect.families.spectrotemporal.vlnep import RULES, vlnep_histograms
+from edgeaffect.schema import Int, List, Num, Str, Table, field_error, show
+
+# Every SpectroConfig field (``from_dict`` takes exactly these), each in a range the NumPy
+# features work in.
+_FEATURES = Table({"sample_rate": Int(min=1000, max=384000), "win_ms": Num(above=0, max=1000),
+                   "hop_ms": Num(above=0, max=1000), "n_fft": Int(min=16, max=1 << 16), "n_mels": Int(min=3, max=1024),
+                   "fmin": Num(min=0), "delta_n": Int(min=1, max=100), "amin": Num(above=0, max=1),
+                   "segment_s": Num(above=0, max=600), "segments_per_sequence": Int(min=1, max=10000),
+                   "sequence_hop": Int(min=1, max=10000), "silence_dbfs": Num(max=0),
+                   "min_sample_rate": Int(min=1000, max=384000)}, closed=True, what="a table (SpectroConfig)")
+_CHANNELS, _BINS = 3, 256  # log-Mel, deltas, delta-deltas; VLNEP codes 0..255
+_NORMALISATION = Table({"mel_mean": List(Num(), _CHANNELS, _CHANNELS), "mel_std": List(Num(above=0), _CHANNELS, _CHANNELS),
+                        "vlnep_mean": List(Num(), _BINS, _BINS), "vlnep_std": List(Num(above=0), _BINS, _BINS)},
+                       what="a table (mel_mean, mel_std, vlnep_mean, vlnep_std)")
+PREPROCESSING = Table({"features": _FEATURES, "vlnep_rule": Str(choices=RULES), "normalisation": _NORMALISATION})
 
 
 def segment_features(z: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +68,24 @@ class SpectroAdapter(DeviceAdapter):
     stages = ("extractor", "sequence")
     # Extractor outputs kept by segment number (live: each segment's five passes run once).
     memo_segments = 64
+
+    preprocessing_spec = PREPROCESSING
+
+    @classmethod
+    def validate(cls, preprocessing: dict, manifest: dict) -> None:
+        f = SpectroConfig.from_dict(preprocessing["features"])
+        where = "preprocessing.features"
+        if not 1 <= f.win_length <= f.n_fft:
+            raise field_error(None, f"{where}.win_ms", f"a window of 1 to n_fft ({f.n_fft}) samples at "
+                              f"{f.sample_rate} Hz", f"{show(f.win_ms)}, {f.win_length} samples")
+        if f.hop_length < 1 or f.frames_per_segment < 3:  # VLNEP reads a pixel's 8 neighbours
+            raise field_error(None, f"{where}.segment_s", "at least 3 frames of hop_ms per segment",
+                              f"{show(f.segment_s)} ({f.frames_per_segment} frames of {f.hop_ms:g} ms)")
+        if f.fmin >= f.sample_rate / 2:
+            raise field_error(None, f"{where}.fmin", f"below the Nyquist frequency ({f.sample_rate / 2:g} Hz)",
+                              show(f.fmin))
+        if manifest.get("stage") == "extractor":  # the one stage whose inputs the preprocessing fixes
+            check_inputs(manifest, {"segment": [f.frames_per_segment, f.n_mels, _CHANNELS]})
 
     def __init__(self, preprocessing: dict, task, labels):
         super().__init__(preprocessing, task, labels)

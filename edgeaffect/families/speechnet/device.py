@@ -12,7 +12,7 @@ import numpy as np
 from edgeaffect.errors import InputError, MediaError
 from edgeaffect.contract.family import DeviceAdapter, LiveInput, LiveSettings, check_inputs
 from edgeaffect.families.speechnet.features import FusionConfig, fusion_features, model_input
-from edgeaffect.schema import Int, List, Num, Str, Table, Tuple, check, field_error, show
+from edgeaffect.schema import Int, List, Num, Str, Table, Tuple, field_error, show
 
 _FEATURES = Table({"sample_rate": Int(min=1000, max=384000), "n_fft": Int(min=16, max=1 << 16),
                    "hop_length": Int(min=1), "n_mels": Int(min=1, max=1024),
@@ -46,9 +46,10 @@ class SpeechAdapter(DeviceAdapter):
     needs_video = False
     live_settings = SpeechLive
 
+    preprocessing_spec = PREPROCESSING
+
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
-        check(PREPROCESSING, preprocessing, None, "preprocessing")
         try:
             features = FusionConfig.from_dict(preprocessing["features"])
         except ValueError as exc:

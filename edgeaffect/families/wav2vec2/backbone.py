@@ -36,9 +36,28 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
+from edgeaffect.schema import Bool, Int, List, Num, Str, Table, check
 
 ACTIVATIONS = ("gelu", "relu")
 NORMS = ("group", "layer")
+_SIZE = Int(min=1, max=1 << 16)
+_CONV = List(_SIZE, min_len=1, max_len=64)
+# The config.json fields that shape the graph, each checked before anything is built from
+# them (a bad one would surface as a Keras shape error deep in the graph). The sizes are
+# required: every checkpoint's config.json writes them, and a default would hide a truncated
+# file; the rest default to wav2vec2-base's (the conv strides and kernels of every release).
+CONFIG = Table({"hidden_size": _SIZE, "num_hidden_layers": Int(min=1, max=1024), "num_attention_heads": _SIZE,
+                "intermediate_size": Int(min=1, max=1 << 20), "hidden_act": Str(choices=ACTIVATIONS),
+                "layer_norm_eps": Num(above=0, max=1), "feat_extract_norm": Str(choices=NORMS),
+                "feat_extract_activation": Str(choices=ACTIVATIONS), "conv_dim": _CONV, "conv_stride": _CONV,
+                "conv_kernel": _CONV, "conv_bias": Bool(), "num_conv_pos_embeddings": _SIZE,
+                "num_conv_pos_embedding_groups": _SIZE, "do_stable_layer_norm": Bool(),
+                "num_feat_extract_layers": Int(min=1, max=64), "model_type": Str(),
+                "architectures": List(Str()), "add_adapter": Bool()},
+               optional={"hidden_act", "layer_norm_eps", "feat_extract_norm", "feat_extract_activation", "conv_bias",
+                         "conv_stride", "conv_kernel", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "do_stable_layer_norm",
+                         "num_feat_extract_layers", "model_type", "architectures", "add_adapter"},
+               what="a JSON object (a Hugging Face wav2vec 2.0 config)")
 # Which hidden states make the detector's "sum of all transformer layers" feature.
 SUM_DEFINITIONS = {
     "layers": "the L transformer layers' outputs (hidden states 1..L), each as its layer emits it "
@@ -98,32 +117,32 @@ class Wav2Vec2Config:
 
     # ------------------------------------------------------------ constructors
     @classmethod
-    def from_dict(cls, d: dict) -> "Wav2Vec2Config":
+    def from_dict(cls, d: dict, source: str = "config") -> "Wav2Vec2Config":
         """From a ``config.json`` table: unknown fields (dropouts, masking, vocabulary, ...)
-        are ignored; a model that is not plain wav2vec 2.0 is refused in one line."""
-        if not isinstance(d, dict):
-            raise InputError(f"config: expected a JSON object, got {type(d).__name__}")
+        are ignored; a model that is not plain wav2vec 2.0, or a field of the wrong kind or
+        out of range (``CONFIG``), is refused in one line naming ``source`` and the field."""
+        check(CONFIG, d, source)
         model_type = d.get("model_type", "wav2vec2")
         archs = d.get("architectures") or []
         if model_type != "wav2vec2" or any(not str(a).startswith("Wav2Vec2") or
                                            str(a).startswith("Wav2Vec2Conformer") or
                                            str(a).startswith("Wav2Vec2Bert") for a in archs):
             what = ", ".join(map(str, archs)) or model_type
-            raise InputError(f"config: unsupported architecture {what} (model_type {model_type!r}); "
+            raise InputError(f"{source}: unsupported architecture {what} (model_type {model_type!r}); "
                              "only wav2vec 2.0 checkpoints (model_type 'wav2vec2') can be imported")
         if d.get("add_adapter"):
-            raise InputError("config: add_adapter=true (a convolutional adapter after the encoder) is not supported")
+            raise InputError(f"{source}: add_adapter=true (a convolutional adapter after the encoder) is not supported")
         if d.get("adapter_attn_dim"):
-            raise InputError("config: adapter_attn_dim is set (attention adapters) which is not supported")
+            raise InputError(f"{source}: adapter_attn_dim is set (attention adapters) which is not supported")
         n = d.get("num_feat_extract_layers")
         if n is not None and "conv_dim" in d and int(n) != len(d["conv_dim"]):
-            raise InputError(f"config: num_feat_extract_layers {n} != len(conv_dim) {len(d['conv_dim'])}")
+            raise InputError(f"{source}: num_feat_extract_layers {n} != len(conv_dim) {len(d['conv_dim'])}")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"config: {exc}") from None
+            raise InputError(f"{source}: {exc}") from None
 
     @classmethod
     def from_json(cls, path) -> "Wav2Vec2Config":
@@ -134,7 +153,7 @@ class Wav2Vec2Config:
             raise InputError(f"no config.json at {path}: give a Hugging Face wav2vec 2.0 checkpoint folder") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot read {path} as JSON ({exc})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(d, str(path))
 
     @classmethod
     def base(cls, **overrides) -> "Wav2Vec2Config":
@@ -343,6 +362,9 @@ def build_wav2vec2(config: Wav2Vec2Config, *, samples: int | None = None, batch:
     c = config
     if gelu not in ("tf", "erf"):
         raise InputError(f"gelu must be 'tf' or 'erf', got {gelu!r}")
+    if samples is not None and frame_count(samples, c) < 1:  # else a Keras shape error in a conv layer
+        raise InputError(f"segments of {samples} samples give no frame with this config's conv_kernel and "
+                         f"conv_stride (it needs at least {min_samples(c)}): use longer segments or another checkpoint")
 
     def activation(kind: str, module: str):
         if kind == "gelu" and gelu == "erf":

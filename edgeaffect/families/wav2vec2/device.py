@@ -25,8 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
-from edgeaffect.contract.family import DeviceAdapter, LiveInput
+from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.families.wav2vec2.daicwoz import normalise, participant_segments, read_transcript, resample
+from edgeaffect.schema import Int, Num, Str, Table, field_error, show
+
+# What the adapter reads of the manifest's preprocessing (the rest, e.g. the backbone's
+# config, is there for people and the desktop side).
+PREPROCESSING = Table({"sample_rate": Int(min=1000, max=384000), "segment_s": Num(above=0, max=600),
+                       "tail": Str(choices=("drop", "pad")), "max_segments": Int(min=1, max=100000),
+                       "frames": Int(min=1, max=1 << 20), "hidden": Int(min=1, max=1 << 16),
+                       "live_segments": Int(min=1, max=100000)}, optional={"live_segments"})
 
 
 def transcript_for(audio: Path) -> Path | None:
@@ -55,16 +63,21 @@ class DetectorAdapter(DeviceAdapter):
         self._live: list[tuple[int, np.ndarray]] = []
         self._pending, self._read, self._count = np.zeros(0, np.float32), 0, 0
 
+    preprocessing_spec = PREPROCESSING
+
     @classmethod
     def validate(cls, preprocessing: dict, manifest: dict) -> None:
-        for name in ("sample_rate", "segment_s", "max_segments", "frames", "hidden", "live_segments"):
-            if name == "live_segments" and name not in preprocessing:
-                continue
-            v = preprocessing.get(name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-                raise InputError(f"'preprocessing.{name}' must be a positive number, got {v!r}")
-        if preprocessing.get("tail") not in ("drop", "pad"):
-            raise InputError(f"'preprocessing.tail' must be 'drop' or 'pad', got {preprocessing.get('tail')!r}")
+        p = preprocessing
+        samples = int(round(p["segment_s"] * p["sample_rate"]))
+        if samples < 1:
+            raise field_error(None, "preprocessing.segment_s", f"at least one sample at {p['sample_rate']} Hz",
+                              show(p["segment_s"]))
+        # The inputs of each stage are fixed by these fields; the adapter makes exactly them.
+        expected = {"backbone": {"audio": [samples]},
+                    "head": {"features": [p["max_segments"], p["frames"], p["hidden"]],
+                             "segment_mask": [p["max_segments"]]}}.get(manifest.get("stage"))
+        if expected:
+            check_inputs(manifest, expected)
 
     # ------------------------------------------------------------------ a recording
     def load(self, media: Path, audio: Path | None = None):
