@@ -249,3 +249,21 @@ def test_engine_build_and_run_on_a_device_with_tensorrt(jetson_bundle, tmp_path)
     runner = TensorRTRunner(engine)
     out = runner.run({"face": np.zeros((1, 64, 64, 1), np.float32), "mfcc": np.zeros((1, 40, 1), np.float32)})
     assert out.shape == (1, 8) and abs(out.sum() - 1) < 0.05
+
+
+def test_a_device_default_follows_the_calibrated_prediction_when_every_format_has_one(rpi_bundle):
+    """Away from the host, the default is the format the device's calibrated prediction puts
+    first (timed here only for comparison); where a format has no prediction of its own
+    precision, the time here decides and the reason says the device was not measured."""
+    from edgeaffect.export.bundle import choose_default
+    from edgeaffect.export.targets import get_target
+
+    files = {f: [next(rpi_bundle.glob(f"*{f}.tflite"))] for f in ("tflite-int8", "tflite-fp32")}
+    runtimes = dict.fromkeys(files, "litert")
+    target = get_target("rpi4")
+    for fast in files:
+        predicted = {f: {"estimate_ms": 1.0 if f == fast else 9.0, "note": "a test figure"} for f in files}
+        fmt, why = choose_default(target, files, runtimes, predicted.get)
+        assert fmt == fast and "calibrated prediction for rpi4" in why and "a test figure" in why
+    fmt, why = choose_default(target, files, runtimes, {"tflite-fp32": {"estimate_ms": 1.0, "note": ""}}.get)
+    assert "no calibrated prediction for tflite-int8 on rpi4" in why and "not on the device" in why

@@ -57,10 +57,27 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
     with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
         r = load_run(run)
         manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts,
-                              quantization={"full_int8": full_int8, "max_float_layers": max_float_layers})
+                              quantization={"full_int8": full_int8, "max_float_layers": max_float_layers},
+                              predict=_device_prediction(r.spec.name, t))
     names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)
     what = f"bundle for {t.key}" if t else "export"
     typer.echo(f"{what}: {', '.join(names)} in {out} (all verified, checksummed)")
+
+
+def _device_prediction(model: str, target):
+    """(precision) -> the calibrated latency estimate for ``model`` on the target's device from
+    published figures of that very precision, or None (``edgeaffect.roofline.calibrate``): what
+    a bundle's default is chosen by away from the host."""
+    if target is None or target.key == "host":
+        return None
+    from edgeaffect.export.targets import deploy_threads
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+
+    def predict(precision: str):
+        est = estimate(groups_cached(), model_split_cost(model), target.device, precision,
+                       threads=deploy_threads(target.device))
+        return est if est is not None and est["group"].precision == precision else None
+    return predict
 
 
 @app.command("sensitivity", rich_help_panel=EXPORT)

@@ -53,8 +53,12 @@ def time_here(paths: list[Path], runtime: str, budget_s: float = 0.3) -> float:
     return float(np.median(times)) * 1e3
 
 
-def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: dict[str, str]) -> tuple[str, str]:
-    """(the target's default format, why): the fastest of the formats that gate, timed here.
+def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: dict[str, str],
+                   predict=None) -> tuple[str, str]:
+    """(the target's default format, why): the fastest of the formats that gate, timed here on
+    the host target; elsewhere by the calibrated prediction for the target's device where
+    ``predict`` (format -> an estimate from that device's published figures of the format's
+    own precision, or None) has one for every format, else timed here and said so.
 
     A Jetson bundle's default is its TensorRT engine's ONNX, set by ``--precision``; the ONNX
     files only run on ONNX Runtime until the engine is built, so they are not raced here.
@@ -68,11 +72,22 @@ def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: 
         return names[0], ("the target's first format that gates (the engine's precision decides on a Jetson)"
                           if target.is_jetson else "the only format that gates")
     ms = {f: time_here(candidates[f], runtimes[f]) for f in names}
-    best = min(names, key=ms.get)
     timed = ", ".join(f"{f} {ms[f]:.3f} ms" for f in names)
-    where = "" if target.key == "host" else (" -- not on the device: x86 timings do not predict an ARM core; "
-                                              "`edgeaffect profile` there measures it")
-    return best, f"fastest of the formats that gate, batch 1, one thread, measured on {machine()}: {timed}{where}"
+    here = f"batch 1, one thread, measured on {machine()}: {timed}"
+    if target.key == "host":
+        return min(names, key=ms.get), f"fastest of the formats that gate, {here}"
+    predicted = {f: predict(f) for f in names} if predict is not None else {}
+    missing = [f for f in names if predicted.get(f) is None]
+    if not missing:
+        best = min(names, key=lambda f: predicted[f]["estimate_ms"])
+        shown = "; ".join(f"{f} {predicted[f]['estimate_ms']:.3g} ms ({predicted[f]['note']})" for f in names)
+        return best, (f"fastest of the formats that gate by the calibrated prediction for {target.device} "
+                      f"(estimates, not measurements; a mixed-precision int8 file is predicted as int8): {shown}; "
+                      f"for comparison, {here}")
+    why = (f"no calibrated prediction for {', '.join(missing)} on {target.device} (no published figures of that "
+           f"precision there)" if predict is not None else "no prediction asked for")
+    return min(names, key=ms.get), (f"fastest of the formats that gate, {here} -- not on the device ({why}): x86 "
+                                    f"timings do not predict an ARM core; `edgeaffect profile` there measures it")
 
 
 def write_target_files(folder: Path, target: Target, options: dict, files: dict, manifest_inputs: dict,

@@ -26,10 +26,13 @@ DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "on
 
 
 def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
-               target=None, options: dict | None = None, quantization: dict | None = None, log=sys.stderr) -> dict:
+               target=None, options: dict | None = None, quantization: dict | None = None, predict=None,
+               log=sys.stderr) -> dict:
     """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files).
     ``quantization``: ``full_int8`` (no op left float) and ``max_float_layers``, for the formats
-    that choose their float layers (``ExportFormat.writer``)."""
+    that choose their float layers (``ExportFormat.writer``). ``predict``: (precision) -> a
+    calibrated latency estimate on the target's device or None, for its default format
+    (``bundle.choose_default``; the roofline layer above this one makes it)."""
     if target is not None:  # the family may add formats to a target's list (Family.target_formats)
         target = replace(target, formats=run.family.target_formats(target))
         formats = target.formats
@@ -50,7 +53,7 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
         for stage in p.stages:
             written[stage.name], stage_manifest, stage_lifted = _export_stage(
                 run, p, stage, fmts, (qat_models, twins), sources, references, tmp, target, options,
-                quantization or {}, log, upstream=dict(written))
+                quantization or {}, log, upstream=dict(written), predict=predict)
             stage_entries.append(manifests.stage_entry(stage, stage_manifest))
             lifted |= stage_lifted
         if not p.verifies_chain:  # one model: its stage's manifest is the export's
@@ -63,13 +66,13 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
             held = _held(results, {f.name: 1 for f in fmts})
             top["target"]["default_format"], top["target"]["default_reason"] = choose_default(
                 target, {f: [written[s.name][f] for s in p.stages] for f in held},
-                {f.name: f.runtime for f in fmts})
+                {f.name: f.runtime for f in fmts}, _by_format(predict))
         manifests.seal(tmp, top, manifests.stage_checksums(tmp, p.stages))
     return top
 
 
 def _export_stage(run, p, stage, fmts, trained, sources, references, root, target, options, quantization, log,
-                  upstream: dict):
+                  upstream: dict, predict=None):
     """Write, verify and record every format of one stage; ({format: file}, its manifest, the
     formats recorded only for this stage that held here). ``upstream``: the files of the stages
     before it ({stage: {format: file}})."""
@@ -105,7 +108,7 @@ def _export_stage(run, p, stage, fmts, trained, sources, references, root, targe
             from edgeaffect.export.bundle import choose_default
 
             default = choose_default(target, {f: [folder / files[f]["file"]] for f in held},
-                                     {f: files[f]["runtime"] for f in held})
+                                     {f: files[f]["runtime"] for f in held}, _by_format(predict))
         manifest["target"] = write_target_files(folder, target, options or {}, files, manifest["inputs"], calibration,
                                                 default)
     elif p.keeps_qat_weights and stage.name in trained[0]:
@@ -126,6 +129,13 @@ def _held_by_search(stage, f, verdicts, searched: bool, facts: dict) -> bool:
     for v in verdicts:
         v.gating = False
     return False
+
+
+def _by_format(predict):
+    """Format name -> the prediction for its precision (``bundle.choose_default``), or None."""
+    if predict is None:
+        return None
+    return lambda name: predict(get_format(name).precision)
 
 
 def _held(results, files: dict) -> list[str]:
