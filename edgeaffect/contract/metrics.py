@@ -1,4 +1,5 @@
-"""Classification metrics: accuracy, macro precision / recall / F1, confusion matrix."""
+"""Classification metrics: accuracy, macro and per-class precision / recall / F1, confusion
+matrix, ROC AUC."""
 
 from __future__ import annotations
 
@@ -17,9 +18,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 
 def classification_report(y_true, y_pred, labels: tuple[str, ...]) -> dict:
-    """Rows of the confusion matrix are true classes. Macro means are over classes that
-    occur in ``y_true`` (a class absent from the test set has no defined recall)."""
-    cm = confusion_matrix(y_true, y_pred, len(labels))
+    """The report of ``confusion_report`` for these decisions."""
+    return confusion_report(confusion_matrix(y_true, y_pred, len(labels)), labels)
+
+
+def confusion_report(cm: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Accuracy, per-class and macro precision / recall / F1 from a confusion matrix (rows:
+    true classes). Macro means are over the classes that occur (a class absent from the
+    test set has no defined recall); macro F1 is the mean of the classes' F1, not the F1 of
+    the macro precision and recall."""
+    cm = np.asarray(cm, np.int64)
     tp = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
@@ -38,6 +46,28 @@ def classification_report(y_true, y_pred, labels: tuple[str, ...]) -> dict:
         "labels": list(labels),
         "confusion_matrix": cm.tolist(),
     }
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``, tied values sharing the mean of the ranks they span."""
+    x = np.asarray(x, np.float64).reshape(-1)
+    order = np.argsort(x, kind="stable")
+    _, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    ranks = np.empty(x.size, np.float64)
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return ranks
+
+
+def roc_auc(y_true, scores) -> float | None:
+    """Area under the ROC curve as the Mann-Whitney U statistic over (positive, negative)
+    pairs: the share of pairs the positive scores higher, a tie counting one half (average
+    ranks give exactly that). None where one class is absent: there is no curve."""
+    y = np.asarray(y_true).reshape(-1).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not n_pos or not n_neg:
+        return None
+    u = average_ranks(scores)[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
 
 
 def save_report(report: dict, folder: Path, stem: str = "metrics", title: str = "") -> None:

@@ -30,7 +30,7 @@ from edgeaffect.schema import Bool, Int, List, Nullable, Num, OneOf, Str, Table,
 KIND, VERSION = "edgeaffect-reproduce", 1
 # Rates computed over all runs' decisions on one test set (edgeaffect/train/reproducibility.py).
 ACROSS_RUNS = ("glr", "flr", "plr", "clr", "fclr", "pclr")
-PERCENT = ("accuracy", "precision", "recall", "f1", "macro_f1", *ACROSS_RUNS)
+PERCENT = ("accuracy", "precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1", *ACROSS_RUNS)
 
 METRIC_ROW = Table({"metric": Str(), "table": Str(), "paper_row": Str(), "paper": Num()}, optional={"paper"},
                    closed=True, what="a metric row ({metric, table, paper_row, paper?})")

@@ -245,7 +245,10 @@ class RegressionTask(Task):
 
 class DetectionTask(Task):
     """A probability of the positive class; the decision is ``p >= threshold``. Metric: F1
-    of the positive class."""
+    of the positive class. The report gives precision / recall / F1 both of the positive
+    class (``precision``, ``recall``, ``f1``) and macro over the two classes (``macro_*``:
+    what papers that print one figure per metric for a binary task often mean), and the
+    ROC AUC of the probabilities."""
 
     kind = "detection"
     metric_name = "f1"
@@ -257,7 +260,7 @@ class DetectionTask(Task):
         self.output_name = "probability"
 
     def decisions(self, outputs):
-        return (np.asarray(outputs).reshape(len(outputs), -1)[:, 0] >= self.threshold).astype(np.int64)
+        return (self.judged(outputs)[:, 0] >= self.threshold).astype(np.int64)
 
     def judged(self, outputs):
         """The probability (the first column): what follows it is a family's extra (e.g. the
@@ -268,17 +271,18 @@ class DetectionTask(Task):
         return self.report(targets, outputs, ())["f1"]
 
     def report(self, targets, outputs, labels):
+        from edgeaffect.contract.metrics import confusion_matrix, confusion_report, roc_auc
+
         y = np.asarray(targets).reshape(-1).astype(np.int64)
-        d = self.decisions(outputs)
-        tp, fp, fn = int(((d == 1) & (y == 1)).sum()), int(((d == 1) & (y == 0)).sum()), int(((d == 0) & (y == 1)).sum())
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"n": int(y.size), "precision": precision, "recall": recall, "f1": f1,
-                "accuracy": float((d == y).mean()) if y.size else 0.0, "positive": self.positive}
+        r = confusion_report(confusion_matrix(y, self.decisions(outputs), 2), (self.negative, self.positive))
+        positive = r["per_class"][self.positive]
+        return {"n": r["n"], "precision": positive["precision"], "recall": positive["recall"], "f1": positive["f1"],
+                "macro_precision": r["macro_precision"], "macro_recall": r["macro_recall"], "macro_f1": r["macro_f1"],
+                "auc": roc_auc(y, self.judged(outputs)[:, 0]), "accuracy": r["accuracy"], "positive": self.positive,
+                "labels": r["labels"], "confusion_matrix": r["confusion_matrix"]}
 
     def summary_keys(self):
-        return ("n", "precision", "recall", "f1", "accuracy")
+        return ("n", "precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1", "auc", "accuracy")
 
     def metric_resolution(self, n):
         return 2.0 / max(1, n)  # one flipped decision moves F1 by up to about 2/n

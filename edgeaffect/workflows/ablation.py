@@ -12,10 +12,11 @@ from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_write_text
 
 # The figures a table shows per task kind: errors in the score's own units for a regressor,
-# macro means for a classifier, the positive class's for a detector (percent for both).
+# macro means over the classes for a classifier and a detector (percent; a detector's
+# positive-class figures stay in each row of ablation.json).
 COLUMNS = {"regression": ("mae", "rmse"),
            "classification": ("accuracy", "macro_precision", "macro_recall", "macro_f1"),
-           "detection": ("accuracy", "precision", "recall", "f1")}
+           "detection": ("accuracy", "macro_precision", "macro_recall", "macro_f1")}
 
 
 def row_names(model: str, rows: str | None) -> list[str]:
@@ -58,7 +59,7 @@ def table_lines(doc: dict) -> list[str]:
         lines.append("row                    params        MAE     RMSE")
         lines += [f"{r['row']:20s} {r['params']:9,d}   {r['mae']:8.3f} {r['rmse']:8.3f}" for r in doc["rows"]]
         return lines
-    lines.append("row                    params   accuracy  precision  recall    F1")
+    lines.append("row                    params   accuracy  precision  recall    F1   (macro over the classes)")
     lines += [f"{r['row']:20s} {r['params']:9,d}   " + "    ".join(f"{100 * r[k]:6.2f}" for k in keys)
               for r in doc["rows"]]
     return lines

@@ -125,7 +125,9 @@ def _rows(entry: dict, protocols: list[dict], results: dict, notes: list[str]) -
                 note = "; ".join(n for n in (note, f"over the {len(done)} runs' decisions on one test set")
                                  if n)
             else:
-                ours = _mean_std([r["metrics"][m["metric"]] for r in done if m["metric"] in r["metrics"]])
+                # a run without the figure (an AUC with one class in the split) adds no value
+                ours = _mean_std([r["metrics"][m["metric"]] for r in done
+                                  if r["metrics"].get(m["metric"]) is not None])
             n_test = done[0]["metrics"].get("n") if done else None
             split = proto["describe"] + (f"; n = {n_test} scored" if n_test is not None else "")
             rows.append({"table": m["table"], "corpus": entry["name"], "protocol": proto["name"], "split": split,

@@ -254,18 +254,18 @@ def predict(model, data: DepressionCorpus, idx, batch_size: int = 32) -> np.ndar
 
 
 def participant_report(task, data: DepressionCorpus, idx, probs) -> dict:
-    """The task's report (precision / recall / F1 of the depressed class, accuracy) plus
-    the macro F1 over both classes and what always answering the majority would score."""
-    from edgeaffect.contract.metrics import classification_report
-
+    """The task's report (precision / recall / F1 of the depressed class and macro over both
+    classes, ROC AUC, accuracy, the confusion matrix) plus what always answering the
+    majority would score."""
     y = data.labels[np.asarray(idx, np.int64)]
     r = task.report(y, probs.reshape(-1, 1), ())
-    macro = classification_report(y, (probs >= task.threshold).astype(np.int64), ("not depressed", "depressed"))
-    r["macro_f1"] = macro["macro_f1"]
-    r["confusion_matrix"] = macro["confusion_matrix"]
     majority = int((y == 1).mean() > 0.5) if len(y) else 0
     r["majority_accuracy"] = float((y == majority).mean()) if len(y) else 0.0
     return r
+
+
+def _fmt_auc(auc: float | None) -> str:
+    return "undefined (one class only)" if auc is None else f"{auc:.3f}"
 
 
 def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed: int, split_seed: int | None,
@@ -319,7 +319,7 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
                       "val": len(parts["val"]), "test": len(parts["test"])},
             "parts": parts, "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
             "train_seconds": round(time.monotonic() - t0, 1), "backbone": backbone or "random (tiny, tests)",
-            "test": {key: main[key] for key in (*task.summary_keys(), "macro_f1", "majority_accuracy")},
+            "test": {key: main[key] for key in (*task.summary_keys(), "majority_accuracy")},
             "reported_on": "dev", "test_split": "dev (DAIC-WOZ development split; the paper reports on it)",
             "reports": reports, "history": fit["history"],
             "corpus_cache": str(data.folder), "features": str(data.features_dir) if data.features_dir else None,
@@ -340,9 +340,11 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
     with atomic_path(out / "weights.h5") as tmp:
         model.save_weights(str(tmp))
     atomic_write_text(out / "run.json", json.dumps(info, indent=2))
-    print(f"  dev F1 (depressed) {main['f1']:.3f}, precision {main['precision']:.3f}, recall {main['recall']:.3f}, "
-          f"accuracy {main['accuracy']:.3f} (majority class {main['majority_accuracy']:.3f}) over {main['n']} "
-          "participants", file=log, flush=True)
+    print(f"  dev macro precision {main['macro_precision']:.3f}, recall {main['macro_recall']:.3f}, "
+          f"F1 {main['macro_f1']:.3f} (the paper's convention); depressed class precision {main['precision']:.3f}, "
+          f"recall {main['recall']:.3f}, F1 {main['f1']:.3f}; AUC {_fmt_auc(main['auc'])}; accuracy "
+          f"{main['accuracy']:.3f} (majority class {main['majority_accuracy']:.3f}) over {main['n']} participants",
+          file=log, flush=True)
     return DetectorRun(out, spec, model, info, parts, data)
 
 

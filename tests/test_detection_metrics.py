@@ -1,0 +1,68 @@
+"""The detection task's report: macro and positive-class precision / recall / F1, and ROC AUC."""
+
+import numpy as np
+import pytest
+
+from edgeaffect.contract import DetectionTask
+from edgeaffect.contract.metrics import average_ranks, roc_auc
+
+TASK = DetectionTask("depressed", "not depressed")
+
+
+def outputs_from_counts(tp: int, fn: int, fp: int, tn: int):
+    """Targets and probabilities whose decisions give exactly this confusion matrix."""
+    y = np.array([1] * (tp + fn) + [0] * (fp + tn))
+    p = np.array([0.9] * tp + [0.1] * fn + [0.9] * fp + [0.1] * tn, np.float32)
+    return y, p.reshape(-1, 1)
+
+
+def test_paper_table_1_row_is_the_macro_average_of_its_confusion_matrix():
+    # DAIC-WOZ dev: 12 depressed, 23 not; TP 7, FN 5, FP 1, TN 22.
+    r = TASK.report(*outputs_from_counts(tp=7, fn=5, fp=1, tn=22), ())
+    assert r["n"] == 35 and r["confusion_matrix"] == [[22, 1], [5, 7]]
+    # Table 1, "Ours, wav2vec 2.0": 84.49 / 76.99 / 79.00, exactly (to the paper's two decimals)
+    assert [round(100 * r[k], 2) for k in ("macro_precision", "macro_recall", "macro_f1")] == [84.49, 76.99, 79.00]
+    # the depressed class alone: 7/8, 7/12, 14/20
+    assert [round(100 * r[k], 1) for k in ("precision", "recall", "f1")] == [87.5, 58.3, 70.0]
+    assert r["f1"] == TASK.metric(*outputs_from_counts(7, 5, 1, 22)[::-1])
+
+
+def test_depressed_class_figures_by_hand():
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.8, 0.5, 0.2, 0.6, 0.1, 0.3, 0.45]).reshape(-1, 1)  # p = 0.5 decides "depressed"
+    r = TASK.report(y, p, ())
+    # decisions 1 1 0 1 0 0 0: TP 2, FN 1, FP 1, TN 3
+    assert (r["precision"], r["recall"], r["f1"]) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert (r["macro_precision"], r["macro_recall"]) == pytest.approx(((2 / 3 + 3 / 4) / 2, (2 / 3 + 3 / 4) / 2))
+    assert r["macro_f1"] == pytest.approx((2 / 3 + 3 / 4) / 2)  # not-depressed F1: 2*3 / (2*3 + 1 + 1)
+    assert r["accuracy"] == pytest.approx(5 / 7)
+    # AUC: 0.8 beats all 4 not-depressed scores, 0.5 beats 3, 0.2 beats 1: 8 of the 12 pairs
+    assert r["auc"] == pytest.approx(8 / 12)
+
+
+def test_auc_counts_a_tie_as_one_half():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.4])
+    # positives 0.35 (beats 0.1), 0.8 (beats all three), 0.4 (beats 0.1, ties two 0.4s): 1 + 3 + 2 = 6 of 9
+    assert roc_auc(y, s) == pytest.approx(6 / 9)
+    assert average_ranks(s).tolist() == [1.0, 4.0, 2.0, 6.0, 4.0, 4.0]
+    assert roc_auc(y, np.full(6, 0.5)) == 0.5  # no information
+    assert roc_auc(y, 0.7 * y) == 1.0  # separated
+    assert roc_auc(np.ones(3), [0.1, 0.2, 0.3]) is None  # one class: no curve
+
+
+def test_auc_agrees_with_counting_every_pair():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200), 1)  # many ties
+    pos, neg = s[y == 1], s[y == 0]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert roc_auc(y, s) == pytest.approx(pairs / (pos.size * neg.size))
+
+
+def test_report_reads_the_probability_column_only():
+    # a family's extra columns (segment weights) after p change neither decisions nor AUC
+    y, p = outputs_from_counts(3, 1, 2, 4)
+    extra = np.hstack([p, np.random.default_rng(1).random((len(p), 5))])
+    assert TASK.report(y, extra, ()) == TASK.report(y, p, ())
+    assert set(TASK.summary_keys()) <= set(TASK.report(y, p, ()))
