@@ -23,8 +23,8 @@ from edgeaffect.contract.cost import LayerCost, conv, dense
 from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
 
-PAPER = ("Zhang, Jiang, Wei et al. Speech-based depression detection using wav2vec 2.0 features, 1D-CNN, "
-         "attention pooling, LSTM and self-attention. Sci. Rep. 2024")
+PAPER = ("Zhang, Zhang, Chen, Li, Yu. Improving speech depression detection using transfer learning with "
+         "wav2vec 2.0 in low-resource environments. Sci. Rep. 2024")
 LABELS = ("not depressed", "depressed")
 POOLINGS = ("attention", "average", "max")
 
