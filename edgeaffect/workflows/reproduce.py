@@ -151,14 +151,15 @@ def table_lines(doc: dict) -> list[str]:
     if doc["quick"]:
         lines.append("--quick: few epochs and runs, the first protocol only; not the paper's schedule")
     width = max([len(r["protocol"]) for r in doc["rows"]] + [8])
-    lines.append(f"{'protocol':<{width}}  {'metric':<9} {'ours (mean ± sd)':>20} {'runs':>4}  "
+    mwidth = max([len(r["metric"]) for r in doc["rows"]] + [9])
+    lines.append(f"{'protocol':<{width}}  {'metric':<{mwidth}} {'ours (mean ± sd)':>20} {'runs':>4}  "
                  f"{'paper':>9}  paper's row")
     for r in doc["rows"]:
         o = r["ours"]
         ours = _fmt(r["metric"], o["mean"])
         if o["std"] is not None:
             ours += f" ± {_fmt(r['metric'], o['std']).replace(' %', '')}"
-        lines.append(f"{r['protocol']:<{width}}  {r['metric']:<9} {ours:>20} {r['runs']:>4}  "
+        lines.append(f"{r['protocol']:<{width}}  {r['metric']:<{mwidth}} {ours:>20} {r['runs']:>4}  "
                      f"{_fmt(r['metric'], r['paper']):>9}  {r['table']}: {r['paper_row']}")
     splits = {}
     for r in doc["rows"]:
