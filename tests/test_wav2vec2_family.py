@@ -5,6 +5,7 @@ training side, training plumbing, and (slow) learning on the synthetic corpus wi
 random frozen backbone."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,10 +144,36 @@ def test_every_ablation_builds_and_counts_its_parameters(row):
 
 
 def test_last_layer_ablation_changes_the_feature_only():
-    from dataclasses import replace
-
     c = ablate(tiny_config(), "last-layer")
     assert c.layers == "last" and replace(c, layers="sum") == tiny_config()
+
+
+def test_the_papers_settings_by_name():
+    from edgeaffect.families.wav2vec2.model import SETTINGS, apply_setting, setting_of
+
+    # the default trains the head on frozen features, all layers summed: no row of Table 3
+    assert setting_of(tiny_config()) == setting_of(DetectorConfig()) == "frozen-all-layers"
+    for name in SETTINGS:
+        assert setting_of(apply_setting(tiny_config(), name)) == name
+    a = apply_setting(DetectorConfig(), "frozen-last-layer")  # Table 3 A
+    assert (a.fine_tune, a.layers) == (False, "last")
+    b = apply_setting(DetectorConfig(), "fine-tune-all-layers")  # Tables 1, 3 B
+    assert (b.fine_tune, b.fine_tune_layers, b.layers) == (True, "all", "sum")
+    assert setting_of(replace(DetectorConfig(), layers="all")) is None  # the encoder input added: no setting
+    with pytest.raises(InputError, match="Did you mean 'frozen-last-layer'"):
+        apply_setting(DetectorConfig(), "frozen-last-layers")
+
+
+def test_fine_tuning_the_last_layer_trains_that_layer_only():
+    from edgeaffect.families.wav2vec2.dataset import backbone_for
+    from edgeaffect.families.wav2vec2.model import apply_setting, build_finetune
+
+    c = apply_setting(tiny_config(), "fine-tune-last-layer")
+    backbone, _, _ = backbone_for(c, None, seed=0)
+    build_finetune(c, backbone)
+    last = f"encoder__layers__{c.backbone['num_hidden_layers'] - 1}__"
+    names = [w.name for w in backbone.trainable_weights]
+    assert names and all(n.startswith(last) for n in names)
 
 
 def test_paper_size_head_parameters():
@@ -178,7 +205,9 @@ def test_training_plumbing_and_reloaded_run(small, tmp_path):
     run = train("wav2vec2-tiny", data, tmp_path / "run", epochs=2, seed=1)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["split"] == {"kind": "paper", "train": 4, "early_stop": 2, "val": 2, "test": 2}
-    assert set(info["test"]) >= {"precision", "recall", "f1", "accuracy", "macro_f1", "majority_accuracy"}
+    assert set(info["test"]) >= {"precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1", "auc",
+                                 "accuracy", "majority_accuracy"}
+    assert info["setting"] == "frozen-all-layers" and info["paper_row"].startswith("no row of the paper")
     assert info["epochs"] == 2 and "dev" in info["test_split"]
     first = data.features(0)
     assert first.shape == (3, 99, 32) and np.isfinite(first).all()
@@ -187,6 +216,21 @@ def test_training_plumbing_and_reloaded_run(small, tmp_path):
     assert x["features"].shape == (2, 16, 99, 32) and list(y) == list(data.labels[info["parts"]["val"]])
     out, _ = test_outputs(again, again.data)
     np.testing.assert_allclose(out, run.model.predict(split_inputs(run, data, "test")[0], verbose=0), atol=1e-6)
+
+
+def test_a_setting_trains_by_name_and_a_contradiction_is_one_line(small, tmp_path):
+    from edgeaffect.train.families import train
+
+    root, data = small
+    run = train("wav2vec2-tiny", data, tmp_path / "a", epochs=1, seed=0, options={"setting": "frozen-last-layer"})
+    assert run.info["model_config"]["layers"] == "last" and not run.info["model_config"]["fine_tune"]
+    assert (run.info["setting"], run.info["paper_row"]) == ("frozen-last-layer", "Table 3, A. frozen, the last layer")
+    with pytest.raises(InputError, match="contradicts --setting frozen-last-layer"):
+        train("wav2vec2-tiny", data, tmp_path / "b", epochs=1, options={"setting": "frozen-last-layer",
+                                                                         "fine_tune": True})
+    with pytest.raises(InputError, match="Did you mean 'fine-tune-all-layers'"):
+        train("wav2vec2-tiny", data, tmp_path / "c", epochs=1, options={"setting": "fine-tune-all-layer"})
+    assert not (tmp_path / "c").exists()
 
 
 def test_device_adapter_rebuilds_the_training_inputs(small, tmp_path):

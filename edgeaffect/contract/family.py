@@ -330,6 +330,10 @@ class Family:
             known = ", ".join(self.train_options) or "none"
             raise InputError(f"--{unknown[0].replace('_', '-')} is not an option of the {self.name} family "
                              f"(its options: {known})")
+        for name, value in options.items():  # a named choice is checked before any training
+            option = self.train_options.get(name)
+            if option is not None and option.choices and value is not None:
+                option.parse(name, str(value))
 
     def check_ablation(self, ablation: str | None) -> None:
         if ablation and not self.ablations:

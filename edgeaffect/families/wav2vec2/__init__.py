@@ -14,7 +14,7 @@ from edgeaffect.contract import DetectionTask, Family, PipelinePreset, TrainOpti
 from edgeaffect.families.wav2vec2 import model  # noqa: F401  (registers the wav2vec2-* variants)
 from edgeaffect.families.wav2vec2.daicwoz import LAYOUTS
 from edgeaffect.families.wav2vec2.device import DetectorAdapter
-from edgeaffect.families.wav2vec2.model import ABLATIONS
+from edgeaffect.families.wav2vec2.model import ABLATIONS, SETTING_ROWS
 
 
 # Backbone formats whose verification is recorded, not gating (edgeaffect/families/wav2vec2/README.md,
@@ -46,7 +46,10 @@ class Wav2Vec2Family(Family):
                                              "model.safetensors or pytorch_model.bin); without it only "
                                              "wav2vec2-tiny trains, on a random backbone", Path),
                      "fine_tune": TrainOption("train the transformer too (lr 1e-5; the conv feature encoder stays "
-                                              "frozen) instead of the frozen-feature mode: slow on a CPU", bool)}
+                                              "frozen) instead of the frozen-feature mode: slow on a CPU", bool),
+                     "setting": TrainOption("one of the paper's settings, by name: " + "; ".join(
+                         f"{name}: {row}" for name, row in SETTING_ROWS.items()) + " (default: frozen-all-layers, or "
+                         "fine-tuned all layers summed with --fine-tune)", str, tuple(SETTING_ROWS))}
     corpus_layouts = LAYOUTS
     adapter = DetectorAdapter
 
@@ -84,7 +87,7 @@ class Wav2Vec2Family(Family):
 
         return train_detector(spec, dataset, Path(out), split=split, seed=seed, split_seed=split_seed, epochs=epochs,
                               task=self.task, ablation=ablation, backbone=options.get("backbone"),
-                              fine_tune=bool(options.get("fine_tune")),
+                              fine_tune=bool(options.get("fine_tune")), setting=options.get("setting"),
                               deterministic=deterministic, log=log)
 
     def load_run(self, folder, info):

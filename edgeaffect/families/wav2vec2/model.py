@@ -106,11 +106,47 @@ class DetectorConfig:
 
 ABLATIONS = {  # Tables 3-4 and Fig. 7, the rows a frozen or fine-tuned run can build
     "full": {},
-    "last-layer": {"layers": "last"},  # Table 3: "the last layer" instead of all layers summed
+    "last-layer": {"layers": "last"},  # the last layer's output as the feature (Table 3's "the last layer")
     "average-pooling": {"pooling": "average"},  # Fig. 7
     "max-pooling": {"pooling": "max"},  # Fig. 7
     "no-self-attention": {"self_attention": False},  # Table 4
 }
+
+
+# The paper's Table 3 settings by name: whether the backbone trains, and which transformer
+# layers make the feature. Our reading of its "Num_layers" column: in "A. frozen" nothing is
+# fine-tuned, so "the last layer" can only be the feature (the last layer's output); we read
+# the column the same way in "B. fine-tune", the fine-tuned layers being those layers ("the
+# last layer": that layer trains and is the feature; "all layer": all train, outputs summed,
+# as the text describes). "frozen-all-layers" (our default, the only practical one on a
+# CPU) is in no row of the paper.
+SETTINGS = {
+    "frozen-last-layer": {"fine_tune": False, "layers": "last"},  # Table 3 A
+    "frozen-all-layers": {"fine_tune": False, "layers": "sum"},  # no paper row
+    "fine-tune-last-layer": {"fine_tune": True, "fine_tune_layers": "last", "layers": "last"},  # Table 3 B
+    "fine-tune-all-layers": {"fine_tune": True, "fine_tune_layers": "all", "layers": "sum"},  # Tables 1, 3 B
+}
+SETTING_ROWS = {"frozen-last-layer": "Table 3, A. frozen, the last layer",
+                "frozen-all-layers": "no row of the paper (it reports frozen features from the last layer only)",
+                "fine-tune-last-layer": "Table 3, B. fine-tune, the last layer",
+                "fine-tune-all-layers": "Table 3, B. fine-tune, all layers (= Table 1)"}
+
+
+def apply_setting(config: DetectorConfig, name: str | None) -> DetectorConfig:
+    """``config`` in one of the paper's settings (``SETTINGS``); unchanged for None."""
+    from edgeaffect._optional import lookup
+
+    return replace(config, **lookup("setting", name, SETTINGS)) if name else config
+
+
+def setting_of(config: DetectorConfig) -> str | None:
+    """The name of the paper's setting ``config`` trains in, None if it is in none (a
+    fine-tuned backbone's ``fine_tune_layers`` counts only then; ``layers="all"`` adds the
+    encoder input, in no setting)."""
+    for name, change in SETTINGS.items():
+        if all(getattr(config, k) == v for k, v in change.items() if k != "fine_tune_layers" or config.fine_tune):
+            return name
+    return None
 
 
 def ablate(config: DetectorConfig, name: str | None) -> DetectorConfig:

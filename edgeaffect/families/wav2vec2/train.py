@@ -28,7 +28,8 @@ import numpy as np
 
 from edgeaffect.families.wav2vec2.daicwoz import normalise
 from edgeaffect.families.wav2vec2.dataset import DepressionCorpus, corpus_from_record, embed_corpus
-from edgeaffect.families.wav2vec2.model import ABLATIONS, DetectorConfig, ablate, build_head
+from edgeaffect.families.wav2vec2.model import (ABLATIONS, SETTING_ROWS, DetectorConfig, ablate, apply_setting,
+                                                build_head, setting_of)
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.contract import get_model
 from edgeaffect.train.runs import Run
@@ -270,14 +271,19 @@ def _fmt_auc(auc: float | None) -> str:
 
 def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed: int, split_seed: int | None,
                    epochs: int | None, task, ablation: str | None, backbone: str | None, fine_tune: bool = False,
-                   deterministic: bool = False, log=sys.stderr) -> DetectorRun:
+                   setting: str | None = None, deterministic: bool = False, log=sys.stderr) -> DetectorRun:
     from edgeaffect.families.wav2vec2.dataset import backbone_for
     from edgeaffect.families.wav2vec2.model import build_finetune
     from edgeaffect.keras_backend import keras, tf
 
     k = keras()
-    c = ablate(spec.config, ablation)
+    # the paper's setting first, then the ablation row's change to it (Table 4 is fine-tuned)
+    c = ablate(apply_setting(spec.config, setting), ablation)
     if fine_tune:
+        if setting and not c.fine_tune:
+            from edgeaffect.errors import InputError
+
+            raise InputError(f"--fine-tune contradicts --setting {setting}, a frozen setting")
         c = replace(c, fine_tune=True)
     spec = replace(spec, config=c)
     # This run's view of the corpus (the caller's object is left as it was: ablation rows share it).
@@ -315,6 +321,8 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
     main = reports["val"]
     info = {"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "ablation": ablation,
             "seed": seed, "split_seed": split_seed, "corpus": data.corpus, "labels": list(spec.labels),
+            "setting": setting_of(c), "paper_row": SETTING_ROWS.get(setting_of(c), "no row of the paper")
+            + (f", changed by the ablation row {ablation}" if ablation else ""),
             "split": {"kind": split, "train": len(parts["train"]), "early_stop": len(parts["stop"]),
                       "val": len(parts["val"]), "test": len(parts["test"])},
             "parts": parts, "epochs": fit["epochs"], "best_epoch": fit["best_epoch"],
