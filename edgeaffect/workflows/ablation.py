@@ -60,6 +60,11 @@ def table_lines(doc: dict) -> list[str]:
         lines += [f"{r['row']:20s} {r['params']:9,d}   {r['mae']:8.3f} {r['rmse']:8.3f}" for r in doc["rows"]]
         return lines
     lines.append("row                    params   accuracy  precision  recall    F1   (macro over the classes)")
-    lines += [f"{r['row']:20s} {r['params']:9,d}   " + "    ".join(f"{100 * r[k]:6.2f}" for k in keys)
+    # a row resumed from an ablation.json written before a figure existed has none: n/a
+    lines += [f"{r['row']:20s} {r['params']:9,d}   " + "    ".join(_percent(r.get(k)) for k in keys)
               for r in doc["rows"]]
     return lines
+
+
+def _percent(value) -> str:
+    return f"{100 * value:6.2f}" if isinstance(value, (int, float)) else f"{'n/a':>6s}"
