@@ -66,9 +66,9 @@ def staged_export(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("pulseaudio", "pactl", "pacat")),
+                    reason="pulseaudio / pulseaudio-utils not installed: an audio-only model has no device to unplug")
 def test_short_soak_of_a_staged_model_scores_again_after_the_microphone_is_back(staged_export, tmp_path):
-    if not all(shutil.which(t) for t in ("pulseaudio", "pactl", "pacat")):
-        pytest.skip("pulseaudio / pulseaudio-utils not installed: an audio-only model has no device to unplug")
     out = tmp_path / "soak.json"
     r = cli("soak-demo", staged_export, "--minutes", "0.5", "--outage", "4", "--bucket", "5",
             "--max-growth-mib", MAX_GROWTH_MIB, "--json", out, timeout=300)
