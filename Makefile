@@ -28,7 +28,7 @@ SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression demo-wav2vec2 bench bench-distribute soak roofline report clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression demo-wav2vec2 bench bench-distribute soak soak-depression roofline report clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -43,6 +43,7 @@ help:
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
 	@echo "make bench-distribute  training-step speed of 2 workers (multi-worker, loopback) vs 1 process"
 	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
+	@echo "make soak-depression  the same for make demo-depression's staged bundle (or: make soak MODEL=M)"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
 	@echo "make report     one static page (build/report/index.html) of what the targets above wrote"
 
@@ -108,11 +109,21 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 bench-distribute: venv
 	$(BIN)/python -m edgeaffect.train.bench_distribute aver-ravdess --rounds 3 --steps 30
 
-# The demo headless for SOAK_MINUTES from a looped video and a PulseAudio null sink (installed by
-# `make apt`), the microphone unplugged and the camera failing every 5 minutes (see README).
-soak: venv $(OUT)/export/manifest.json
-	$(BIN)/edgeaffect soak-demo $(OUT)/export --minutes $(SOAK_MINUTES) --fault-every 300 --outage 10 \
-	  --json $(OUT)/soak.json --markdown $(OUT)/soak.md
+# The demo headless for SOAK_MINUTES from a looped video (a model that takes one) and a PulseAudio
+# null sink (installed by `make apt`), the microphone unplugged and the camera failing every
+# 5 minutes (see README). MODEL=M soaks build/M's export, made by `make demo MODEL=M` when missing.
+soak: venv $(DEMO_OUT)/export/manifest.json
+	$(BIN)/edgeaffect soak-demo $(DEMO_OUT)/export --minutes $(SOAK_MINUTES) --fault-every 300 --outage 10 \
+	  --json $(DEMO_OUT)/soak.json --markdown $(DEMO_OUT)/soak.md
+
+# A staged model: the spectrotemporal bundle of make demo-depression (a score after S segments).
+soak-depression:
+	@$(MAKE) --no-print-directory soak MODEL=spectrotemporal-tiny DEMO_DIR=$(DEPRESSION)
+
+ifeq ($(filter $(DEMO_OUT),$(OUT) $(SPEECH) $(DEPRESSION)),)
+$(DEMO_OUT)/export/manifest.json:
+	$(MAKE) --no-print-directory demo
+endif
 
 roofline: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json
 	@test -f $(OUT)/bench.json || $(MAKE) --no-print-directory bench

@@ -5,6 +5,9 @@ warnings) is hidden unless ``--verbose`` (or ``EDGEAFFECT_VERBOSE=1``) asks for 
 TensorFlow 2.21 logs from C++ through absl before absl is initialised, so no environment
 variable silences it: the command line routes its own stderr through a filter that drops
 those lines (by their exact shapes below) and passes everything else through unchanged.
+The same filter keeps PortAudio's and ALSA's lines about a vanished microphone away: they are
+written to fd 2 by C code, some from PortAudio's own threads, so no Python setting and no
+redirection around our own calls could catch them all.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ NOISE = re.compile(
         r"^To enable the following instructions: .* rebuild TensorFlow",
         r"^INFO: Created TensorFlow Lite .*delegate",
         r"^fully_quantize: \d+, inference_type: \d+",  # the TFLite converter's settings echo
+        # A microphone that goes away: PortAudio's failed assertions (printed from its own
+        # capture thread too) and ALSA's plugin errors, a few lines every retry; the demo
+        # says it in one line of its own.
+        r"^Expression '.*' failed in '[^']*src/(hostapi|common|os)/[^']*', line: \d+$",
+        r"^ALSA lib [\w./-]+:\d+:\(\w+\) ",
     ])
 )
 PYTHON_LOGGERS = ("tensorflow", "tf2onnx", "absl", "h5py", "onnxruntime", "numba", "matplotlib")
@@ -60,6 +68,18 @@ def quiet_python() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def without_noise(lines: list[bytes], dropped: bool = False) -> tuple[list[bytes], bool]:
+    """(the lines that are not noise, whether the last line was dropped). ``dropped``: the
+    line before these was. ALSA ends some messages with a newline of their own: the blank
+    line right after a dropped line goes with it."""
+    kept = []
+    for line in lines:
+        dropped = bool(NOISE.match(line.decode("utf-8", "replace"))) or (dropped and not line.strip())
+        if not dropped:
+            kept.append(line)
+    return kept, dropped
+
+
 class _StderrFilter:
     """fd 2 -> a pipe; a thread copies every line that is not noise to the real stderr."""
 
@@ -68,20 +88,25 @@ class _StderrFilter:
         read, write = os.pipe()
         os.dup2(write, 2)
         os.close(write)
+        # On a pipe Python writes a line's text and its newline apart: a C library's line from
+        # another thread (PortAudio's capture thread) could land between them and take the
+        # Python line with it. Line buffering writes each line at once.
+        if hasattr(sys.stderr, "reconfigure"):
+            sys.stderr.reconfigure(line_buffering=True, write_through=False)
         self.thread = threading.Thread(target=self._copy, args=(read,), daemon=True, name="stderr-filter")
         self.thread.start()
         atexit.register(self.close)
 
     def _copy(self, read: int) -> None:
         with os.fdopen(read, "rb", buffering=0) as pipe, os.fdopen(self.real, "wb", buffering=0, closefd=False) as out:
-            pending = b""
+            pending, dropped = b"", False
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                kept = [line for line in lines if not NOISE.match(line.decode("utf-8", "replace"))]
+                kept, dropped = without_noise(lines, dropped)
                 if kept:
                     out.write(b"\n".join(kept) + b"\n")
-            if pending and not NOISE.match(pending.decode("utf-8", "replace")):
+            if pending and without_noise([pending], dropped)[0]:
                 out.write(pending)
 
     def close(self) -> None:

@@ -265,3 +265,12 @@ def test_every_family_declares_what_its_adapter_reads():
 
     own = [get_family(n) for n in list_families() if type(get_family(n)).__module__.startswith("edgeaffect.")]
     assert own and all(f.adapter.preprocessing_spec is not None for f in own), [f.name for f in own]
+
+
+def test_an_export_of_other_formats_than_int8_runs_its_first():
+    """Was "unknown format in this export 'tflite-int8'" from `demo`, which takes no --format."""
+    from edgeaffect.device.predict import default_format
+
+    assert default_format({"formats": ["tflite-fp32", "onnx-fp32"]}) == "tflite-fp32"
+    assert default_format({"formats": ["onnx-fp32", "tflite-int8"]}) == "tflite-int8"
+    assert default_format({"formats": ["tflite-int8"], "target": {"default_format": "onnx-fp32"}}) == "onnx-fp32"

@@ -84,7 +84,8 @@ def bench_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or expo
 
 
 @app.command("soak-demo", rich_help_panel=DEMO)
-def soak_demo_cmd(bundle: Annotated[Path, typer.Argument(help="An audio-visual bundle or export folder (make demo's).")],
+def soak_demo_cmd(bundle: Annotated[Path, typer.Argument(help="A bundle or export folder (make demo's): "
+                                                              "audio-visual, audio or staged.")],
                   minutes: Annotated[float, typer.Option(help="How long the demo runs.")] = 30.0,
                   audio: Annotated[str, typer.Option(help="pulse: a PulseAudio null sink as the microphone (unplugged "
                                                           "and plugged in again); file: the wav looped, no mic faults.")] = "pulse",
@@ -96,8 +97,9 @@ def soak_demo_cmd(bundle: Annotated[Path, typer.Argument(help="An audio-visual b
                                                                      "after the warm-up.")] = 64.0,
                   json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
                   markdown: Optional[Path] = None):
-    """The demo headless for a long time from looped files, its microphone and camera taken
-    away mid-run and given back: RSS growth, results per second over time, every recovery."""
+    """The demo headless for a long time from looped files, its microphone and camera (if the
+    model takes video) taken away mid-run and given back: RSS growth, results and labelled
+    results per second over time, every recovery."""
     from edgeaffect.demo.soak import soak, table
     from edgeaffect.io import atomic_write_text
 

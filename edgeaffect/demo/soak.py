@@ -7,9 +7,10 @@ sink with a speech-like wav looped into it (``pacat``); it is unplugged by unloa
 null sink's module and plugged in again by loading it (``--audio file``: the wav looped
 straight into the demo, no microphone faults).
 
-Reported: RSS at the start (after a warm-up) and the end and its slope over the run, the
-results per second in each bucket (a minute by default), and every loss with the time the
-demo took to notice it and to use the device again once it was back. Linux only (RSS from
+Reported: RSS at the start (after a warm-up and the first labelled result) and the end and
+its slope over the run, the results and labelled results per second in each bucket (a minute
+by default; a staged model labels only once enough segments are in), and every loss with the
+time the demo took to notice it and to use the device again once it was back. Linux only (RSS from
 /proc, PulseAudio).
 """
 
@@ -258,25 +259,33 @@ def soak(bundle: Path, seconds: float, *, audio: str = "pulse", fault_every_s: f
     for f in summary["faults"]:
         f["lost_s"] = round(f["lost_s"] + shift, 3)
         f["back_s"] = None if f["back_s"] is None else round(f["back_s"] + shift, 3)
-    return report(summary, samples[: taken[0]], injected, bucket_s, warmup, machine(), audio)
+    return report(summary, samples[: taken[0]], injected, bucket_s, warmup, machine(), audio, video is not None)
+
+
+def steady(t: np.ndarray, labels: np.ndarray, warmup_s: float) -> np.ndarray:
+    """The samples RSS growth is measured over: after the warm-up and after the first labelled
+    result, since a staged model runs its last stage only once enough segments are in, and that
+    first run's allocations are start-up, not growth (all samples when fewer than two are left)."""
+    after = (t >= warmup_s) & (labels >= 1)
+    if after.sum() < 2:
+        after = t >= warmup_s
+    return after if after.sum() >= 2 else np.ones_like(t, bool)
 
 
 def report(summary: dict, samples: list, injected: list, bucket_s: float, warmup_s: float, machine: str,
-           audio: str) -> dict:
+           audio: str, video: bool) -> dict:
     samples = np.asarray(samples, np.float64).reshape(-1, 4)
-    t, rss, events = samples[:, 0], samples[:, 1], samples[:, 2]
-    after = t >= warmup_s
-    if after.sum() < 2:
-        after = np.ones_like(t, bool)
+    t, rss, events, labels = samples[:, 0], samples[:, 1], samples[:, 2], samples[:, 3]
+    after = steady(t, labels, warmup_s)
     buckets = []
     edges = np.arange(0.0, t[-1] + bucket_s, bucket_s) if len(t) else []
     for a, b in zip(edges[:-1], edges[1:]):
         inside = (t >= a) & (t <= b)
         if inside.sum() < 2:
             continue
-        ti, ei = t[inside], events[inside]
         buckets.append({"from_s": round(float(a), 1), "to_s": round(float(min(b, t[-1])), 1),
-                        "results_per_s": float((ei[-1] - ei[0]) / (ti[-1] - ti[0])) if ti[-1] > ti[0] else 0.0,
+                        "results_per_s": _rate(t[inside], events[inside]),
+                        "labelled_per_s": _rate(t[inside], labels[inside]),
                         "rss_mib": round(float(rss[inside][-1]), 2)})
     # Each fault of the run matched to the injection that caused it: outage start -> lost,
     # device given back -> back (recovery: how long after it was back the demo used it again).
@@ -299,7 +308,8 @@ def report(summary: dict, samples: list, injected: list, bucket_s: float, warmup
         row["recovered"] = row["recover_s"] is not None
         recoveries.append(row)
     return {
-        "machine": machine, "audio": audio, "seconds": round(summary["seconds"], 1), "warmup_s": warmup_s,
+        "machine": machine, "audio": audio, "video": video, "seconds": round(summary["seconds"], 1),
+        "warmup_s": warmup_s, "rss_from_s": round(float(t[after][0]), 1),
         "results": summary["events"], "labels": summary["labels"],
         "results_per_s": summary["processed_per_s"],
         "latency_p50_ms": summary["latency_p50_ms"], "latency_p95_ms": summary["latency_p95_ms"],
@@ -312,17 +322,23 @@ def report(summary: dict, samples: list, injected: list, bucket_s: float, warmup
     }
 
 
+def _rate(t: np.ndarray, counts: np.ndarray) -> float:
+    """Per second over the samples ``t`` of a running count."""
+    return float((counts[-1] - counts[0]) / (t[-1] - t[0])) if t[-1] > t[0] else 0.0
+
+
 def table(r: dict) -> str:
-    lines = [f"machine: {r['machine']} (measured); demo soak {r['seconds']:.0f} s, video: looped file through a "
-             f"failing camera, audio: {'PulseAudio null sink (looped wav)' if r['audio'] == 'pulse' else 'looped wav'}",
+    video = "looped file through a failing camera" if r["video"] else "none (an audio-only model)"
+    lines = [f"machine: {r['machine']} (measured); demo soak {r['seconds']:.0f} s, video: {video}, "
+             f"audio: {'PulseAudio null sink (looped wav)' if r['audio'] == 'pulse' else 'looped wav'}",
              f"{r['results']} results ({r['results_per_s']:.2f}/s), {r['labels']} labelled; capture-to-label "
              f"p50 {r['latency_p50_ms'] or 0:.1f} ms, p95 {r['latency_p95_ms'] or 0:.1f} ms",
-             f"RSS {r['rss_start_mib']:.1f} MiB after {r['warmup_s']:.0f} s warm-up -> {r['rss_end_mib']:.1f} MiB at "
-             f"the end (growth {r['rss_growth_mib']:+.1f} MiB, slope {r['rss_slope_mib_per_h']:+.1f} MiB/h, "
-             f"max {r['rss_max_mib']:.1f})", "",
-             "| from (s) | to (s) | results/s | RSS (MiB) |", "|---:|---:|---:|---:|"]
-    lines += [f"| {b['from_s']:.0f} | {b['to_s']:.0f} | {b['results_per_s']:.2f} | {b['rss_mib']:.1f} |"
-              for b in r["buckets"]]
+             f"RSS {r['rss_start_mib']:.1f} MiB at {r['rss_from_s']:.0f} s (after the warm-up and the first label) "
+             f"-> {r['rss_end_mib']:.1f} MiB at the end (growth {r['rss_growth_mib']:+.1f} MiB, "
+             f"slope {r['rss_slope_mib_per_h']:+.1f} MiB/h, max {r['rss_max_mib']:.1f})", "",
+             "| from (s) | to (s) | results/s | labelled/s | RSS (MiB) |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {b['from_s']:.0f} | {b['to_s']:.0f} | {b['results_per_s']:.2f} | {b['labelled_per_s']:.2f} "
+              f"| {b['rss_mib']:.1f} |" for b in r["buckets"]]
     lines += ["", "| device | unplugged (s) | noticed after (s) | plugged in (s) | used again after (s) |",
               "|---|---:|---:|---:|---:|"]
     for x in r["recoveries"]:

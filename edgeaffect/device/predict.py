@@ -17,6 +17,15 @@ from edgeaffect.runtime import load_runner
 __all__ = ["ExportedModel", "Prediction"]
 
 
+def default_format(manifest: dict) -> str:
+    """The bundle's default, else int8 where it was exported, else the first format exported:
+    an export of other formats only (``export_run(..., ["tflite-fp32"])``) still runs as it is
+    in commands that take no --format, such as the demo."""
+    formats = manifest.get("formats") or []
+    default = (manifest.get("target") or {}).get("default_format")
+    return default or ("tflite-int8" if "tflite-int8" in formats or not formats else formats[0])
+
+
 class ExportedModel:
     """An export folder (``manifest.json`` + model files) ready to predict. A staged export
     (``stages`` in the manifest) holds one export folder per stage; the family's adapter
@@ -40,7 +49,7 @@ class ExportedModel:
             self._loaders = {name: self._engine_loader(self.folder / (s or {}).get("folder", ""), m)
                              for name, s, m in self._parts()}
         else:
-            self.format = fmt or target.get("default_format") or "tflite-int8"
+            self.format = fmt or default_format(self.manifest)
             self._loaders = {name: self._file_loader(self.folder / (s or {}).get("folder", ""), m, threads)
                              for name, s, m in self._parts()}
         self._runners: dict = {}
