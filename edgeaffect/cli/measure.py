@@ -164,12 +164,14 @@ def cost_cmd(target: Annotated[str, typer.Argument(help="A .tflite / .onnx file,
 
 def _print_cost(cost, layers: bool) -> None:
     typer.echo(f"{cost.name} (from {cost.source}); {cost.convention}")
-    typer.echo(f"params {cost.params:,}   MACs {cost.macs:,}   FLOPs {cost.flops:,}")
+    least = "" if cost.complete else "at least "  # an uncounted op leaves a lower bound, said so
+    typer.echo(f"params {cost.params:,}   MACs {least}{cost.macs:,}   FLOPs {least}{cost.flops:,}")
     for p in ("float32", "float16", "int8"):
         typer.echo(f"{p:8s} bytes moved {cost.bytes[p]:>10,}  intensity {cost.intensity[p]:6.2f} FLOP/B  "
                    f"weights {cost.weight_bytes[p]:>9,} B  peak activations {cost.peak_activation_bytes[p]:>9,} B")
-    if cost.uncounted:
-        typer.echo(f"not counted (unknown arithmetic): {', '.join(cost.uncounted)}")
+    if not cost.complete:
+        typer.echo(f"incomplete: FLOPs at least {cost.flops:,}; not counted (unknown arithmetic): "
+                   f"{', '.join(cost.uncounted)}")
     if layers:
         typer.echo(f"\n{'layer':34s} {'kind':7s} {'params':>8s} {'FLOPs':>11s} {'bytes fp32':>11s} {'FLOP/B':>7s}")
         for r in cost.layers:

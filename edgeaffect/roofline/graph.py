@@ -17,6 +17,9 @@ Conventions (stated once, used everywhere):
   the single-use output of a conv / dense / matmul (through views) moves no activation
   bytes of its own and writes in place. Without this, ONNX's separate Add and Relu nodes
   would make the same model look twice as memory-bound as its Keras or TFLite form.
+- A layer run once per step or segment (TimeDistributed, or segments folded into the
+  batch) counts once per run; an op whose arithmetic is not known makes the totals a lower
+  bound (``complete`` False, the op in ``uncounted``), never a silent zero.
 - Peak activation memory: the largest sum of activation tensors alive at once when the
   operators run in the file's order, views and fused epilogues sharing their input's
   buffer. Batch 1.
@@ -79,7 +82,8 @@ class ModelCost:
     intensity: dict[str, float]  # precision -> FLOPs / byte
     weight_bytes: dict[str, int]
     peak_activation_bytes: dict[str, int]
-    uncounted: list[str] = field(default_factory=list)
+    uncounted: list[str] = field(default_factory=list)  # ops whose arithmetic is unknown: totals are lower bounds
+    complete: bool = True  # False: macs / flops are "at least", the uncounted ops left out
     layers: list[LayerRow] = field(default_factory=list)
     convention: str = "FLOPs = 2*MACs + bias/element-wise adds (paper Eq. 3 for conv/dense)"
 
@@ -171,6 +175,7 @@ def model_cost(graph: Graph) -> ModelCost:
         weight_bytes={p: params * b for p, b in BYTES_PER_ELEMENT.items()},
         peak_activation_bytes={p: peak * b for p, b in BYTES_PER_ELEMENT.items()},
         uncounted=[op.name for op in graph.ops if not op.counted],
+        complete=all(op.counted for op in graph.ops),
         layers=[r for r, op in zip(rows, graph.ops) if op.kind not in VIEW_KINDS],
     )
 

@@ -6,6 +6,7 @@ the ``onnx`` package; the Keras reader needs tf_keras. Each is imported where us
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from edgeaffect._optional import require
@@ -17,7 +18,9 @@ from edgeaffect.roofline.graph import Graph, ModelCost, Op, lstm_cost, model_cos
 _KERAS_VIEWS = {"InputLayer", "Flatten", "Dropout", "Reshape", "Permute", "SpatialDropout1D", "SpatialDropout2D",
                 "GaussianNoise", "QuantizeLayer"}
 _KERAS_ACT = {"Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "PReLU", "LayerNormalization",
-              "BatchNormalization"}
+              "BatchNormalization", "GroupNormalization", "Normalization", "Rescaling"}
+# Copies with no arithmetic (their bytes still count, unlike a view's).
+_KERAS_COPIES = {"Cropping1D", "Cropping2D", "Cropping3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"}
 _KERAS_POOL = {"MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D",
                "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D"}
 
@@ -41,14 +44,19 @@ def _attention_cost(layer) -> tuple[int, int]:
     return int(macs), int(adds)
 
 
+_QUANTIZE_WRAPPERS = {"QuantizeWrapper", "QuantizeWrapperV2"}
+
+
 def _keras_op(layer) -> Op:
     cls = type(layer._layer if isinstance(layer, _Call) else layer).__name__  # noqa: SLF001
-    if cls == "QuantizeWrapperV2" or cls == "QuantizeWrapper":
-        inner = _keras_op(layer.layer)
+    if cls in _QUANTIZE_WRAPPERS:  # the wrapped layer's arithmetic at the wrapper's shapes
+        inner = _keras_op(_Call(layer.layer, input_shape=layer.input_shape, output_shape=layer.output_shape))
         inner.name = layer.name
         return inner
     out_elems = _shape_elems(layer.output_shape)
     params = int(layer.count_params())
+    if cls == "TimeDistributed":
+        return _time_distributed_op(layer, params)
     if cls in ("Conv1D", "Conv2D", "Conv3D"):
         in_ch = int(layer.input_shape[-1])
         k = prod(layer.kernel_size)
@@ -66,9 +74,14 @@ def _keras_op(layer) -> Op:
     if cls == "MultiHeadAttention":
         return Op(layer.name, "attention", [], [], params, *_attention_cost(layer))
     if hasattr(layer, "edgeaffect_cost"):  # a custom layer that states its own arithmetic
-        return Op(layer.name, "other", [], [], params, *layer.edgeaffect_cost())
+        kind = getattr(layer, "edgeaffect_kind", "other")
+        return Op(layer.name, kind, [], [], params, *layer.edgeaffect_cost(layer.input_shape))
+    if _is_model(layer):
+        return _nested_op(layer.name, layer, params)
     if cls in ("Add", "Multiply", "Subtract"):
         return Op(layer.name, "add", [], [], params, 0, out_elems * (len(layer.input) - 1))
+    if cls == "Average":  # the adds, then one scale
+        return Op(layer.name, "add", [], [], params, 0, out_elems * len(layer.input))
     if cls in _KERAS_VIEWS:
         return Op(layer.name, "view", [], [], params)
     if cls in _KERAS_POOL:
@@ -77,32 +90,70 @@ def _keras_op(layer) -> Op:
         return Op(layer.name, "act", [], [], params)
     if cls == "Concatenate":
         return Op(layer.name, "concat", [], [], params)
-    return Op(layer.name, "other", [], [], params, counted=params == 0)
+    if cls in _KERAS_COPIES:
+        return Op(layer.name, "other", [], [], params)
+    # Anything else (a Lambda, a custom layer without edgeaffect_cost) may compute, weights
+    # or not (an attention's A V has none): not counted, and the totals say so.
+    return Op(layer.name, "other", [], [], params, counted=False)
+
+
+def _is_model(layer) -> bool:
+    inner = layer._layer if isinstance(layer, _Call) else layer  # noqa: SLF001
+    return hasattr(inner, "layers") and hasattr(inner, "outputs")
+
+
+def _nested_op(name: str, model, params: int, times: int = 1) -> Op:
+    """A Keras model used as a layer: the sum of its own layers' arithmetic, ``times``
+    over; not counted where any of its layers is not."""
+    ops = from_keras(model._layer if isinstance(model, _Call) else model).ops  # noqa: SLF001
+    counted = all(op.counted for op in ops)
+    return Op(name, "other", [], [], params, times * sum(op.macs for op in ops), times * sum(op.adds for op in ops),
+              counted=counted)
+
+
+def _time_distributed_op(layer, params: int) -> Op:
+    """TimeDistributed runs its layer once per step of axis 1: that layer's cost on one
+    step's shape, times the steps (Keras reports the wrapper's shapes only)."""
+    steps = layer.input_shape[1]
+    if steps is None:  # how often it runs is not known from the model
+        return Op(layer.name, "other", [], [], params, counted=False)
+    step = lambda s: (s[0], *s[2:])  # noqa: E731 - (batch, steps, ...) -> (batch, ...)
+    if _is_model(layer.layer):
+        return _nested_op(layer.name, layer.layer, params, int(steps))
+    inner = _keras_op(_Call(layer.layer, input_shape=step(layer.input_shape), output_shape=step(layer.output_shape),
+                            params=params))
+    inner.name, inner.macs, inner.adds = layer.name, inner.macs * int(steps), inner.adds * int(steps)
+    return inner
 
 
 class _Call:
     """One call of a Keras layer (a layer shared by several views, like one backbone on five
-    crops, has a node per call with its own shapes); weights are counted on the first call."""
+    crops, has a node per call with its own shapes); weights are counted on the first call.
+    Shapes can also be given, for a layer run inside another (TimeDistributed, a quantize
+    wrapper), whose own nodes do not record them."""
 
-    def __init__(self, layer, index: int):
+    def __init__(self, layer, index: int = 0, input_shape=None, output_shape=None, params: int | None = None):
         self._layer, self._index = layer, index
+        self._shapes, self._params = (input_shape, output_shape), params
 
     def __getattr__(self, name):
         return getattr(self._layer, name)
 
     @property
     def output_shape(self):
-        return self._layer.get_output_shape_at(self._index)
+        return self._shapes[1] if self._shapes[1] is not None else self._layer.get_output_shape_at(self._index)
 
     @property
     def input_shape(self):
-        return self._layer.get_input_shape_at(self._index)
+        return self._shapes[0] if self._shapes[0] is not None else self._layer.get_input_shape_at(self._index)
 
     @property
     def input(self):
         return self._layer.get_input_at(self._index)
 
     def count_params(self) -> int:
+        if self._params is not None:
+            return int(self._params)
         return int(self._layer.count_params()) if self._index == 0 else 0
 
 
@@ -111,8 +162,28 @@ def _call_name(layer, node) -> str:
     return layer.name if i == 0 else f"{layer.name}#{i}"
 
 
+def _fold_factor(call) -> Fraction | None:
+    """Rows of this layer's output batch per row of its input batch: 1 for every Keras
+    layer; a layer that folds steps into the batch (or unfolds them) states it through
+    ``edgeaffect_fold(input_shape)``; None where that depends on a size the model leaves open."""
+    inner = call.layer if type(call._layer if isinstance(call, _Call) else call).__name__ in _QUANTIZE_WRAPPERS else call  # noqa: SLF001
+    fold = getattr(inner, "edgeaffect_fold", None)
+    if fold is None:
+        return Fraction(1)
+    factor = fold(call.input_shape)
+    return None if factor is None else Fraction(factor)
+
+
+def _scale(op: Op, applications: Fraction) -> None:
+    """A layer behind a folded batch runs once per folded row, ``applications`` times per
+    model input (the Keras shapes say one)."""
+    op.macs, op.adds = int(op.macs * applications), int(op.adds * applications)
+
+
 def from_keras(model) -> Graph:
-    ops, sizes = [], {}
+    """The model's ops; a layer that runs on rows folded into the batch is counted once per
+    row (``_fold_factor``), its activations too."""
+    ops, sizes, rows = [], {}, {}
     inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
     for layer in model.layers:
         nodes = layer._inbound_nodes  # noqa: SLF001 - tf_keras keeps the graph here
@@ -121,13 +192,19 @@ def from_keras(model) -> Graph:
         else:
             calls = [(_call_name(layer, n), _Call(layer, i), n) for i, n in enumerate(nodes)]
         for name, call, node in calls:
-            sizes[name] = _shape_elems(call.output_shape)
+            parents = [_call_name(n.layer, n) for n in node.parent_nodes] if node is not None else []
+            applied = max((rows.get(p, Fraction(1)) for p in parents), default=Fraction(1))
             if type(layer).__name__ == "InputLayer":
+                sizes[name] = _shape_elems(call.output_shape)
                 continue
             op = _keras_op(call)
-            op.name = name
-            parents = node.parent_nodes if node is not None else []
-            op.inputs, op.outputs = [_call_name(n.layer, n) for n in parents], [name]
+            op.name, op.inputs, op.outputs = name, parents, [name]
+            _scale(op, applied)
+            factor = _fold_factor(call)
+            if factor is None:
+                op.counted, factor = False, Fraction(1)
+            rows[name] = applied * factor
+            sizes[name] = int(_shape_elems(call.output_shape) * rows[name])
             ops.append(op)
     outputs = [t.name.split("/")[0] for t in model.outputs]
     return Graph(model.name, "keras", ops, sizes, inputs, outputs)

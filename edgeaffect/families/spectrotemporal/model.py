@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 from edgeaffect.families.spectrotemporal.features import SpectroConfig
 from edgeaffect.contract.cost import LayerCost, conv, dense
@@ -143,6 +144,18 @@ def custom_objects() -> dict:
             first = n * x.shape[1] if len(self.shape) == 3 else n // self.shape[0]
             return t.reshape(x, t.concat([[first], list(self.shape)], 0))
 
+        edgeaffect_kind = "view"
+
+        def edgeaffect_cost(self, input_shape):
+            return 0, 0  # a reshape
+
+        def edgeaffect_fold(self, input_shape):
+            """Rows out per row in: S when folding (the layers after run per segment), 1/S
+            when unfolding (None: S open)."""
+            if len(self.shape) == 3:
+                return input_shape[1]
+            return Fraction(1, int(self.shape[0]))
+
         def get_config(self):
             return {**super().get_config(), "shape": list(self.shape)}
 
@@ -157,12 +170,18 @@ def custom_objects() -> dict:
             even = t.cast(t.math.floormod(t.range(d), 2) == 0, t.float32)[None, :]
             return x + (even * t.sin(angle) + (1.0 - even) * t.cos(angle))[None]
 
+        def edgeaffect_cost(self, input_shape):
+            return 0, math.prod(int(d) for d in input_shape[1:])  # one add per element (the sinusoids are constants)
+
     class WeightedSum(k.layers.Layer):
         """Eq. 14: G = sum_k beta(k) z_k."""
 
         def call(self, inputs):
             z, beta = inputs
             return t.reduce_sum(z * beta, axis=1)
+
+        def edgeaffect_cost(self, input_shapes):
+            return math.prod(int(d) for d in input_shapes[0][1:]), 0  # beta^T z: one multiply-add per element of z
 
     class ChannelAffine(k.layers.Layer):
         """x * scale + offset per channel, constants in the config: the backbone stem's
@@ -174,6 +193,11 @@ def custom_objects() -> dict:
 
         def call(self, x):
             return x * t.constant(self.scale, x.dtype) + t.constant(self.offset, x.dtype)
+
+        edgeaffect_kind = "act"
+
+        def edgeaffect_cost(self, input_shape):
+            return 0, 0  # a normalisation: zero in the cost convention, as BatchNormalization
 
         def get_config(self):
             return {**super().get_config(), "scale": self.scale, "offset": self.offset}

@@ -218,7 +218,7 @@ def _routing_layer(k):
                     v, n2 = self._squash(tf.reduce_sum(c[..., None] * votes, axis=1))
             return n2[..., 0] * tf.square(tf.math.rsqrt(1.0 + n2[..., 0]))  # |v| = |s|^2 / (1 + |s|^2)
 
-        def edgeaffect_cost(self):
+        def edgeaffect_cost(self, input_shape=None):
             """(MACs, adds) for the roofline reader: the votes, then per iteration the
             agreement and the weighted sum (one multiply-add per vote element each)."""
             n_in, d, ck = (int(s) for s in self.w.shape)

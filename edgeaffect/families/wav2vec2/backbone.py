@@ -289,6 +289,13 @@ def _layers():
             var = tf_.reduce_mean(tf_.square(centred), axis=1, keepdims=True)
             return centred * tf_.math.rsqrt(var + self.epsilon) * self.gamma + self.beta
 
+        edgeaffect_kind = "act"
+
+        def edgeaffect_cost(self, input_shape):
+            """A normalisation: zero, as LayerNormalization and BatchNormalization count in
+            the cost convention (edgeaffect/roofline/graph.py) and in ``cost`` below."""
+            return 0, 0
+
         def get_config(self):
             return {**super().get_config(), "epsilon": self.epsilon}
 
@@ -301,6 +308,9 @@ def _layers():
 
         def call(self, x):
             return x[..., self.start:self.stop]
+
+        def edgeaffect_cost(self, input_shape):
+            return 0, 0  # a copy of some channels
 
         def get_config(self):
             return {**super().get_config(), "start": self.start, "stop": self.stop}
@@ -327,6 +337,15 @@ def _layers():
             out = tf_.matmul(weights, v)
             return tf_.reshape(tf_.transpose(out, [0, 2, 1, 3]), [b, t, hidden])
 
+        edgeaffect_kind = "matmul"
+
+        def edgeaffect_cost(self, input_shapes):
+            """(MACs, adds): Q K^T and the weights times V, T x T x hidden multiply-adds each
+            over all heads; the scale and softmax count zero (the cost convention; ``cost``
+            below counts the same two matmuls)."""
+            frames, hidden = int(input_shapes[0][-2]), int(input_shapes[0][-1])
+            return 2 * frames * frames * hidden, 0
+
         def get_config(self):
             return {**super().get_config(), "num_heads": self.num_heads}
 
@@ -337,6 +356,11 @@ def _layers():
 
         def call(self, x):
             return 0.5 * x * (1.0 + tf_.math.erf(x * (2.0 ** -0.5)))
+
+        edgeaffect_kind = "act"
+
+        def edgeaffect_cost(self, input_shape):
+            return 0, 0  # an activation: zero in the cost convention
 
     _LAYERS.update(ChannelNorm=ChannelNorm, ChannelSlice=ChannelSlice, HeadsAttention=HeadsAttention,
                    ErfGelu=ErfGelu)

@@ -17,6 +17,7 @@ in ``edgeaffect/families/wav2vec2/README.md``. TensorFlow is imported inside fun
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, frame_count
 from edgeaffect.contract.cost import LayerCost, conv, dense
@@ -171,15 +172,34 @@ def custom_objects() -> dict:
     class FoldSegments(k.layers.Layer):
         """(batch, S, frames, hidden) -> (batch * S, frames, hidden)."""
 
+        edgeaffect_kind = "view"
+
         def call(self, x):
             return t.reshape(x, t.concat([[-1], t.shape(x)[2:]], 0))
+
+        def edgeaffect_cost(self, input_shape):
+            return 0, 0  # a reshape
+
+        def edgeaffect_fold(self, input_shape):
+            """Each participant becomes S rows: the layers after run S times (None: S open)."""
+            return input_shape[1]
 
     class UnfoldSegments(k.layers.Layer):
         """(batch * S, d) -> (batch, S, d), S taken from a reference tensor."""
 
+        edgeaffect_kind = "view"
+
         def call(self, inputs):
             v, ref = inputs
             return t.reshape(v, t.stack([t.shape(ref)[0], t.shape(ref)[1], v.shape[-1]]))
+
+        def edgeaffect_cost(self, input_shapes):
+            return 0, 0  # a reshape
+
+        def edgeaffect_fold(self, input_shapes):
+            """S rows back into one participant (None: S open)."""
+            segments = input_shapes[1][1]
+            return None if segments is None else Fraction(1, int(segments))
 
     class AttentionPooling(k.layers.Layer):
         """Eq. 4: V = softmax(w C^T) C over the frames (w: one learned vector)."""
@@ -190,6 +210,12 @@ def custom_objects() -> dict:
         def call(self, c):
             a = t.nn.softmax(t.matmul(c, self.w)[..., 0], axis=-1)  # (n, T)
             return t.reduce_sum(c * a[..., None], axis=1)
+
+        def edgeaffect_cost(self, input_shape):
+            """(MACs, adds) per segment: the scores C w and the weighted sum a^T C, T x d
+            multiply-adds each; the softmax counts zero (the cost convention)."""
+            frames, d = int(input_shape[-2]), int(input_shape[-1])
+            return 2 * frames * d, 0
 
     class AttentionMatrix(k.layers.Layer):
         """Eq. 6's softmax(Q K^T / sqrt(d_K)) over the segments, padding masked: keys by
@@ -207,6 +233,13 @@ def custom_objects() -> dict:
             scores -= (1.0 - m[:, None, :]) * MASK_PENALTY
             return t.nn.softmax(scores, axis=-1) * m[:, :, None]
 
+        def edgeaffect_cost(self, input_shapes):
+            """(MACs, adds): the query and key projections (S x d x units each, bias adds),
+            then Q K^T (S x S x units); the scale, the masking and the softmax count zero, as
+            softmax does in the cost convention (and in Keras MultiHeadAttention's count)."""
+            segments, d = int(input_shapes[0][-2]), int(input_shapes[0][-1])
+            return 2 * segments * d * self.units + segments * segments * self.units, 2 * segments * self.units
+
         def get_config(self):
             return {**super().get_config(), "units": self.units}
 
@@ -217,6 +250,12 @@ def custom_objects() -> dict:
             a, v = inputs
             return t.reduce_sum(t.matmul(a, v), axis=1)
 
+        def edgeaffect_cost(self, input_shapes):
+            """(MACs, adds): A V, S x S x d multiply-adds; the sum over the segments is a
+            reduction (zero, as pooling is in the cost convention)."""
+            segments, d = int(input_shapes[1][-2]), int(input_shapes[1][-1])
+            return segments * segments * d, 0
+
     class SegmentWeights(k.layers.Layer):
         """Each segment's share of that sum: sum_i A_ij over the real queries / their count
         (the weights of the real segments sum to 1) [shape=(b, S)]."""
@@ -224,6 +263,9 @@ def custom_objects() -> dict:
         def call(self, inputs):
             a, m = inputs
             return t.reduce_sum(a, axis=1) / t.maximum(t.reduce_sum(m, axis=1, keepdims=True), 1.0)
+
+        def edgeaffect_cost(self, input_shapes):
+            return 0, int(input_shapes[1][-1])  # one division per segment; the sums are reductions
 
     class LastRealStep(k.layers.Layer):
         """The LSTM's output at each participant's last real segment [shape=(b, d)]: padding
@@ -233,6 +275,11 @@ def custom_objects() -> dict:
             h, m = inputs
             last = m - t.concat([m[:, 1:], t.zeros_like(m[:, :1])], axis=1)
             return t.reduce_sum(h * last[:, :, None], axis=1)
+
+        def edgeaffect_cost(self, input_shapes):
+            """(MACs, adds): m_t - m_{t+1} (S), then h times it (S x d); the sum is a reduction."""
+            segments, d = int(input_shapes[0][-2]), int(input_shapes[0][-1])
+            return 0, segments + segments * d
 
     return {c.__name__: c for c in (FoldSegments, UnfoldSegments, AttentionPooling, AttentionMatrix, AttendAndSum,
                                     SegmentWeights, LastRealStep)}
