@@ -197,3 +197,56 @@ def test_a_broken_run_record_is_one_line_naming_the_field(tmp_path, change, fiel
     with pytest.raises(InputError, match=field.replace(".", r"\.")) as e:
         load_run(tmp_path)
     assert "\n" not in str(e.value) and "retrain" in str(e.value)
+
+
+def _short_recording(root, part, subject, seconds, score=20):
+    """One more labelled recording in ``root``'s AVEC2013 layout, ``seconds`` long."""
+    from edgeaffect.media.audio import write_wav
+
+    (root / part / "DepressionLabels" / f"{subject}_Depression.csv").write_text(f"{score}\n")
+    write_wav(root / part / "Audio" / f"{subject}_audio.wav", speech(score, seconds, 7), 8000)
+
+
+def test_a_recording_shorter_than_one_sequence_is_skipped_with_one_line(tmp_path, capsys):
+    """Tiny sequences are 6 x 0.48 s = 2.88 s: a 1 s recording is left out and said so; the
+    others are built; the cache keeps the list (and says it again)."""
+    from edgeaffect.families.spectrotemporal.dataset import build_dataset
+    from edgeaffect.families.spectrotemporal.model import tiny_config
+
+    cfg = tiny_config().features
+    generate_avec2013(tmp_path / "c", per_partition=1, seconds=4.0, seed=1)
+    _short_recording(tmp_path / "c", "Training", "299_1", 1.0)
+    data = build_dataset(tmp_path / "c", cfg, "match", cache_dir=tmp_path / "cache")
+    assert list(data.skipped) == ["299_1_audio.wav"] and "299_1_audio.wav" not in data.names
+    assert len(data.names) == 3 and len(data.offsets) == 4
+    err = capsys.readouterr().err
+    assert "skipped 1 of 4 recordings" in err
+    line, = [x for x in err.splitlines() if "299_1_audio.wav" in x]
+    assert "too short" in line and "one sequence needs 6" in line
+    again = build_dataset(tmp_path / "c", cfg, "match", cache_dir=tmp_path / "cache")
+    assert again.skipped == data.skipped and "skipped 1 of 4" in capsys.readouterr().err
+
+
+def test_nothing_usable_left_is_one_line_and_exit_2(tmp_path):
+    """Every recording shorter than one sequence: one error line, exit code 2, no traceback."""
+    import subprocess
+    import sys
+
+    from edgeaffect.families.spectrotemporal.dataset import build_dataset
+    from edgeaffect.families.spectrotemporal.model import tiny_config
+
+    root = tmp_path / "c"
+    generate_avec2013(root, per_partition=1, seconds=1.0, seed=1)
+    with pytest.raises(InputError, match="no usable recordings under .*: all 3 were skipped"):
+        build_dataset(root, tiny_config().features, "match")
+    generate_avec2013(tmp_path / "d", per_partition=1, seconds=4.0, seed=1)
+    (tmp_path / "d" / "Testing" / "Audio" / "400_1_audio.wav").unlink()
+    (tmp_path / "d" / "Testing" / "DepressionLabels" / "400_1_Depression.csv").unlink()
+    _short_recording(tmp_path / "d", "Testing", "401_1", 1.0)
+    with pytest.raises(InputError, match="no usable recordings left in .*Testing"):
+        build_dataset(tmp_path / "d", tiny_config().features, "match")
+    done = subprocess.run([sys.executable, "-m", "edgeaffect.cli", "train", "spectrotemporal-tiny", "--data", root,
+                           "--out", tmp_path / "run"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "no usable recordings" in errors[0] and "Traceback" not in done.stderr
