@@ -250,3 +250,31 @@ def test_nothing_usable_left_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2, done.stderr
     errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and "no usable recordings" in errors[0] and "Traceback" not in done.stderr
+
+
+def test_training_keeps_the_model_after_the_last_epoch(tmp_path):
+    """The paper gives no stopping rule: the saved model is the last epoch's, not the best on
+    Development. A large learning rate makes the Development loss move, so the last epoch is
+    not its best; the saved weights reproduce the last epoch's Development loss."""
+    from dataclasses import replace
+
+    from edgeaffect.contract import get_model
+    from edgeaffect.families.spectrotemporal import FAMILY
+    from edgeaffect.families.spectrotemporal.train import KEPT, sequence_inputs, train_spectronet
+    from edgeaffect.train.families import load_corpus
+    from edgeaffect.train.runs import load_run
+
+    generate_avec2013(tmp_path / "corpus", per_partition=2, seconds=4.0, seed=2)
+    data = load_corpus("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "cache")
+    spec = get_model("spectrotemporal-tiny")
+    spec = replace(spec, config=replace(spec.config, learning_rate=0.05))
+    run = train_spectronet(spec, data, tmp_path / "run", seed=0, epochs=4, task=FAMILY.task, deterministic=True)
+    val = run.info["curves"]["val_loss"]
+    assert run.info["kept"] == KEPT and run.info["epochs"] == len(val) == 4
+    assert val[-1] > min(val), val  # the test tells the last epoch from the best one
+    saved = load_run(tmp_path / "run")
+    x, y, _ = sequence_inputs(data, data.recordings("val"), saved.info["norm"])
+    assert len(y) <= spec.config.batch_size  # one batch: Keras' val_loss is the RMSE over all of them
+    pred = saved.model.predict(x, verbose=0).reshape(-1)
+    assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(val[-1], rel=1e-4)
+    assert set(run.info["development"]) >= {"mae", "rmse"}
