@@ -278,3 +278,21 @@ def test_training_keeps_the_model_after_the_last_epoch(tmp_path):
     pred = saved.model.predict(x, verbose=0).reshape(-1)
     assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(val[-1], rel=1e-4)
     assert set(run.info["development"]) >= {"mae", "rmse"}
+
+
+def test_the_ablation_table_shows_development_figures(tmp_path):
+    """The paper compares its modules on Development (Sec. "Datasets"): the family says so,
+    and the shared ablation command takes each row's Development figures, not Testing's."""
+    import json
+
+    from edgeaffect.families.spectrotemporal import FAMILY
+    from edgeaffect.workflows.ablation import run_ablation, table_lines
+
+    assert FAMILY.ablation_figures == "development"
+    generate_avec2013(tmp_path / "corpus", per_partition=2, seconds=4.0, seed=3)
+    doc = run_ablation("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "abl", rows="temporal", epochs=1)
+    info = json.loads((tmp_path / "abl" / "temporal" / "run.json").read_text())
+    row, = doc["rows"]
+    assert doc["figures"] == "development" and "figures on development" in table_lines(doc)[0]
+    assert (row["mae"], row["rmse"]) == (info["development"]["mae"], info["development"]["rmse"])
+    assert info["development"] != info["test"]
