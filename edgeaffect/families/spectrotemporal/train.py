@@ -179,6 +179,7 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     result = fit(model, x_tr, y_tr, validation=(x_va, y_va), epochs=n_epochs, batch_size=c.batch_size, seed=seed,
                  run_dir=out, request=request, split_sha256=digest, log=log, log_every=max(1, n_epochs // 10))
     pred = model.predict(x_te, batch_size=64, verbose=0).reshape(-1)
+    development = _figures(model, x_va, own_va, data, task, spec)  # the model the inputs were cut for
     if c.freeze_backbone:  # the whole network from its two parts, for export and for Keras users
         from edgeaffect.families.spectrotemporal.model import copy_weights
 
@@ -188,7 +189,6 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
         model = whole
     recs, scores = per_recording(pred, own_te)
     report = task.report(data.scores[recs], scores, spec.labels)
-    development = _figures(model, x_va, own_va, data, task, spec)
     train_mean = float(data.scores[data.recordings("train")].mean())
     baseline = float(np.abs(data.scores[recs] - train_mean).mean())
     run.info.update({"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "seed": seed,
