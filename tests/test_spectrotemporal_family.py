@@ -197,3 +197,102 @@ def test_a_broken_run_record_is_one_line_naming_the_field(tmp_path, change, fiel
     with pytest.raises(InputError, match=field.replace(".", r"\.")) as e:
         load_run(tmp_path)
     assert "\n" not in str(e.value) and "retrain" in str(e.value)
+
+
+def _short_recording(root, part, subject, seconds, score=20):
+    """One more labelled recording in ``root``'s AVEC2013 layout, ``seconds`` long."""
+    from edgeaffect.media.audio import write_wav
+
+    (root / part / "DepressionLabels" / f"{subject}_Depression.csv").write_text(f"{score}\n")
+    write_wav(root / part / "Audio" / f"{subject}_audio.wav", speech(score, seconds, 7), 8000)
+
+
+def test_a_recording_shorter_than_one_sequence_is_skipped_with_one_line(tmp_path, capsys):
+    """Tiny sequences are 6 x 0.48 s = 2.88 s: a 1 s recording is left out and said so; the
+    others are built; the cache keeps the list (and says it again)."""
+    from edgeaffect.families.spectrotemporal.dataset import build_dataset
+    from edgeaffect.families.spectrotemporal.model import tiny_config
+
+    cfg = tiny_config().features
+    generate_avec2013(tmp_path / "c", per_partition=1, seconds=4.0, seed=1)
+    _short_recording(tmp_path / "c", "Training", "299_1", 1.0)
+    data = build_dataset(tmp_path / "c", cfg, "match", cache_dir=tmp_path / "cache")
+    assert list(data.skipped) == ["299_1_audio.wav"] and "299_1_audio.wav" not in data.names
+    assert len(data.names) == 3 and len(data.offsets) == 4
+    err = capsys.readouterr().err
+    assert "skipped 1 of 4 recordings" in err
+    line, = [x for x in err.splitlines() if "299_1_audio.wav" in x]
+    assert "too short" in line and "one sequence needs 6" in line
+    again = build_dataset(tmp_path / "c", cfg, "match", cache_dir=tmp_path / "cache")
+    assert again.skipped == data.skipped and "skipped 1 of 4" in capsys.readouterr().err
+
+
+def test_nothing_usable_left_is_one_line_and_exit_2(tmp_path):
+    """Every recording shorter than one sequence: one error line, exit code 2, no traceback."""
+    import subprocess
+    import sys
+
+    from edgeaffect.families.spectrotemporal.dataset import build_dataset
+    from edgeaffect.families.spectrotemporal.model import tiny_config
+
+    root = tmp_path / "c"
+    generate_avec2013(root, per_partition=1, seconds=1.0, seed=1)
+    with pytest.raises(InputError, match="no usable recordings under .*: all 3 were skipped"):
+        build_dataset(root, tiny_config().features, "match")
+    generate_avec2013(tmp_path / "d", per_partition=1, seconds=4.0, seed=1)
+    (tmp_path / "d" / "Testing" / "Audio" / "400_1_audio.wav").unlink()
+    (tmp_path / "d" / "Testing" / "DepressionLabels" / "400_1_Depression.csv").unlink()
+    _short_recording(tmp_path / "d", "Testing", "401_1", 1.0)
+    with pytest.raises(InputError, match="no usable recordings left in .*Testing"):
+        build_dataset(tmp_path / "d", tiny_config().features, "match")
+    done = subprocess.run([sys.executable, "-m", "edgeaffect.cli", "train", "spectrotemporal-tiny", "--data", root,
+                           "--out", tmp_path / "run"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "no usable recordings" in errors[0] and "Traceback" not in done.stderr
+
+
+def test_training_keeps_the_model_after_the_last_epoch(tmp_path):
+    """The paper gives no stopping rule: the saved model is the last epoch's, not the best on
+    Development. A large learning rate makes the Development loss move, so the last epoch is
+    not its best; the saved weights reproduce the last epoch's Development loss."""
+    from dataclasses import replace
+
+    from edgeaffect.contract import get_model
+    from edgeaffect.families.spectrotemporal import FAMILY
+    from edgeaffect.families.spectrotemporal.train import KEPT, sequence_inputs, train_spectronet
+    from edgeaffect.train.families import load_corpus
+    from edgeaffect.train.runs import load_run
+
+    generate_avec2013(tmp_path / "corpus", per_partition=2, seconds=4.0, seed=2)
+    data = load_corpus("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "cache")
+    spec = get_model("spectrotemporal-tiny")
+    spec = replace(spec, config=replace(spec.config, learning_rate=0.05))
+    run = train_spectronet(spec, data, tmp_path / "run", seed=0, epochs=4, task=FAMILY.task, deterministic=True)
+    val = run.info["curves"]["val_loss"]
+    assert run.info["kept"] == KEPT and run.info["epochs"] == len(val) == 4
+    assert val[-1] > min(val), val  # the test tells the last epoch from the best one
+    saved = load_run(tmp_path / "run")
+    x, y, _ = sequence_inputs(data, data.recordings("val"), saved.info["norm"])
+    assert len(y) <= spec.config.batch_size  # one batch: Keras' val_loss is the RMSE over all of them
+    pred = saved.model.predict(x, verbose=0).reshape(-1)
+    assert np.sqrt(np.mean((pred - y) ** 2)) == pytest.approx(val[-1], rel=1e-4)
+    assert set(run.info["development"]) >= {"mae", "rmse"}
+
+
+def test_the_ablation_table_shows_development_figures(tmp_path):
+    """The paper compares its modules on Development (Sec. "Datasets"): the family says so,
+    and the shared ablation command takes each row's Development figures, not Testing's."""
+    import json
+
+    from edgeaffect.families.spectrotemporal import FAMILY
+    from edgeaffect.workflows.ablation import run_ablation, table_lines
+
+    assert FAMILY.ablation_figures == "development"
+    generate_avec2013(tmp_path / "corpus", per_partition=2, seconds=4.0, seed=3)
+    doc = run_ablation("spectrotemporal-tiny", tmp_path / "corpus", tmp_path / "abl", rows="temporal", epochs=1)
+    info = json.loads((tmp_path / "abl" / "temporal" / "run.json").read_text())
+    row, = doc["rows"]
+    assert doc["figures"] == "development" and "figures on development" in table_lines(doc)[0]
+    assert (row["mae"], row["rmse"]) == (info["development"]["mae"], info["development"]["rmse"])
+    assert info["development"] != info["test"]

@@ -46,7 +46,8 @@ def ablation_cmd(ctx: typer.Context,
                  split: str = "paper", epochs: Optional[int] = None, seed: int = 0,
                  corpus: Optional[str] = None):
     """Rerun the paper's ablation table: one training run per removed module, same split and
-    seed. Takes the family's training options as `train` does (e.g. a backbone folder)."""
+    seed, figures on the partition the paper compares modules on (test, or the family's).
+    Takes the family's training options as `train` does (e.g. a backbone folder)."""
     from edgeaffect.contract import get_model
     from edgeaffect.workflows.ablation import row_names, run_ablation, table_lines
 

@@ -260,6 +260,9 @@ class Family:
     split_kinds: tuple[str, ...] = ("paper",)
     # Ablation name -> what it removes; empty when the family has none.
     ablations: dict[str, str] = {}
+    # The run.json key whose figures the ablation table shows: the partition the paper
+    # compares its modules on ("test" unless a family's training records another).
+    ablation_figures: str = "test"
     # Extra training options (name -> TrainOption); anything else given is refused by name.
     train_options: dict[str, TrainOption] = {}
     # Corpus layouts the reader knows (for --corpus); empty: one layout, recognised.

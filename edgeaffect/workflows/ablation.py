@@ -1,5 +1,6 @@
 """``edgeaffect ablation``: one training run per row of a family's ablation table, same split
-and seed, and the table of their test figures."""
+and seed, and the table of their figures on the partition the family names
+(``Family.ablation_figures``: the paper's; test unless a paper compares modules on another)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def run_ablation(model: str, data: Path, out: Path, *, rows: str | None = None, 
     from edgeaffect.train.families import load_corpus, train
 
     names = row_names(model, rows)
-    get_model(model).family_plugin.check_options(options or {})
+    family = get_model(model).family_plugin
+    family.check_options(options or {})
     dataset = load_corpus(model, data, out / "cache", corpus, log=log)
     results = []
     for name in names:
@@ -45,8 +47,8 @@ def run_ablation(model: str, data: Path, out: Path, *, rows: str | None = None, 
                     options=options, log=log)
         # Keras' count: the analytic cost covers the paper's backbones, not every ablation's.
         params = run.model.count_params() if run.model is not None else run.spec.params
-        results.append({"row": name, "params": int(params), **run.info["test"]})
-    doc = {"model": model, "split": split, "seed": seed, "rows": results}
+        results.append({"row": name, "params": int(params), **run.info[family.ablation_figures]})
+    doc = {"model": model, "split": split, "seed": seed, "figures": family.ablation_figures, "rows": results}
     atomic_write_text(out / "ablation.json", json.dumps(doc, indent=2))
     return doc
 
@@ -54,7 +56,9 @@ def run_ablation(model: str, data: Path, out: Path, *, rows: str | None = None, 
 def table_lines(doc: dict) -> list[str]:
     kind = get_model(doc["model"]).family_plugin.task.kind
     keys = COLUMNS[kind]
-    lines = [f"{doc['model']}, {doc['split']} split, seed {doc['seed']} (this machine's data, not the paper's figures)"]
+    # an ablation.json written before "figures" existed holds test figures
+    lines = [f"{doc['model']}, {doc['split']} split, seed {doc['seed']}, figures on {doc.get('figures', 'test')} "
+             "(this machine's data, not the paper's figures)"]
     if kind == "regression":
         lines.append("row                    params        MAE     RMSE")
         lines += [f"{r['row']:20s} {r['params']:9,d}   {r['mae']:8.3f} {r['rmse']:8.3f}" for r in doc["rows"]]

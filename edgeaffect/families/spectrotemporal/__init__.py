@@ -41,6 +41,9 @@ class SpectrotemporalFamily(Family):
 
     ablations = {name: ", ".join(f"{k}={v}" for k, v in change.items()) or "the whole network"
                  for name, change in ABLATIONS.items()}
+    # "the development set is used for evaluating individual module effectiveness" (Sec.
+    # "Datasets"): Tables 1-3 compare modules on Development, which train.py records.
+    ablation_figures = "development"
     train_options = {"backbone_weights": TrainOption("a local efficientnetb3_notop.h5 (Keras' ImageNet weights; "
                                                      "nothing is downloaded)", Path),
                      "freeze_backbone": TrainOption("keep the backbone frozen and train the sequence model on its "

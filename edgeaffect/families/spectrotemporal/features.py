@@ -120,7 +120,8 @@ def log_mel(y: np.ndarray, config: SpectroConfig) -> np.ndarray:
 
 
 def delta(x: np.ndarray, n: int = 3) -> np.ndarray:
-    """Eq. 1 along time (axis 0), edge frames repeated: sum_n n (x[i+n] - x[i-n]) / (2 sum_n n^2)."""
+    """Eq. 1 along time (axis 0), edge frames repeated: sum_n n (x[i+n] - x[i-n]) / (2 sum_n n^2).
+    Eq. 1 as printed indexes Mel filters; time is the usual reading of "deltas" (model card)."""
     x = np.asarray(x, dtype=np.float64)
     padded = np.concatenate([np.repeat(x[:1], n, 0), x, np.repeat(x[-1:], n, 0)])
     t = x.shape[0]

@@ -1,6 +1,8 @@
 """Train the spectrotemporal network: the official partitions (Training to fit,
-Development for the learning curves, Testing for the reported figures); Adam 1e-4, batch
-32, RMSE loss (the paper's Sec. "Experimental settings"); the model after the last epoch.
+Development for the learning curves and the module comparisons, Testing for the reported
+figures); Adam 1e-4, batch 32, RMSE loss (the paper's Sec. "Experimental settings"); the
+model after the last epoch: the paper gives no epoch count and no stopping rule, and its
+Figs. 8-9 plot the validation loss only as a curve, so nothing is chosen on Development.
 Figures are per recording (the mean over its sequences), as AVEC reports them.
 
 A run folder holds ``run.json`` (config, normalisation, metrics), ``weights.h5`` and
@@ -25,6 +27,10 @@ from edgeaffect.contract import get_model
 from edgeaffect.train import distribute
 from edgeaffect.train.resume import fit, write_split
 from edgeaffect.train.runs import Run
+
+
+# What training keeps (run.json "kept"): no early stopping, since the paper states none.
+KEPT = "the model after the last epoch (no early stopping: the paper gives no stopping rule)"
 
 
 @dataclass
@@ -155,7 +161,7 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     else:
         parts = [sequence_inputs(data, data.recordings(p), norm) for p in ("train", "val", "test")]
         build = spec.build_model
-    (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, own_te) = parts
+    (x_tr, y_tr, _), (x_va, y_va, own_va), (x_te, y_te, own_te) = parts
     with distribute.scope():  # --strategy: the model and its optimizer on every replica
         model = build()
         model.compile(optimizer=k.optimizers.Adam(c.learning_rate), loss=rmse_loss(), metrics=["mae"])
@@ -173,6 +179,7 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     result = fit(model, x_tr, y_tr, validation=(x_va, y_va), epochs=n_epochs, batch_size=c.batch_size, seed=seed,
                  run_dir=out, request=request, split_sha256=digest, log=log, log_every=max(1, n_epochs // 10))
     pred = model.predict(x_te, batch_size=64, verbose=0).reshape(-1)
+    development = _figures(model, x_va, own_va, data, task, spec)  # the model the inputs were cut for
     if c.freeze_backbone:  # the whole network from its two parts, for export and for Keras users
         from edgeaffect.families.spectrotemporal.model import copy_weights
 
@@ -187,11 +194,14 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
     run.info.update({"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "seed": seed,
                      "corpus": data.corpus, "split": {"kind": "paper", "train": int(len(data.recordings("train"))),
                                                       "val": int(len(data.recordings("val"))), "test": len(recs)},
-                     "epochs": len(result["history"]), "train_seconds": round(time.monotonic() - t0, 1),
+                     "epochs": len(result["history"]), "kept": KEPT, "curves": _curves(result["history"]),
+                     "train_seconds": round(time.monotonic() - t0, 1),
                      "split_sha256": digest, "resumed_from_epoch": result["resumed_from"],
                      "training": what,
                      "norm": norm, "test": {key: report[key] for key in task.summary_keys()},
                      "test_unit": "recording (mean over its sequences)",
+                     # The paper compares its modules (Tables 1-3) on Development: the ablation table reads these.
+                     "development": development,
                      "baseline_mae_predicting_the_training_mean": baseline,
                      "note": "Figures on the data given to train; on the synthetic corpus they are not paper results."})
     with atomic_path(out / "weights.h5") as tmp:
@@ -203,6 +213,19 @@ def train_spectronet(spec, data: SpectroDataset, out: Path, *, seed: int, epochs
           f"MAE {baseline:.2f})", file=log, flush=True)
     run.model = model
     return run
+
+
+def _figures(model, x, owner, data: SpectroDataset, task, spec) -> dict:
+    """A partition's summary figures per recording (the mean over its sequences)."""
+    pred = model.predict(x, batch_size=64, verbose=0).reshape(-1)
+    recs, scores = per_recording(pred, owner)
+    report = task.report(data.scores[recs], scores, spec.labels)
+    return {key: report[key] for key in task.summary_keys()}
+
+
+def _curves(history: list[dict]) -> dict:
+    """The per-epoch training and Development losses (the paper's Figs. 8-9), for the record."""
+    return {"loss": [h["loss"] for h in history], "val_loss": [h["val_loss"] for h in history]}
 
 
 def load_spectro_run(folder: Path, info: dict) -> SpectroRun:
