@@ -252,6 +252,7 @@ def test_nothing_usable_left_is_one_line_and_exit_2(tmp_path):
     assert len(errors) == 1 and "no usable recordings" in errors[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # trains four epochs: about 100 s
 def test_training_keeps_the_model_after_the_last_epoch(tmp_path):
     """The paper gives no stopping rule: the saved model is the last epoch's, not the best on
     Development. A large learning rate makes the Development loss move, so the last epoch is
