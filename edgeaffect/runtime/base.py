@@ -31,6 +31,18 @@ def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
     return (info.scale * (q.astype(np.float32) - info.zero_point)).astype(np.float32)
 
 
+def fixed_to_one(inputs: dict[str, TensorInfo]) -> bool:
+    """Whether a file was written with batch 1 fixed (a static graph: a fused LSTM, no shape
+    ops between a delegate's partitions); larger batches then run a sample at a time."""
+    return any(info.shape[0] == 1 for info in inputs.values())
+
+
+def one_at_a_time(run, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """``run`` over each sample of ``feeds`` in turn, outputs concatenated."""
+    n = len(next(iter(feeds.values())))
+    return np.concatenate([run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)])
+
+
 def match_inputs(feeds: dict[str, np.ndarray], inputs: dict[str, TensorInfo]) -> None:
     missing = set(inputs) - set(feeds)
     if missing:

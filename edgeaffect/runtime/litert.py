@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError, MissingDependencyError
-from edgeaffect.runtime.base import TensorInfo, dequantize, match_inputs, quantize
+from edgeaffect.runtime.base import TensorInfo, dequantize, fixed_to_one, match_inputs, one_at_a_time, quantize
 
 
 def interpreter_class():
@@ -79,8 +79,7 @@ class LiteRTRunner:
         self._out_index, self.output = out["index"], _info(out)
         self.inputs = {name: info for name, (_, info) in self._in.items()}
         self._batch = 1
-        # Converted with batch 1 fixed (fused LSTM): larger batches run one sample at a time.
-        self.fixed_batch = any(info.shape[0] == 1 for info in self.inputs.values())
+        self.fixed_batch = fixed_to_one(self.inputs)
 
     def _resize(self, batch: int) -> None:
         if batch == self._batch:
@@ -94,7 +93,7 @@ class LiteRTRunner:
         match_inputs(feeds, self.inputs)
         n = len(next(iter(feeds.values())))
         if self.fixed_batch and n != 1:
-            return np.concatenate([self.run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)])
+            return one_at_a_time(self.run, feeds)
         self._resize(n)
         for name, (index, info) in self._in.items():
             self.interp.set_tensor(index, quantize(np.asarray(feeds[name], np.float32), info))

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeaffect._optional import require
 from edgeaffect.errors import InputError
-from edgeaffect.runtime.base import TensorInfo, match_inputs
+from edgeaffect.runtime.base import TensorInfo, fixed_to_one, match_inputs, one_at_a_time
 
 
 class OnnxRuntimeRunner:
@@ -29,13 +29,10 @@ class OnnxRuntimeRunner:
         self.inputs = {i.name: TensorInfo(i.name, tuple(d if isinstance(d, int) else -1 for d in i.shape), "float32")
                        for i in self.session.get_inputs()}
         self._output = self.session.get_outputs()[0].name
-        # Written with batch 1 fixed (a static graph: no shape ops between the delegate's
-        # partitions): larger batches run one sample at a time.
-        self.fixed_batch = any(info.shape[0] == 1 for info in self.inputs.values())
+        self.fixed_batch = fixed_to_one(self.inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         match_inputs(feeds, self.inputs)
-        n = len(next(iter(feeds.values())))
-        if self.fixed_batch and n != 1:
-            return np.concatenate([self.run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)])
+        if self.fixed_batch and len(next(iter(feeds.values()))) != 1:
+            return one_at_a_time(self.run, feeds)
         return self.session.run([self._output], {k: np.asarray(feeds[k], np.float32) for k in self.inputs})[0]
