@@ -26,6 +26,10 @@ class VerificationError(EdgeAffectError):
     """An exported model disagrees with the model it came from beyond the stated bound."""
 
 
+class DeviceError(EdgeAffectError):
+    """A remote device could not be reached, refused a command, ran out of time or space."""
+
+
 class UnknownNameError(InputError):
     """A model, format, dataset or target name is not registered."""
 
