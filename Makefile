@@ -8,7 +8,8 @@ EXTRAS ?= train,device,demo,dev
 # Debian packages the host side needs (installed only when root and missing).
 # libportaudio2: sounddevice; pulseaudio*: a real input device without a sound card (demo tests);
 # espeak-ng: real speech for tests; chromium: the browser the report page's test opens it in.
-APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng chromium
+# openssh-server / -client: the loopback "device" the remote-device tests reach over SSH.
+APT_PACKAGES ?= libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng chromium openssh-server openssh-client
 OUT    ?= build/quickstart
 # make demo MODEL=<any registered model> (`edgeaffect models`): its family's pipeline preset, in
 # build/<model> unless OUT is given; plain `make demo` is aver-ravdess in $(OUT). PLUGINS: modules

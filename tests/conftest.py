@@ -114,3 +114,11 @@ def jetson_bundle(trained_run, dataset, tmp_path_factory):
     export_run(trained_run, dataset, out, target=get_target("jetson-orin-nano"), options={"precision": "int8"},
                qat_epochs=3)
     return out
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The wheel of this tree, built once (the wheel tests and the loopback device install it)."""
+    from tests.test_wheel import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

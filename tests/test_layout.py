@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "edgeaffect"
 
 # Bottom to top; a module belongs to the layer of its first name under edgeaffect/.
 LAYERS = (
-    ("foundation", {"__init__", "errors", "_optional", "io", "logs", "progress", "schema", "keras_backend", "machine"}),
+    ("foundation", {"__init__", "errors", "_optional", "io", "logs", "progress", "schema", "keras_backend", "machine", "home"}),
     ("inputs", {"data", "media", "features", "runtime"}),
     ("contract", {"contract"}),
     ("device", {"device"}),
@@ -20,6 +20,7 @@ LAYERS = (
     ("export", {"export"}),
     ("roofline", {"roofline"}),
     ("measure", {"measure"}),
+    ("remote", {"remote"}),
     ("demo", {"demo"}),
     ("report", {"report"}),
     ("families", {"families"}),

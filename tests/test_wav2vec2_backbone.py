@@ -166,6 +166,11 @@ def test_onnx_dyn_int8_format_quantizes_matmuls_only(tmp_path):
     assert "Conv" in ops and "ConvInteger" not in ops
     assert facts["quantized_matmuls"] == 2 and facts["float_matmuls"] == 0, (facts, ops)
     x = np.random.default_rng(0).standard_normal((8, 50, 4)).astype(np.float32)
+    # 7-bit weights: what CPUs without VNNI (vpmaddubsw) multiply without saturating
+    from onnx import numpy_helper
+    int8 = [numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "m.onnx")).graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and t.dims]
+    assert int8 and max(int(np.abs(w.astype(np.int16)).max()) for w in int8) <= 64
     got = load_runner(tmp_path / "m.onnx", "onnxruntime").run({"x": x})
     want = model.predict(x, verbose=0)
     assert np.max(np.abs(got - want)) < 0.05 * np.max(np.abs(want)), (got, want)

@@ -95,11 +95,6 @@ def build_wheel(work: Path) -> Path:
     return whl
 
 
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory) -> Path:
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
 class Install:
     """A fresh venv with the wheel installed in it (not editable)."""
 

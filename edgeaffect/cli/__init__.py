@@ -15,12 +15,12 @@ import typer
 from typer.core import TyperGroup
 
 from edgeaffect import __version__
-from edgeaffect.cli import demo, device, export, measure, papers, roofline, train
+from edgeaffect.cli import demo, device, export, measure, papers, remote, roofline, train
 from edgeaffect.cli._panels import FAMILY
 from edgeaffect.errors import EdgeAffectError
 
 # In the order `edgeaffect --help` shows their panels (the data's way: corpus -> device).
-STAGES = (train, export, device, measure, roofline, demo, papers)
+STAGES = (train, export, device, remote, measure, roofline, demo, papers)
 
 
 class _WithFamilyCommands(TyperGroup):
@@ -58,6 +58,7 @@ app = typer.Typer(cls=_WithFamilyCommands, add_completion=False, no_args_is_help
                   epilog="A model family may add commands of its own: `edgeaffect models` lists them.")
 for _stage in STAGES:
     app.registered_commands += _stage.app.registered_commands
+    app.registered_groups += _stage.app.registered_groups
 
 
 def _version(value: bool):

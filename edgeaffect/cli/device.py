@@ -70,10 +70,19 @@ def predict_cmd(clip: Annotated[Path, typer.Argument(help="An mp4 with audio, or
                 model: Annotated[Path, typer.Option(help="Export folder (manifest.json).")],
                 audio: Annotated[Optional[Path], typer.Option(help="A wav with the clip's audio.")] = None,
                 format: Annotated[Optional[str], typer.Option("--format", help="Which file to run (default: the bundle's; 'engine' for a built TensorRT engine).")] = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False):
+                as_json: Annotated[bool, typer.Option("--json")] = False,
+                on: Annotated[Optional[str], typer.Option("--on", help="Predict on this device (`edgeaffect device add`): bundle and recording copied there.")] = None,
+                timeout: Annotated[Optional[float], typer.Option(help="--on: seconds the run there may take (default: the device's).")] = None):
     """Print the recording's result as the model's task reads it: a label and class scores,
     a score and its band, or a decision and its probability."""
     from edgeaffect.device.predict import ExportedModel
+
+    if on is not None:
+        from edgeaffect.remote.ops import predict_on
+
+        argv = (["--format", format] if format else []) + (["--json"] if as_json else [])
+        typer.echo(predict_on(on, model, [clip] + ([audio] if audio else []), argv=argv, timeout_s=timeout).rstrip())
+        return
 
     m = ExportedModel(model, format)
     pred = m.predict(clip, audio)

@@ -18,7 +18,7 @@ app = typer.Typer()
 
 @app.command("bench", rich_help_panel=MEASURE)
 def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export folders (manifest.json).")],
-                      threads: int = 1,
+                      threads: Annotated[Optional[int], typer.Option(help="Threads (default 1 here; with --on, the device's export target's).")] = None,
                       budget: Annotated[float, typer.Option(help="Seconds of timed runs per row.")] = 2.0,
                       data: Annotated[Optional[Path], typer.Option(help="npz with one array per input and 'labels': measure accuracy.")] = None,
                       budgets: Annotated[Optional[Path], typer.Option(help="Budgets file (TOML): exit 1 when one is exceeded, or has no measurement and is not optional.")] = None,
@@ -26,7 +26,9 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                       markdown: Annotated[Optional[Path], typer.Option(help="Write a Markdown table (CI step summary).")] = None,
                       junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML.")] = None,
                       baseline: Annotated[Optional[Path], typer.Option(help="Latency gate: a folder of saved exports (<model>/manifest.json); each file is timed interleaved with its baseline and fails when more than `regression` (budgets [defaults], 10 %) slower.")] = None,
-                      save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False):
+                      save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False,
+                      on: Annotated[Optional[str], typer.Option("--on", help="Run it on this device (`edgeaffect device add`): the exports copied there, the figures brought back and kept; --threads defaults to the device's deploy threads.")] = None,
+                      timeout: Annotated[Optional[float], typer.Option(help="--on: seconds the run there may take (default: the device's).")] = None):
     """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets;
     the latency gate against a baseline."""
     import os
@@ -40,11 +42,28 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     if save_baseline and baseline is None:
         raise InputError("--save-baseline needs --baseline DIR (where to save it)")
     spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
-    rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
-    if baseline is not None:
-        gate_rows(rows, baseline, threads=threads, budget_s=budget,
-                  tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
-    header = f"machine: {machine()}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads {threads}: give 1 or more")
+    if on is not None:
+        if data is not None:
+            raise InputError("--data is not available with --on (the accuracy there is the export's verification)")
+        from edgeaffect.export.targets import deploy_threads
+        from edgeaffect.remote.ops import bench_on, connect
+        from edgeaffect.remote.session import describe
+
+        threads = threads or deploy_threads(connect(on)[0].kind)
+        run = bench_on(on, exports, threads=threads, budget_s=budget, baseline=baseline, timeout_s=timeout)
+        rows, measured_on, again = run["rows"], run["record"]["device"], run["remeasure"]
+        where = f"measured on {describe(run['device'], run['facts'])}, edgeaffect {run['facts'].get('edgeaffect')}"
+    else:
+        threads = threads or 1
+        rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
+        if baseline is not None:
+            gate_rows(rows, baseline, threads=threads, budget_s=budget,
+                      tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
+        measured_on, where = None, f"machine: {machine()}"
+        again = lambda r: remeasure(r, threads, budget)  # noqa: E731
+    header = f"{where}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
     if baseline is not None:
         header += (f"; vs baseline: ratio of latencies timed interleaved with {baseline} in this run "
                    f"(median of pairs, 99 % interval)")
@@ -52,12 +71,13 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     typer.echo(to_text(rows))
     for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
         typer.echo(f"latency gate: {note} (nothing compared)")
-    checks = check_budgets(spec, rows, lambda r: remeasure(r, threads, budget)) if spec else []
-    checks += regression_checks(rows)
+    checks = check_budgets(spec, rows, again, measured_on=measured_on) if spec else []
+    checks += regression_checks(rows, measured_on["name"] if measured_on else "host")
     for c in checks:
         typer.echo(c.line)
     if json_out:
-        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": threads, "rows": rows,
+        atomic_write_text(json_out, json.dumps({"machine": where if on else machine(), "measured_on": measured_on,
+                                                "threads": threads, "rows": rows,
                                                 "budgets": [asdict(c) for c in checks]}, indent=2))
     md = to_markdown(rows, checks, header)
     if markdown:
@@ -130,14 +150,25 @@ def profile_cmd(artifact: Annotated[Path, typer.Argument(help="A .tflite / .onnx
                 threads: int = 1,
                 budget: Annotated[float, typer.Option(help="Seconds of timed runs after warm-up.")] = 2.0,
                 warmup: int = 10,
-                json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None):
+                json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None,
+                on: Annotated[Optional[str], typer.Option("--on", help="Profile it on this device (`edgeaffect device add`); the figures come back and are kept.")] = None,
+                timeout: Annotated[Optional[float], typer.Option(help="--on: seconds the run there may take (default: the device's).")] = None):
     """Latency percentiles, init and first-inference time, memory, per-operator times."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.measure.profile import format_profile, profile
 
-    if threads < 1 or budget <= 0:
-        raise InputError("--threads must be >= 1 and --budget > 0")
-    r = profile(artifact, runtime=runtime, threads=threads, budget_s=budget, warmup=warmup, fmt=format)
+    if threads < 1 or budget <= 0 or warmup < 0:
+        raise InputError("--threads must be >= 1, --budget > 0 and --warmup >= 0")
+    if on is not None:
+        from edgeaffect.remote.ops import profile_on
+        from edgeaffect.remote.session import describe
+
+        argv = ["--threads", str(threads), "--budget", f"{budget:g}", "--warmup", str(warmup)]
+        argv += (["--runtime", runtime] if runtime else []) + (["--format", format] if format else [])
+        got = profile_on(on, artifact, argv=argv, timeout_s=timeout)
+        r = dict(got["result"], machine=f"measured on {describe(got['device'], got['facts'])}")
+    else:
+        r = profile(artifact, runtime=runtime, threads=threads, budget_s=budget, warmup=warmup, fmt=format)
     typer.echo(format_profile(r))
     if json_out:
         atomic_write_text(json_out, json.dumps(r, indent=2))

@@ -186,9 +186,12 @@ def quantize_matmuls(float_onnx: Path, out: Path) -> dict:
     onnx = require("onnx", "train")
     excluded = batched_weight_matmuls(float_onnx)
     with _quiet_quantizer(), atomic_path(out) as tmp:
+        # 7-bit weights (reduce_range): x86 CPUs without VNNI multiply u8 x s8 with vpmaddubsw,
+        # whose 16-bit pairwise sums saturate with full 8-bit weights; the file then gives
+        # other answers there than on a VNNI or Arm machine. Seven bits hold on every CPU.
         q.quantize_dynamic(str(float_onnx), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                           weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded)
+                           reduce_range=True, weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded)
     proto = onnx.load(str(out), load_external_data=False)
     quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node)
     left = sum(n.op_type == "MatMul" for n in proto.graph.node)
-    return {"quantized_matmuls": quantized, "float_matmuls": left, "onnx_opset": opset_of(proto)}
+    return {"quantized_matmuls": quantized, "float_matmuls": left, "weight_bits": 7, "onnx_opset": opset_of(proto)}

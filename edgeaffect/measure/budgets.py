@@ -266,14 +266,15 @@ def _host_latency(b: Budget, row: dict, budgets: Budgets, remeasure) -> list[Che
 GATE_KIND = "measured (interleaved with the baseline, same run)"
 
 
-def regression_checks(rows: list[dict]) -> list[Check]:
+def regression_checks(rows: list[dict], where: str = "host") -> list[Check]:
     """One check per file compared with its baseline (``bench.gate_rows``): the ratio of
-    candidate to baseline latency; it fails when the interval's low end is over the limit."""
+    candidate to baseline latency; it fails when the interval's low end is over the limit.
+    ``where``: the machine both were timed on (a device's name for ``bench --on``)."""
     out = []
     for r in rows:
         b = r.get("baseline")
         if b:
-            out.append(Check(f"host.{r['model']}.{r['format']}", "latency_vs_baseline", 1 + b["tolerance"], b["ratio"],
+            out.append(Check(f"{where}.{r['model']}.{r['format']}", "latency_vs_baseline", 1 + b["tolerance"], b["ratio"],
                              GATE_KIND, not b["regressed"], f"({b['line']})"))
     return out
 
