@@ -147,9 +147,21 @@ def test_setup_installs_the_wheel_and_the_runtime_there(home, lab, device_root):
 
 # --------------------------------------------------------------------------- measuring there
 
-def test_bench_on_the_device_measures_and_checks_the_budgets(home, lab, export_dir):
-    r = ea(home, "bench", export_dir, "--on", lab, "--budgets", ROOT / "roofline" / "budgets.toml", "--budget", "0.3",
-           "--json", home / "bench.json")
+BUDGETS = """
+[host.aver-ravdess.tflite-int8]
+p50_ms = 50.0
+[host.aver-ravdess.onnx-fp32]
+p50_ms = 50.0
+[rpi5.aver-ravdess.tflite-int8]
+p50_ms = {p50}
+size_kib = 1000
+"""
+
+
+def test_bench_on_the_device_measures_and_checks_the_budgets(home, lab, export_dir, tmp_path):
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(BUDGETS.format(p50=50.0))
+    r = ea(home, "bench", export_dir, "--on", lab, "--budgets", budgets, "--budget", "0.3", "--json", home / "bench.json")
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert "measured on lab (" in r.stdout and "4 thread(s)" in r.stdout  # rpi5 deploys with 4 threads
     report = json.loads((home / "bench.json").read_text())
@@ -160,16 +172,22 @@ def test_bench_on_the_device_measures_and_checks_the_budgets(home, lab, export_d
     p50 = lines["rpi5.aver-ravdess.tflite-int8 p50_ms"]
     assert p50["kind"].startswith("measured on lab") and p50["value"] == pytest.approx(rows["tflite-int8"]["p50_ms"],
                                                                                      rel=0.5)
-    assert all(c["passed"] for c in report["budgets"] if c["budget"].startswith("host."))  # not this run's machine
+    host = [c for c in report["budgets"] if c["budget"].startswith("host.") and c["metric"] != "size_kib"]
+    assert host and all(c["passed"] and ("not this host" in c["detail"] or "not its budget" in c["detail"]) for c in host)
     stored = list((home / "measurements").glob("*.json"))
     assert stored, "the run is kept in the measurement store"
     record = json.loads(stored[-1].read_text())
     assert record["device"]["name"] == "lab" and record["threads"] == 4
     assert {x["sha256"] for x in record["rows"]} >= {rows["tflite-int8"]["sha256"]}
+    # a budget the device cannot meet fails the run, on the device's measurement
+    budgets.write_text(BUDGETS.format(p50=0.0001))
+    r = ea(home, "bench", export_dir, "--on", lab, "--budgets", budgets, "--budget", "0.2")
+    assert r.returncode == 1 and "budget exceeded: rpi5.aver-ravdess.tflite-int8 p50_ms" in r.stderr, r.stderr[-2000:]
+    assert "measured on lab (" in r.stderr
 
 
 def test_profile_and_predict_on_the_device(home, lab, export_dir, corpus):
-    r = ea(home, "profile", export_dir / "model-int8.tflite", "--on", lab, "--budget", "0.3")
+    r = ea(home, "profile", export_dir / "aver-ravdess-tflite-int8.tflite", "--on", lab, "--budget", "0.3")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "measured on lab (" in r.stdout and "p50" in r.stdout
     clip = sorted(corpus.rglob("01-01-03-02-*.mp4"))[0]
@@ -193,11 +211,10 @@ def test_a_link_dropped_mid_copy_keeps_nothing_and_the_next_run_starts_clean(hom
 
         shutil.copytree(export_dir, copy)
         (copy / "notes.txt").write_text("x" * 300_000)
+        before = set(Path(device_root, "bundles").glob("*"))
         relay.cut_after = 150_000  # the probe's connection sends a few kB; the copy's far more
         one_line_error(ea(home, "bench", copy, "--on", "flaky", "--budget", "0.1"), "flaky", "copying")
-        left = list(Path(device_root, "incoming").glob("*"))
-        assert left, "the cut copy was left in incoming/ (never in bundles/)"
-        before = set(Path(device_root, "bundles").glob("*"))
+        assert set(Path(device_root, "bundles").glob("*")) == before, "a cut copy never reaches bundles/"
         relay.cut_after = None
         r = ea(home, "bench", copy, "--on", "flaky", "--budget", "0.1")
         assert r.returncode == 0, r.stderr[-3000:]

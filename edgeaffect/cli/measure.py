@@ -53,7 +53,8 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
 
         threads = threads or deploy_threads(connect(on)[0].kind)
         run = bench_on(on, exports, threads=threads, budget_s=budget, baseline=baseline, timeout_s=timeout)
-        rows, measured_on, again = run["rows"], run["record"]["device"], run["remeasure"]
+        rows, again = run["rows"], run["remeasure"]
+        measured_on = {**run["record"]["device"], "threads": threads}
         where = f"measured on {describe(run['device'], run['facts'])}, edgeaffect {run['facts'].get('edgeaffect')}"
     else:
         threads = threads or 1

@@ -87,9 +87,10 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
                   threads: Annotated[Optional[int], typer.Option(help="Threads the estimates are for (default: each "
                                                                        "device's export target's, 4 on the Pis, as the budgets use).")] = None,
                   json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the fit and errors as JSON.")] = None):
-    """Device predictions fitted to published latencies of public models (rebuilt here):
-    per device, runtime and precision the factors and the leave-one-out error, then
-    estimates for our models (predictions, with their error band)."""
+    """Device predictions fitted to published latencies of public models (rebuilt here) and
+    to your own (`edgeaffect bench EXPORTS --on NAME` keeps them): per device, runtime and
+    precision the factors and the leave-one-out error, then estimates for our models
+    (predictions, with their error band)."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.export.targets import deploy_threads
     from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
@@ -100,12 +101,13 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     typer.echo("fit: latency = overhead + 3x3-conv arithmetic at roof / eff3x3 + other arithmetic at roof / eff_other, "
                "roof scaled to threads ** scaling of the cores; fewer figures fit fewer factors (form); "
                "leave-one-out: each figure predicted from the others")
-    typer.echo(f"{'device':22s} {'runtime':8s} {'precision':9s} {'n':>3s} {'threads':>7s} {'form':25s} {'overhead ms':>11s} "
-               f"{'eff 3x3':>8s} {'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
+    typer.echo(f"{'device':22s} {'runtime':11s} {'precision':9s} {'n':>3s} {'own':>3s} {'threads':>7s} {'form':25s} "
+               f"{'overhead ms':>11s} {'eff 3x3':>8s} {'eff other':>9s} {'scaling':>7s} {'LOO median':>10s} {'LOO worst':>9s}")
     for g in groups:
-        typer.echo(f"{g.device:22s} {g.runtime:8s} {g.precision:9s} {g.n:3d} {g.threads_label:>7s} {g.form_label:25s} "
-                   f"{g.overhead_ms:11.3g} {g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} {g.scaling:7.2f} "
-                   f"{g.median_error:10.0%} {g.worst_error:9.0%}")
+        typer.echo(f"{g.device:22s} {g.runtime:11s} {g.precision:9s} {g.n:3d} {g.own:3d} {g.threads_label:>7s} "
+                   f"{g.form_label:25s} {g.overhead_ms:11.3g} {g.efficiency('conv3x3'):8.3g} {g.efficiency('other'):9.3g} "
+                   f"{g.scaling:7.2f} {g.median_error:10.0%} {g.worst_error:9.0%}")
+    _echo_own_figures(groups)
     estimates = []
     for m in model or []:
         cost = model_split_cost(m)
@@ -120,3 +122,17 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     if json_out:
         atomic_write_text(json_out, json.dumps({"groups": [g.to_dict() for g in groups], "estimates": estimates},
                                                indent=2))
+
+
+def _echo_own_figures(groups) -> None:
+    """The user's own figures (the measurement store), each with its leave-one-out prediction."""
+    own = [(g, r) for g in groups for r in g.rows if r.get("own")]
+    if not own:
+        typer.echo("own: none of the figures are your own (`edgeaffect bench EXPORTS --on NAME` keeps them)")
+        return
+    typer.echo(f"own: {len(own)} of the figures are your own (the measurement store):")
+    for g, r in own:
+        loo = "-" if r["loo_predicted_ms"] is None else f"{r['loo_predicted_ms']:.3g}"
+        typer.echo(f"  your own  {g.device:22s} {g.runtime:11s} {g.precision:9s} {r['model']:18s} "
+                   f"{r['threads'] or '?'!s:>3s} thread(s) measured {r['measured_ms']:.3g} ms, leave-one-out "
+                   f"{loo} ms ({r['source']})")

@@ -7,6 +7,8 @@ A budgets file is TOML::
     repeats = 3        # a latency over budget is re-measured this many times; the median decides
     regression = 0.10  # latency gate: fails when the candidate is slower than its baseline by more
                        # than this (low end of a 99 % interval; `edgeaffect bench --baseline DIR`)
+    measurement_max_age_days = 30  # a stored run on your own device older than this does not
+                                   # decide a device budget (0: never use stored runs)
 
     [host.aver-ravdess.tflite-int8]
     p50_ms = 2.0
@@ -27,6 +29,14 @@ figures are checked against the roofline lower bound and the analytic memory, an
 reported as predictions: a bound above the budget proves it cannot be met; a bound below
 it proves nothing about the real device. Size is a property of the file and is checked as
 a fact everywhere.
+
+Measured budgets: where the rows were measured on one of the user's own devices
+(``edgeaffect bench EXPORTS --on NAME``), that device kind's budgets are decided by the
+measured p50 / p99 (and memory, where the device reports it), re-measured there like the
+host's; the ``host`` budgets are then not checked (the host ran nothing) except size.
+Otherwise a device budget whose very file (by SHA-256) has a run in the measurement store
+on a device of that kind, at the budget's threads, no older than
+``measurement_max_age_days``, is decided by that stored run; else by the predictions.
 """
 
 from __future__ import annotations
@@ -44,8 +54,9 @@ METRICS = {"p50_ms": "p50 latency (ms)", "p99_ms": "p99 latency (ms)", "size_kib
            "peak_memory_mib": "peak memory added by the model (MiB)"}
 FLAGS = {"optional": "true: the budget may go unmeasured without failing the check",
          "threads": "threads the device runs the model with (default: its export target's)"}
-DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3, "regression": 0.10}
-DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100), "regression": Num(above=0, max=10)}
+DEFAULT_KEYS = {"tolerance": 0.25, "repeats": 3, "regression": 0.10, "measurement_max_age_days": 30}
+DEFAULT_SPECS = {"tolerance": Num(min=0, max=10), "repeats": Int(min=1, max=100), "regression": Num(above=0, max=10),
+                 "measurement_max_age_days": Num(min=0, max=3650)}
 LIMIT = Num(above=0)
 
 
@@ -70,6 +81,7 @@ class Budgets:
     repeats: int
     entries: list[Budget] = field(default_factory=list)
     regression: float = DEFAULT_KEYS["regression"]
+    measurement_max_age_days: float = DEFAULT_KEYS["measurement_max_age_days"]  # stored runs older do not decide
 
 
 def _unknown(path, what: str, name: str, choices, where: str = "") -> InputError:
@@ -97,7 +109,9 @@ def load_budgets(path: str | Path) -> Budgets:
         check(DEFAULT_SPECS[k], v, f"budgets file {path}", f"defaults.{k}")
     out = Budgets(str(path), float(defaults.get("tolerance", DEFAULT_KEYS["tolerance"])),
                   int(defaults.get("repeats", DEFAULT_KEYS["repeats"])),
-                  regression=float(defaults.get("regression", DEFAULT_KEYS["regression"])))
+                  regression=float(defaults.get("regression", DEFAULT_KEYS["regression"])),
+                  measurement_max_age_days=float(defaults.get("measurement_max_age_days",
+                                                              DEFAULT_KEYS["measurement_max_age_days"])))
     devices, models, formats = load_catalog(), list_models(), list_formats()
     for dev, per_model in data.items():
         if dev not in devices:
@@ -168,7 +182,7 @@ class Check:
     metric: str
     limit: float
     value: float | None
-    kind: str  # "measured" | "prediction (roofline lower bound)" | "prediction (analytic)" | NOT_CHECKED
+    kind: str  # "measured" | "measured on NAME (...)" | "prediction (roofline lower bound)" | ... | NOT_CHECKED
     passed: bool
     detail: str = ""
 
@@ -200,15 +214,19 @@ def _why_unmeasured(b: Budget, rows: list[dict]) -> str:
     return f"its benchmark did not run: {failed[0]['status']}" if failed else "no export of it was benchmarked"
 
 
-def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
-    """``rows``: bench rows; ``remeasure(row) -> p50/p99 dict`` repeats a host measurement."""
-    from edgeaffect.export.targets import deploy_threads
-    from edgeaffect.roofline.devices import get_device, precision_of_format, roofline_bound
-    from edgeaffect.roofline.readers import analyse
-
+def check_budgets(budgets: Budgets, rows: list[dict], remeasure, measured_on: dict | None = None) -> list[Check]:
+    """``rows``: bench rows; ``remeasure(row) -> p50/p99 dict`` repeats a measurement where the
+    rows were taken. ``measured_on``: the device record (plus ``threads``) when the rows were
+    measured on the user's device (``bench --on``), None when on this host."""
     checks: list[Check] = []
+    hashes: dict[str, str | None] = {}
     for b in budgets.entries:
         row = next((r for r in rows if r["model"] == b.model and r["format"] == b.format and r["status"] == "ok"), None)
+        if row is None and measured_on is not None and b.device != measured_on.get("kind"):
+            # the device could not run it (a runtime it lacks), and it is not that device's budget
+            why = f"(not run on {measured_on.get('name', 'the device')}: {_why_unmeasured(b, rows)}; not its budget)"
+            checks += [Check(b.key, m, b.limits[m], None, NOT_CHECKED, True, why) for m in b.limits]
+            continue
         if row is None:
             checks += [_not_checked(b, m, _why_unmeasured(b, rows)) for m in b.limits]
             continue
@@ -216,51 +234,149 @@ def check_budgets(budgets: Budgets, rows: list[dict], remeasure) -> list[Check]:
             size = row["bytes"] / 1024
             checks.append(Check(b.key, "size_kib", b.limits["size_kib"], size, "measured (file size)",
                                 size <= b.limits["size_kib"]))
-        if b.device == "host":
+        if b.device == "host" and measured_on is not None:
+            checks += _not_this_host(b, measured_on)
+        elif b.device == "host":
             checks += _host_latency(b, row, budgets, remeasure)
-            continue
-        device = get_device(b.device)
-        precision = precision_of_format(b.format)
-        cost = analyse(row["path"])
-        bound = roofline_bound(cost, device, precision)
-        for m in ("p50_ms", "p99_ms"):
-            if m in b.limits:
-                checks.append(Check(b.key, m, b.limits[m], bound.latency_ms, "prediction (roofline lower bound)",
-                                    bound.latency_ms <= b.limits[m],
-                                    f"({bound.limited_by}-bound; {bound.note})"))
-        if "p50_ms" in b.limits:
-            checks += _calibrated(b, precision, b.threads or deploy_threads(b.device))
-        if "peak_memory_mib" in b.limits:
-            mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
-            checks.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
-                                "prediction (analytic: weights + peak activations)", mem <= b.limits["peak_memory_mib"],
-                                "(runtime overhead not included)"))
+        elif measured_on is not None and _measured_there(b, measured_on):
+            checks += _measured(b, row, budgets, remeasure, _measured_on_kind(measured_on),
+                                _threads_text(measured_on.get("threads")))
+        else:
+            checks += _stored(b, row, budgets, hashes) or _predicted(b, row)
     return checks
 
 
+def _measured_there(b: Budget, measured_on: dict) -> bool:
+    """The budget is for the device kind the rows were measured on, at the threads it states
+    (a budget without ``threads`` takes the threads the run used)."""
+    threads = measured_on.get("threads")
+    return b.device == measured_on.get("kind") and (b.threads is None or threads is None or b.threads == threads)
+
+
+def _measured_on_kind(device: dict) -> str:
+    from edgeaffect.roofline.measured import describe_device
+
+    return f"measured on {describe_device(device)}"
+
+
+def _threads_text(threads) -> str:
+    return f", {threads} thread(s)" if threads else ""
+
+
+def _not_this_host(b: Budget, measured_on: dict) -> list[Check]:
+    """A host budget when the rows come from a device: nothing ran here to check it against."""
+    why = f"(the rows were measured on {measured_on.get('name', 'a device')}, not this host)"
+    return [Check(b.key, m, b.limits[m], None, NOT_CHECKED, True, why) for m in b.limits if m != "size_kib"]
+
+
+def _stored(b: Budget, row: dict, budgets: Budgets, hashes: dict) -> list[Check]:
+    """The budget decided by a fresh stored run of this very file on a device of the budget's
+    kind (``measurement_max_age_days``); [] when there is none."""
+    from edgeaffect.export.targets import deploy_threads
+    from edgeaffect.roofline.measured import describe_device, fresh_measurement
+
+    sha = _row_sha256(row, hashes)
+    if sha is None or budgets.measurement_max_age_days <= 0:
+        return []
+    threads = b.threads or deploy_threads(b.device)
+    found = fresh_measurement(b.device, sha, threads, budgets.measurement_max_age_days)
+    if found is None:
+        return []
+    stored, record = found
+    kind = f"measured on {record['device']['name']} {record['when'][:10]} (stored measurement)"
+    where = f", {threads} thread(s) on {describe_device(record['device'])}"
+    return _measured(b, {**row, **{k: stored.get(k) for k in ("p50_ms", "p99_ms", "model_memory_mib")}}, budgets,
+                     None, kind, where)
+
+
+def _row_sha256(row: dict, hashes: dict) -> str | None:
+    """The row's file hash (a device row carries it; a host row's file is hashed once)."""
+    if row.get("sha256"):
+        return row["sha256"]
+    path = row.get("path")
+    if not path or not Path(path).is_file():
+        return None
+    if path not in hashes:
+        from edgeaffect.roofline.measured import file_sha256
+
+        hashes[path] = file_sha256(path)
+    return hashes[path]
+
+
+def _predicted(b: Budget, row: dict) -> list[Check]:
+    """A device nothing measured: the roofline lower bound, the calibrated estimate, the
+    analytic memory (predictions)."""
+    from edgeaffect.export.targets import deploy_threads
+    from edgeaffect.roofline.devices import get_device, precision_of_format, roofline_bound
+    from edgeaffect.roofline.readers import analyse
+
+    device = get_device(b.device)
+    precision = precision_of_format(b.format)
+    cost = analyse(row["path"])
+    bound = roofline_bound(cost, device, precision)
+    checks = []
+    for m in ("p50_ms", "p99_ms"):
+        if m in b.limits:
+            checks.append(Check(b.key, m, b.limits[m], bound.latency_ms, "prediction (roofline lower bound)",
+                                bound.latency_ms <= b.limits[m], f"({bound.limited_by}-bound; {bound.note})"))
+    if "p50_ms" in b.limits:
+        checks += _calibrated(b, precision, b.threads or deploy_threads(b.device))
+    if "peak_memory_mib" in b.limits:
+        checks.append(_analytic_memory(b, cost, precision))
+    return checks
+
+
+def _analytic_memory(b: Budget, cost, precision: str) -> Check:
+    mem = (cost.weight_bytes[precision] + cost.peak_activation_bytes[precision]) / 2**20
+    return Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem,
+                 "prediction (analytic: weights + peak activations)", mem <= b.limits["peak_memory_mib"],
+                 "(runtime overhead not included)")
+
+
 def _host_latency(b: Budget, row: dict, budgets: Budgets, remeasure) -> list[Check]:
+    return _measured(b, row, budgets, remeasure, "measured")
+
+
+def _measured(b: Budget, row: dict, budgets: Budgets, remeasure, kind: str, where: str = "") -> list[Check]:
+    """Latency and memory against measured figures; a latency over budget is measured again
+    (``remeasure``; None: a stored run, one measurement) and the median decides. A device row
+    without memory falls back to the analytic prediction; the host's is unmeasurable here."""
     out = []
     tol = 1 + budgets.tolerance
-    values = {m: row[m] for m in ("p50_ms", "p99_ms")}
-    detail = "(1 measurement)"
-    over = [m for m in values if m in b.limits and values[m] > b.limits[m] * tol]
-    if over and budgets.repeats > 1:
+    values = {m: row.get(m) for m in ("p50_ms", "p99_ms")}
+    detail = "(1 measurement"
+    over = [m for m in values if m in b.limits and values[m] is not None and values[m] > b.limits[m] * tol]
+    if over and budgets.repeats > 1 and remeasure is not None:
         # Noise on a shared machine: measure again and let the median of all runs decide.
         runs = [values] + [remeasure(row) for _ in range(budgets.repeats - 1)]
         values = {m: statistics.median(r[m] for r in runs) for m in values}
-        detail = f"(median of {len(runs)} measurements)"
+        detail = f"(median of {len(runs)} measurements"
+    detail += f"{where})"
     for m in ("p50_ms", "p99_ms"):
-        if m in b.limits:
-            out.append(Check(b.key, m, b.limits[m], values[m], "measured", values[m] <= b.limits[m] * tol,
+        if m not in b.limits:
+            continue
+        if values[m] is None:
+            out.append(_not_checked(b, m, "the measurement has no such figure"))
+        else:
+            out.append(Check(b.key, m, b.limits[m], values[m], kind, values[m] <= b.limits[m] * tol,
                              f"{detail}, tolerance {budgets.tolerance:.0%}"))
     if "peak_memory_mib" in b.limits:
         mem = row.get("model_memory_mib")
-        if mem is None:
+        if mem is not None:
+            out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, kind,
+                             mem <= b.limits["peak_memory_mib"] * tol, f"tolerance {budgets.tolerance:.0%}"))
+        elif b.device == "host":
             out.append(_not_checked(b, "peak_memory_mib", "not measurable on this OS"))
         else:
-            out.append(Check(b.key, "peak_memory_mib", b.limits["peak_memory_mib"], mem, "measured",
-                             mem <= b.limits["peak_memory_mib"] * tol, f"tolerance {budgets.tolerance:.0%}"))
+            out.append(_analytic_memory_of(b, row))
     return out
+
+
+def _analytic_memory_of(b: Budget, row: dict) -> Check:
+    from edgeaffect.roofline.devices import precision_of_format
+    from edgeaffect.roofline.readers import analyse
+
+    return _analytic_memory(b, analyse(row["path"]), precision_of_format(b.format))
 
 
 GATE_KIND = "measured (interleaved with the baseline, same run)"

@@ -171,6 +171,15 @@ def push(conn: Connection, facts: dict, local: Path) -> str:
 
 # --------------------------------------------------------------------------- running
 
+def _remove_quietly(conn: Connection, path: str) -> None:
+    """Leave nothing of a run behind on the device, even when it failed (best effort: the
+    link may be what failed)."""
+    try:
+        conn.run(quote(["rm", "-rf", path]), doing="cleaning up", timeout_s=60)
+    except DeviceError:
+        pass
+
+
 def run_tool(conn: Connection, facts: dict, argv: list[str], *, doing: str, timeout_s: float,
              output: str | None = None) -> tuple[str, bytes | None]:
     """Run ``edgeaffect ARGV`` from the device's venv under ``timeout``; ``output``: a file name
@@ -179,13 +188,16 @@ def run_tool(conn: Connection, facts: dict, argv: list[str], *, doing: str, time
     run_dir = f"{root}/runs/{secrets.token_hex(6)}"
     out_path = f"{run_dir}/{output}" if output else ""
     argv = [a.replace("{out}", out_path) for a in argv]
-    tool = f"{root}/venv/bin/edgeaffect"
+    # the venv's python with -m, not its `edgeaffect` launcher: pip writes the launcher of a
+    # venv whose path has shell characters as a /bin/sh trampoline that expands them
+    tool = [f"{root}/venv/bin/python", "-m", "edgeaffect.cli"]
     line = (quote(["mkdir", "-p", run_dir]) + " && " +
-            quote(["timeout", "-k", "10", str(max(1, int(timeout_s))), tool, *argv]))
-    r = conn.run(line, doing=doing, timeout_s=timeout_s + 15)
+            quote(["timeout", "-k", "10", str(max(1, int(timeout_s))), *tool, *argv]))
     data = None
-    if output:
-        got = conn.run(quote(["cat", out_path]) + " && " + quote(["rm", "-rf", run_dir]),
-                       doing=f"fetching the result of {doing}", timeout_s=120)
-        data = got.stdout
+    try:
+        r = conn.run(line, doing=doing, timeout_s=timeout_s + 15)
+        if output:
+            data = conn.run(quote(["cat", out_path]), doing=f"fetching the result of {doing}", timeout_s=120).stdout
+    finally:
+        _remove_quietly(conn, run_dir)
     return r.text, data

@@ -19,6 +19,11 @@ exponent where the thread counts differ); 3 to 5 an overhead and one efficiency 
 arithmetic; 1 or 2 one efficiency alone. A model whose cost is only published (no 3x3 split)
 counts as one op kind.
 
+The user's own figures join the published ones: every run on a registered device
+(``edgeaffect bench EXPORTS --on NAME``) is kept in the measurement store
+(``edgeaffect.roofline.measured``) with the file's cost, and ``calibrate()`` fits each group to
+both; an estimate's note says how many figures are the user's own.
+
 An estimate is a prediction with a measured error, never a bound: the lower bound stays
 the roofline's.
 """
@@ -34,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
+# Measurement (a figure, published or the user's own) is defined with the store, which makes them
+from edgeaffect.roofline.measured import Measurement, own_figures, store_key
 
 # The public architectures the published figures are for, rebuilt with tf_keras.applications
 # (weights=None, 224x224x3, 1000 classes).
@@ -42,19 +49,6 @@ PUBLIC = {"mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "efficientnet
           "mobilenet_v3_small": "MobileNetV3Small"}
 REQUIRED = ("device", "runtime", "precision", "model", "latency_ms", "source")
 MODEL_REQUIRED = ("flops", "source")
-
-
-@dataclass(frozen=True)
-class Measurement:
-    device: str
-    runtime: str
-    precision: str
-    threads: int | None  # None: not stated by the source (or not meaningful: a GPU)
-    model: str
-    latency_ms: float
-    source: str
-    clock_ghz: float | None = None
-    statistic: str = ""
 
 
 def _published_data(text: str | None):
@@ -248,6 +242,7 @@ class Group:
     flops_range: tuple[float, float] = (0.0, float("inf"))  # of the models fitted
     form: int = 3  # factors fitted (FORMS)
     threads: tuple = ()  # the distinct thread counts of its figures (None: not stated)
+    own: int = 0  # how many of its figures are the user's own (the measurement store)
 
     @property
     def median_error(self) -> float:
@@ -264,6 +259,14 @@ class Group:
     @property
     def form_label(self) -> str:
         return FORMS[self.form]
+
+    @property
+    def figures_label(self) -> str:
+        """``16 published + 2 of your own``: where its figures come from."""
+        published = self.n - self.own
+        if not self.own:
+            return f"{published} published"
+        return f"{self.own} of your own" if not published else f"{published} published + {self.own} of your own"
 
     @property
     def threads_label(self) -> str:
@@ -290,12 +293,16 @@ def _fit_group(xs: dict, y: np.ndarray, form: int, rows=None) -> tuple[float, np
 
 
 def calibrate(measurements: list[Measurement] | None = None, costs: dict | None = None) -> list[Group]:
+    """Groups fitted to ``measurements`` (default: the published figures and the user's own in
+    the measurement store) with ``costs`` (default: published, the store's, and the public
+    models rebuilt)."""
     from edgeaffect.roofline.devices import get_device
 
-    ms = measurements if measurements is not None else load_published()
+    own, own_costs = own_figures() if measurements is None else ([], {})
+    ms = measurements if measurements is not None else load_published() + own
     if costs is None:
-        published = published_costs() if measurements is None else {}
-        costs = {**published, **public_costs({m.model for m in ms} - set(published))}
+        known = {**published_costs(), **own_costs} if measurements is None else {}
+        costs = {**known, **public_costs({m.model for m in ms} - set(known))}
     groups: dict[tuple, list] = {}
     for m in ms:
         groups.setdefault((m.device, m.runtime, m.precision), []).append(m)
@@ -322,11 +329,11 @@ def calibrate(measurements: list[Measurement] | None = None, costs: dict | None 
                 errors.append(predicted / y[i] - 1)
             rows.append({"model": m.model, "threads": m.threads, "measured_ms": m.latency_ms,
                          "arithmetic_at_roof_ms": float(x1[i, 1] + x1[i, 2]), "loo_predicted_ms": predicted,
-                         "source": m.source})
+                         "source": m.source, "own": m.own})
         a, c = _fit_group(xs, y, form)
         flops = [costs[m.model]["flops"] for m in items]
         out.append(Group(dev, rt, prec, [float(v) for v in c], a, len(items), errors, rows,
-                         (min(flops), max(flops)), form, threads))
+                         (min(flops), max(flops)), form, threads, sum(m.own for m in items)))
     return out
 
 
@@ -347,8 +354,8 @@ def _pick_group(groups: list[Group], device, precision: str, runtime: str | None
 def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1,
              runtime: str | None = None) -> dict | None:
     """A calibrated estimate for a model on a catalog device, with the leave-one-out error
-    band; None when the device has no published figures. ``gating`` is False (and the note
-    says why) when the estimate lies outside what was fitted: the model's FLOPs outside the
+    band; None when the device has no figures (published or the user's own). ``gating`` is
+    False (and the note says why) when the estimate lies outside what was fitted: the model's FLOPs outside the
     fitted models' range, a thread count the group has no figures for (its exponent unfitted),
     or another runtime than the one we deploy there (``runtime`` picks a group to show)."""
     from edgeaffect.roofline.devices import get_device
@@ -383,7 +390,7 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
     high = est / (1 + lo_err) if lo_err > -1 else float("inf")
     thr = "" if not base.cores else \
         ", default threads (not stated)" if None in g.threads else f", {threads} thread(s)"
-    note = (f"calibrated on {g.n} published {g.runtime} {g.precision} figures, {g.form_label} (leave-one-out error "
+    note = (f"calibrated on {g.figures_label} {g.runtime} {g.precision} figures, {g.form_label} (leave-one-out error "
             f"median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms){thr}")
     if reasons:
         note += "; EXTRAPOLATED: " + "; ".join(reasons)
@@ -391,15 +398,17 @@ def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, t
             "gating": not reasons, "note": note}
 
 
-_GROUPS: list[Group] | None = None
+_GROUPS: tuple[tuple, list[Group]] | None = None  # (the store's state, its groups)
 
 
 def groups_cached() -> list[Group]:
-    """``calibrate()`` once per process (the public models' costs are cached on disk)."""
+    """``calibrate()`` once per process and state of the measurement store: a run kept since
+    (a new or changed file) refits (the public models' costs are cached on disk)."""
     global _GROUPS
-    if _GROUPS is None:
-        _GROUPS = calibrate()
-    return _GROUPS
+    key = store_key()
+    if _GROUPS is None or _GROUPS[0] != key:
+        _GROUPS = (key, calibrate())
+    return _GROUPS[1]
 
 
 @lru_cache(maxsize=None)
