@@ -4,9 +4,13 @@ session, so that the end-to-end tests share the expensive steps."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The user's own devices and measurements (their store calibrates the estimates) never reach
+# the tests: every test process, and what it starts, sees an empty home of its own.
+os.environ["EDGEAFFECT_HOME"] = tempfile.mkdtemp(prefix="edgeaffect-home-")
 
 import pytest
 

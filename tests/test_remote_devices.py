@@ -179,6 +179,15 @@ def test_bench_on_the_device_measures_and_checks_the_budgets(home, lab, export_d
     record = json.loads(stored[-1].read_text())
     assert record["device"]["name"] == "lab" and record["threads"] == 4
     assert {x["sha256"] for x in record["rows"]} >= {rows["tflite-int8"]["sha256"]}
+    # the estimate of another model on that kind of device now comes from that device
+    def rpi5_int8(where):
+        ea(where, "calibrate", "--model", "speechnet-emodb", "--json", where / "cal.json")
+        ests = json.loads((where / "cal.json").read_text())["estimates"]
+        return [e for e in ests if (e["device"], e["runtime"], e["precision"]) == ("rpi5", "litert", "int8")]
+
+    before = rpi5_int8(tmp_path)
+    after = rpi5_int8(home)
+    assert not before and len(after) == 1 and "of your own" in after[0]["note"], after
     # a budget the device cannot meet fails the run, on the device's measurement
     budgets.write_text(BUDGETS.format(p50=0.0001))
     r = ea(home, "bench", export_dir, "--on", lab, "--budgets", budgets, "--budget", "0.2")
@@ -258,3 +267,41 @@ def test_a_full_disk_is_one_line_and_nothing_is_left(home, sshd, lab, device_roo
         assert not list((root / "bundles").glob("*")) if (root / "bundles").exists() else True
     finally:
         subprocess.run(["umount", str(root)], check=False)
+
+
+# --------------------------------------------------------------------------- the CI example
+
+def ci_script(home, tmp_path, exports, budgets_text, **env):
+    """deploy/ci/bench-on-device.sh as a CI job runs it (its own baseline and output folders)."""
+    budgets = tmp_path / "ci-budgets.toml"
+    budgets.write_text(budgets_text)
+    env = {**os.environ, "EDGEAFFECT_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "BUDGETS": str(budgets),
+           "BASELINE": str(tmp_path / "baseline"), "OUT": str(tmp_path / "out"), "BENCH_SECONDS": "0.2",
+           "EDGEAFFECT": f"{sys.executable} -m edgeaffect.cli", **env}
+    return subprocess.run(["bash", str(ROOT / "deploy" / "ci" / "bench-on-device.sh"), str(exports)],
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+def test_the_ci_example_gates_on_the_device(home, lab, export_dir, tmp_path):
+    r = ci_script(home, tmp_path, export_dir, BUDGETS.format(p50=50.0), DEVICE=lab, DEVICE_SETUP="0")
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+    assert list((tmp_path / "baseline").glob("*/manifest.json")), "the first run saves the baseline"
+    report = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert report["measured_on"]["name"] == lab
+    assert "<testsuite" in (tmp_path / "out" / "bench.xml").read_text()
+    assert "rpi5.aver-ravdess.tflite-int8" in (tmp_path / "out" / "bench.md").read_text()
+    # the next run: compared with the baseline there, and a budget the device cannot meet fails the job
+    r = ci_script(home, tmp_path, export_dir, BUDGETS.format(p50=0.0001), DEVICE=lab, DEVICE_SETUP="0")
+    assert r.returncode == 1, (r.stdout[-2000:], r.stderr[-2000:])
+    report = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert any(c["metric"] == "latency_vs_baseline" and c["budget"].startswith(f"{lab}.") for c in report["budgets"])
+    assert 'failures="0"' not in (tmp_path / "out" / "bench.xml").read_text()
+
+
+def test_the_ci_example_on_a_runner_that_is_the_device(home, export_dir, tmp_path):
+    r = ci_script(home, tmp_path, export_dir, BUDGETS.format(p50=50.0), DEVICE_KIND="rpi5")
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+    lines = {c["budget"] + " " + c["metric"]: c for c in json.loads((tmp_path / "out" / "bench.json").read_text())["budgets"]}
+    assert lines["rpi5.aver-ravdess.tflite-int8 p50_ms"]["kind"].startswith("measured on ")
+    r = ci_script(home, tmp_path, export_dir, BUDGETS.format(p50=50.0), DEVICE_KIND="rpi55")
+    one_line_error(r, "unknown device kind 'rpi55'", "did you mean 'rpi5'")

@@ -28,7 +28,8 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                       baseline: Annotated[Optional[Path], typer.Option(help="Latency gate: a folder of saved exports (<model>/manifest.json); each file is timed interleaved with its baseline and fails when more than `regression` (budgets [defaults], 10 %) slower.")] = None,
                       save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Save each export whose model has no baseline yet as its baseline (replace one by deleting its folder).")] = False,
                       on: Annotated[Optional[str], typer.Option("--on", help="Run it on this device (`edgeaffect device add`): the exports copied there, the figures brought back and kept; --threads defaults to the device's deploy threads.")] = None,
-                      timeout: Annotated[Optional[float], typer.Option(help="--on: seconds the run there may take (default: the device's).")] = None):
+                      timeout: Annotated[Optional[float], typer.Option(help="--on: seconds the run there may take (default: the device's).")] = None,
+                      device_kind: Annotated[Optional[str], typer.Option("--device-kind", help="This machine is a catalog device of this kind (a CI runner on a Raspberry Pi 5: rpi5): the budgets for that kind gate on what is measured here; --threads defaults to its deploy threads.")] = None):
     """Each model x format x runtime: status, size, accuracy, p50 / p99, throughput; budgets;
     the latency gate against a baseline."""
     import os
@@ -44,6 +45,8 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     spec = load_budgets(budgets) if budgets else None  # a bad budgets file fails before any timing
     if threads is not None and threads < 1:
         raise InputError(f"--threads {threads}: give 1 or more")
+    if on is not None and device_kind is not None:
+        raise InputError("--device-kind is for a run on this machine; with --on the device's registered kind counts")
     if on is not None:
         if data is not None:
             raise InputError("--data is not available with --on (the accuracy there is the export's verification)")
@@ -57,12 +60,19 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
         measured_on = {**run["record"]["device"], "threads": threads}
         where = f"measured on {describe(run['device'], run['facts'])}, edgeaffect {run['facts'].get('edgeaffect')}"
     else:
+        measured_on = None
+        if device_kind is not None:
+            from edgeaffect.export.targets import deploy_threads
+            from edgeaffect.remote.ops import this_machine
+
+            threads = threads or deploy_threads(device_kind)
+            measured_on = this_machine(device_kind, threads)
         threads = threads or 1
         rows = bench_exports(exports, threads=threads, budget_s=budget, data=data)
         if baseline is not None:
             gate_rows(rows, baseline, threads=threads, budget_s=budget,
                       tolerance=spec.regression if spec else DEFAULT_KEYS["regression"])
-        measured_on, where = None, f"machine: {machine()}"
+        where = f"machine: {machine()}" + (f" (as {device_kind})" if device_kind else "")
         again = lambda r: remeasure(r, threads, budget)  # noqa: E731
     header = f"{where}; batch 1, {threads} thread(s), {budget:g} s of timed runs per row (measured)"
     if baseline is not None:
@@ -73,7 +83,7 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
     for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
         typer.echo(f"latency gate: {note} (nothing compared)")
     checks = check_budgets(spec, rows, again, measured_on=measured_on) if spec else []
-    checks += regression_checks(rows, measured_on["name"] if measured_on else "host")
+    checks += regression_checks(rows, measured_on["name"] if on else "host")
     for c in checks:
         typer.echo(c.line)
     if json_out:

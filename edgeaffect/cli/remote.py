@@ -3,6 +3,7 @@ remove). ``bench`` / ``profile`` / ``predict`` take ``--on NAME`` to run there."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,12 +35,17 @@ def add_cmd(name: Annotated[str, typer.Argument(help="A short name for the devic
 
 
 @device_app.command("list")
-def list_cmd():
+def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON (name -> settings).")] = False):
     """The devices you added."""
+    from dataclasses import asdict
+
     from edgeaffect.home import devices_file
     from edgeaffect.remote.registry import load_devices
 
     devices = load_devices()
+    if as_json:
+        typer.echo(json.dumps({n: asdict(d) for n, d in devices.items()}, indent=2))
+        return
     if not devices:
         typer.echo(f"no devices yet ({devices_file()}); add one with `edgeaffect device add NAME --ssh USER@HOST --kind KIND`")
         return

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -311,5 +310,15 @@ def _save(record: dict, log) -> Path | None:
     return path
 
 
-def with_timeout(device: Device, timeout_s: float | None) -> Device:
-    return device if timeout_s is None else replace(device, timeout_s=timeout_s)
+def this_machine(kind: str, threads: int) -> dict:
+    """The ``measured_on`` of a run on this very machine declared a ``kind`` (a self-hosted CI
+    runner on the device): its budgets gate on what is measured here."""
+    import platform
+
+    from edgeaffect.remote import probe
+
+    check_kind(kind)
+    facts = probe.board_facts()
+    return {"name": platform.node() or "this machine", "kind": kind, "ssh": None, "cpu": facts["cpu"],
+            "machine": facts["machine"], "governor": facts["governor"], "throttled": facts["throttled"],
+            "temperature_c": facts["temperature_c"], "threads": threads}

@@ -79,6 +79,17 @@ def clean(root):
         shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
 
 
+def board_facts():
+    """What the board tells of itself: CPU, governor, temperature, throttling, power mode."""
+    libc = platform.libc_ver()
+    return {
+        "cpu": cpu_model(), "machine": platform.machine(), "system": platform.system(), "cores": os.cpu_count(),
+        "python": platform.python_version(), "libc": f"{libc[0]} {libc[1]}".strip() or None,
+        "governor": read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "temperature_c": temperature(), "throttled": throttled(), "nvpmodel": command(["nvpmodel", "-q"]),
+    }
+
+
 def main():
     root = os.path.expanduser(sys.argv[1])
     os.makedirs(root, exist_ok=True)
@@ -86,14 +97,8 @@ def main():
         clean(root)
     version, runtimes = venv_facts(root)
     usage = shutil.disk_usage(root)
-    libc = platform.libc_ver()
-    facts = {
-        "cpu": cpu_model(), "machine": platform.machine(), "system": platform.system(), "cores": os.cpu_count(),
-        "python": platform.python_version(), "libc": f"{libc[0]} {libc[1]}".strip() or None,
-        "governor": read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "temperature_c": temperature(), "throttled": throttled(), "nvpmodel": command(["nvpmodel", "-q"]),
-        "edgeaffect": version, "runtimes": runtimes, "root": os.path.abspath(root), "free_bytes": usage.free,
-    }
+    facts = dict(board_facts(), edgeaffect=version, runtimes=runtimes, root=os.path.abspath(root),
+                 free_bytes=usage.free)
     print(json.dumps(facts))
 
 

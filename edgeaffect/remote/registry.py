@@ -75,10 +75,13 @@ def check_kind(kind: str) -> str:
     from edgeaffect.roofline.devices import load_catalog
 
     catalog = load_catalog()
-    if kind not in catalog or kind == "host":
-        from edgeaffect.measure.budgets import _unknown
+    kinds = sorted(k for k in catalog if k != "host")
+    if kind not in kinds:
+        import difflib
 
-        raise _unknown("--kind", "device kind", kind, [k for k in catalog if k != "host"])
+        close = difflib.get_close_matches(kind, kinds, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise InputError(f"unknown device kind '{kind}': {hint}(the catalog's: {', '.join(kinds)})")
     return kind
 
 
