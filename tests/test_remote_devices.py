@@ -145,6 +145,19 @@ def test_setup_installs_the_wheel_and_the_runtime_there(home, lab, device_root):
     assert not list(Path(device_root).parent.glob("PWNED")) and not Path.home().joinpath("PWNED").exists()
 
 
+@pytest.mark.slow
+def test_an_offline_device_gets_every_wheel_pushed(home, sshd, wheel, tmp_path):
+    """``setup --offline``: the wheels for the device's platform and Python are downloaded here,
+    copied there and installed with ``--no-index`` (the device never reaches an index)."""
+    root = tmp_path / "offline"
+    add(home, sshd, "offline", str(root), "--host-key-fingerprint", sshd.fingerprint())
+    r = ea(home, "device", "setup", "offline", "--wheel", wheel, "--offline", timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "downloading the wheels for" in r.stdout and "ai-edge-litert" in r.stdout, r.stdout
+    pushed = {p.name.split("-")[0].lower() for p in root.glob("bundles/*/wheels/*.whl")}
+    assert {"numpy", "ai_edge_litert", "edgeaffect"} <= pushed, pushed
+
+
 # --------------------------------------------------------------------------- measuring there
 
 BUDGETS = """
