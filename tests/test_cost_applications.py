@@ -106,3 +106,21 @@ def test_every_layer_of_a_registered_model_is_counted(name):
         cost = analyse(model)
         left = [n for n in cost.uncounted if n not in ACCEPTED_UNCOUNTED]
         assert left == [], label
+
+
+def test_a_bound_from_an_incomplete_count_says_at_least():
+    """The roofline bound of a graph with an uncounted op is a bound on a lower bound: the
+    table, bounds.json and the report page say "at least"."""
+    from edgeaffect.cli.roofline import bound_line
+    from edgeaffect.keras_backend import keras
+    from edgeaffect.roofline.devices import get_device, roofline_bound
+    from edgeaffect.workflows.roofline import _count_facts
+
+    k = keras()
+    x = k.Input((10, 4))
+    cost = analyse(k.Model(x, k.layers.Lambda(lambda t: t * t, name="square")(k.layers.Dense(3)(x))))
+    row = {"model": "m", **roofline_bound(cost, get_device("rpi5", measure_host=False)).to_dict(),
+           "measured_p50_ms": None, **_count_facts(cost)}
+    assert row["complete"] is False and row["uncounted"] == ["square"]
+    assert "at least" in bound_line(row) and "square" in bound_line(row)
+    assert "at least" not in bound_line({**row, "complete": True, "uncounted": []})

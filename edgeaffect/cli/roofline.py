@@ -16,6 +16,18 @@ from edgeaffect.errors import InputError
 app = typer.Typer()
 
 
+def bound_line(b: dict) -> str:
+    """One bounds.json row as the table prints it; an incomplete FLOP count makes the bound
+    ">=" and names what was not counted."""
+    meas = ""
+    if b.get("measured_p50_ms"):
+        meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms = {b['measured_p50_ms'] / b['latency_ms']:.2f}x the bound"
+    least = "" if b.get("complete", True) else \
+        f"  at least: {len(b['uncounted'])} op(s) of unknown arithmetic not counted ({', '.join(b['uncounted'][:3])})"
+    bound = ("at least " if least else "") + format(b["latency_ms"], ".5f")
+    return f"{b['model'][:34]:34s} {b['device']:24s} {b['intensity']:9.2f} {bound:>10s}  {b['limited_by']:8s}{meas}{least}"
+
+
 @app.command("roofline", rich_help_panel=ROOFLINE)
 def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device", help="Catalog device (repeat); default: all.")] = None,
                  model: Annotated[Optional[list[str]], typer.Option("--model", help="Registered model (repeat).")] = None,
@@ -38,11 +50,7 @@ def roofline_cmd(device: Annotated[Optional[list[str]], typer.Option("--device",
             typer.echo(f"  {name}: {ref.value:.4g} GFLOP/s ({ref.source})")
     typer.echo(f"{'model':34s} {'device':24s} {'AI FLOP/B':>9s} {'bound ms':>10s}  limited by   (roofline lower bounds: predictions)")
     for b in r.bounds:
-        meas = ""
-        if b["measured_p50_ms"]:
-            meas = f"  measured p50 {b['measured_p50_ms']:.3f} ms = {b['measured_p50_ms'] / b['latency_ms']:.2f}x the bound"
-        typer.echo(f"{b['model'][:34]:34s} {b['device']:24s} {b['intensity']:9.2f} {b['latency_ms']:10.5f}  "
-                   f"{b['limited_by']:8s}{meas}")
+        typer.echo(bound_line(b))
     typer.echo(f"plots and bounds.json in {out} ({len(r.written)} files)")
 
 

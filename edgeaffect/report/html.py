@@ -550,7 +550,8 @@ def section_roofline(g: Gathered, img_dir: Path) -> str:
                               "<code>build/quickstart/roofline/</code>."))
     for b in g.visit(g.bounds):
         rows = [[esc(r.get("model")), esc(r.get("device")), _num(r.get("intensity"), ".2f"),
-                 _num(r.get("latency_ms"), ".4g"), esc(r.get("limited_by")), _num(r.get("measured_p50_ms"), ".4g")]
+                 ("" if r.get("complete", True) else "at least ") + _num(r.get("latency_ms"), ".4g"),
+                 esc(r.get("limited_by")), _num(r.get("measured_p50_ms"), ".4g")]
                 for r in b.data if isinstance(r, dict)]
         parts.append(f"<details><summary>Latency lower bounds {_code(b.path)} ({len(rows)} rows)</summary>"
                      + _table(["model", "device", "FLOP/B", "bound ms (prediction)", "limited by", "measured p50 ms"],

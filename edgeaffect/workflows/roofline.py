@@ -77,6 +77,12 @@ def _points(models: list[str], artifacts: list[Path], measured: dict[str, float]
     return points
 
 
+def _count_facts(cost) -> dict:
+    """Whether the FLOP count behind a bound is whole: with an op of unknown arithmetic the
+    count, and so the bound, is "at least" (the op would only add time)."""
+    return {"flops": cost.flops, "complete": cost.complete, "uncounted": list(cost.uncounted)}
+
+
 def roofline(device_keys: list[str] | None, models: list[str], artifacts: list[Path], *, bench: Path | None,
              out: Path, threads: int = 1, measure_host: bool = False) -> Roofline:
     """Plots per device and ``out/bounds.json``: each point's bound on each device."""
@@ -102,6 +108,6 @@ def roofline(device_keys: list[str] | None, models: list[str], artifacts: list[P
             b = roofline_bound(p["cost"], d, p["precision"], p.get("runtime"))
             on_host = d.key == "host"
             bounds.append({"model": p["label"], **b.to_dict(), "measured_p50_ms": p.get("p50_ms") if on_host else None,
-                           "machine": host_machine if on_host else None})
+                           "machine": host_machine if on_host else None, **_count_facts(p["cost"])})
     atomic_write_text(out / "bounds.json", json.dumps(bounds, indent=2))
     return Roofline(bounds, next((d for d in devices if d.key == "host"), None), written, notes)
