@@ -202,3 +202,54 @@ def test_calibrate_cli_estimates_at_the_targets_threads(tmp_path):
     four, one = pi4_int8(), pi4_int8("--threads", "1")
     assert four["gating"] and "4 thread(s)" in four["note"]
     assert not one["gating"] and "not 1" in one["note"]
+
+
+def _law(device: str, overhead_ms: float, per_gflop_ms: float, models: dict) -> list[Measurement]:
+    return [Measurement(device, "litert", "int8", 4, m, overhead_ms + per_gflop_ms * c["flops"] / 1e9, "test")
+            for m, c in models.items()]
+
+
+def test_a_faster_device_is_never_predicted_slower_than_a_slower_one():
+    """Issue 27: the Pi 5's fit (big models only, a large fitted overhead) predicted a small
+    model 40x slower than the Pi 4's. The Pi 5's estimate is capped at the Pi 4's, and says so."""
+    models = {f"m{i}": {"flops": f, "conv3x3_flops": 0, "other_flops": f, "bytes": {"int8": f / 50}}
+              for i, f in enumerate([2e9, 4e9, 8e9, 16e9, 30e9])}
+    groups = calibrate(_law("rpi4", 1.0, 20.0, models) + _law("rpi5", 60.0, 2.0, models), models)
+    small = {"flops": 1e7, "conv3x3_flops": 0, "other_flops": 1e7, "bytes": {"int8": 2e5}}
+    pi4 = estimate(groups, small, "rpi4", "int8", threads=4)
+    pi5 = estimate(groups, small, "rpi5", "int8", threads=4)
+    assert pi5["estimate_ms"] == pytest.approx(pi4["estimate_ms"]) and pi5["capped_by"] == "rpi4"
+    assert "CAPPED at rpi4's estimate" in pi5["note"] and "rpi5's own fit says 60" in pi5["note"] and not pi5["gating"]
+    big = {"flops": 20e9, "conv3x3_flops": 0, "other_flops": 20e9, "bytes": {"int8": 4e8}}
+    assert "capped_by" not in estimate(groups, big, "rpi5", "int8", threads=4)  # its own fit is faster there
+
+
+@pytest.mark.slow
+def test_no_catalog_device_is_predicted_slower_than_one_with_a_lower_roof():
+    """On the published figures, for models from 1 MFLOP to 100 GFLOP: wherever two devices
+    have estimates for the same runtime and precision, the one with the higher roof at those
+    threads is not predicted slower; an estimate that gates (inside its own device's figures)
+    is not capped, and may be slower only within its worst leave-one-out error."""
+    from edgeaffect.roofline.calibrate import scaled_device
+    from edgeaffect.roofline.devices import get_device
+
+    groups = calibrate()
+    keys = sorted({g.device for g in groups})
+    for flops in np.geomspace(1e6, 1e11, 11):
+        cost = {"flops": flops, "conv3x3_flops": flops / 2, "other_flops": flops / 2, "bytes": {}}
+        for g in groups:
+            for a in keys:
+                for b in keys:
+                    if a == b:
+                        continue
+                    ea = estimate(groups, cost, a, g.precision, threads=4, runtime=g.runtime)
+                    eb = estimate(groups, cost, b, g.precision, threads=4, runtime=g.runtime)
+                    if ea is None or eb is None or ea["group"].runtime != g.runtime or eb["group"].runtime != g.runtime:
+                        continue
+                    roof = [scaled_device(get_device(k, measure_host=False), 4, None, g.scaling).peak(g.precision)[0].value
+                            for k in (a, b)]
+                    if roof[1] >= roof[0] and ea["group"].precision == eb["group"].precision == g.precision:
+                        # a gating estimate stands on its own figures: slower only within its worst error
+                        slack = eb["group"].worst_error if eb["gating"] else 0.0
+                        assert eb["estimate_ms"] <= ea["estimate_ms"] * (1 + slack + 1e-9), \
+                            (flops, g.runtime, g.precision, a, b)

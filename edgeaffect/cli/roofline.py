@@ -101,7 +101,7 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     (predictions, with their error band)."""
     from edgeaffect.io import atomic_write_text
     from edgeaffect.export.targets import deploy_threads
-    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost
+    from edgeaffect.roofline.calibrate import estimate, groups_cached, model_split_cost, own_estimate
 
     if threads is not None and threads < 1:
         raise InputError(f"--threads must be >= 1, given {threads}")
@@ -120,13 +120,20 @@ def calibrate_cmd(model: Annotated[Optional[list[str]], typer.Option("--model", 
     for m in model or []:
         cost = model_split_cost(m)
         for g in groups:
-            e = estimate(groups, cost, g.device, g.precision, threads or deploy_threads(g.device), runtime=g.runtime)
-            if e["group"] is not g:
+            t = threads or deploy_threads(g.device)
+            e = own_estimate(groups, cost, g.device, g.precision, t, runtime=g.runtime)
+            if e is None or e["group"] is not g:
                 continue
+            final = estimate(groups, cost, g.device, g.precision, t, runtime=g.runtime)
+            capped = final.get("capped_by") is not None
             estimates.append({"model": m, "device": g.device, "runtime": g.runtime, "precision": g.precision,
-                              **{k: v for k, v in e.items() if k != "group"}})
+                              **{k: v for k, v in e.items() if k != "group"},
+                              "capped": {k: final[k] for k in ("estimate_ms", "low_ms", "high_ms", "note", "capped_by")}
+                              if capped else None})
             typer.echo(f"{m} on {g.device} ({g.runtime} {g.precision}): estimate {e['estimate_ms']:.3g} ms "
-                       f"(a prediction{'' if e['gating'] else ', not gating'}; {e['note']})")
+                       f"(a prediction{'' if e['gating'] and not capped else ', not gating'}; {e['note']})"
+                       + (f"; capped at {final['capped_by']}'s {final['estimate_ms']:.3g} ms ({g.device}'s roof is "
+                          f"not below its: not predicted slower)" if capped else ""))
     if json_out:
         atomic_write_text(json_out, json.dumps({"groups": [g.to_dict() for g in groups], "estimates": estimates},
                                                indent=2))

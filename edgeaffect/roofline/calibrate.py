@@ -353,6 +353,61 @@ def _pick_group(groups: list[Group], device, precision: str, runtime: str | None
 
 def estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1,
              runtime: str | None = None) -> dict | None:
+    """The device's own calibrated estimate (``own_estimate``), capped at the estimate of every
+    device with a lower roof on the same runtime and precision: a device whose roof is at least
+    another's is never predicted slower than it (a fit extrapolated far outside its models, or
+    one from another precision, could say so). The cap is that device's own figure, not its
+    fit carried to this device's roofs: kernels need not be as efficient on another core. An
+    estimate that gates (inside what this device's figures cover) is not capped: measured
+    figures of the device itself outrank an ordering of roofs."""
+    from edgeaffect.roofline.devices import get_device
+
+    base = get_device(device_key, measure_host=False)
+    own = own_estimate(groups, cost, device_key, precision, threads, runtime)
+    cap = _slower_device_cap(groups, cost, base, precision, threads, runtime)
+    if cap is None or (own is not None and (own["gating"] or own["estimate_ms"] <= cap[0])):
+        return own  # an estimate inside what this device's own figures cover stands as it is
+    return _capped(cap, base, precision, own)
+
+
+def _slower_device_cap(groups: list[Group], cost: dict, base, precision: str, threads: int,
+                       runtime: str | None):
+    """(estimate, group): the least estimate of the devices whose roof at these threads is not
+    above this one's (same runtime, same precision, their own fits); None without one."""
+    from edgeaffect.roofline.devices import get_device
+
+    want = runtime or (base.runtimes[0] if base.runtimes else None)
+    best = None
+    for g in groups:
+        if g.device == base.key or g.runtime != want or g.precision != precision:
+            continue
+        t = threads if None not in g.threads else None
+        here = scaled_device(base, t, None, g.scaling)
+        there = scaled_device(get_device(g.device, measure_host=False), t, None, g.scaling)
+        if here.peak(precision)[0].value < there.peak(precision)[0].value:
+            continue
+        value = g.predict(features(cost, there, precision))
+        if best is None or value < best[0]:
+            best = (value, g)
+    return best
+
+
+def _capped(cap, base, precision: str, own: dict | None) -> dict:
+    value, g = cap
+    hi_err = max(g.loo_errors) if g.loo_errors else float("inf")
+    lo_err = min(g.loo_errors) if g.loo_errors else -1.0
+    low, high = value / (1 + hi_err), (value / (1 + lo_err) if lo_err > -1 else float("inf"))
+    why = (f"{base.key}'s own fit says {own['estimate_ms']:.3g} ms ({own['note']})" if own is not None
+           else f"{base.key} has no {g.runtime} figures")
+    note = (f"CAPPED at {g.device}'s estimate ({g.figures_label} {g.runtime} {g.precision} figures, {g.form_label}, "
+            f"band {low:.3g}-{high:.3g} ms): {base.key}'s {precision} roof is not below {g.device}'s, so it is not "
+            f"predicted slower; {why}")
+    return {"estimate_ms": value, "low_ms": low, "high_ms": high, "group": g, "extrapolated": True,
+            "gating": False, "note": note, "capped_by": g.device}
+
+
+def own_estimate(groups: list[Group], cost: dict, device_key: str, precision: str, threads: int = 1,
+                 runtime: str | None = None) -> dict | None:
     """A calibrated estimate for a model on a catalog device, with the leave-one-out error
     band; None when the device has no figures (published or the user's own). ``gating`` is
     False (and the note says why) when the estimate lies outside what was fitted: the model's FLOPs outside the
