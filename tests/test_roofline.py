@@ -160,3 +160,27 @@ def test_lstm_cost_by_hand_from_keras():
     assert c.macs == 10 * 4 * 4 * (8 + 4) + 4 * 2
     assert c.flops == 2 * c.macs + 10 * 16 + 2
     assert c.params == model.count_params() == 4 * 4 * (8 + 4 + 1) + 4 * 2 + 2
+
+
+def test_the_legend_sits_beside_the_points_and_achieved_points_give_their_share():
+    """Issue 27: the legend covered the achieved points at the lower right of the host plot."""
+    import matplotlib.pyplot as plt
+
+    from edgeaffect.keras_backend import keras
+    from edgeaffect.roofline.devices import get_device, roofline_bound
+    from edgeaffect.roofline.plot import roofline_figure
+    from edgeaffect.roofline.readers import analyse
+
+    k = keras()
+    x = k.Input((32, 32, 8))
+    cost = analyse(k.Model(x, k.layers.Conv2D(16, 3)(x)))
+    device = get_device("rpi5", measure_host=False)
+    roof = roofline_bound(cost, device, "float32").attainable_gflops
+    fig = roofline_figure(device, [{"label": "m", "cost": cost, "precision": "float32", "achieved_gflops": roof / 4}])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1, (legend, axes)  # wholly right of the plotting area
+    assert any(t.get_text() == "25%" for t in ax.texts)
+    assert any("25% of its roof" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)
