@@ -201,7 +201,9 @@ def test_training_plumbing_and_reloaded_run(small, tmp_path):
     from edgeaffect.train.runs import load_run, split_inputs, test_outputs
 
     root, data = small
-    assert len(data.counts) == 8 and all(n in (3, 4) for n in data.counts)  # 6-8 s of answers, 2 s segments
+    # 6-8 s of answers, 2 s segments; the voice-activity step (on by default) takes the long
+    # pauses out of the depressed participants' answers (about a fifth), so 2-4 segments
+    assert len(data.counts) == 8 and all(n in (2, 3, 4) for n in data.counts)
     run = train("wav2vec2-tiny", data, tmp_path / "run", epochs=2, seed=1)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["split"] == {"kind": "paper", "train": 4, "early_stop": 2, "val": 2, "test": 2}

@@ -1,5 +1,6 @@
 """The wav2vec 2.0 depression detector (Zhang et al., Sci. Rep. 2024) as a family: an
-interview -> the participant's speech (transcript times) -> non-overlapping 7 s segments
+interview -> the participant's speech (transcript times, then silences and noise removed
+inside the turns: vad.py) -> non-overlapping 7 s segments
 -> wav2vec 2.0 (backbone.py, weights from a local Hugging Face checkpoint) -> the sum of
 the transformer layers' outputs per frame -> segment encoder and participant model
 (model.py) -> p(depressed) for the participant, and each segment's weight."""
@@ -14,7 +15,7 @@ from edgeaffect.contract import DetectionTask, Family, PipelinePreset, TrainOpti
 from edgeaffect.families.wav2vec2 import model  # noqa: F401  (registers the wav2vec2-* variants)
 from edgeaffect.families.wav2vec2.daicwoz import LAYOUTS
 from edgeaffect.families.wav2vec2.device import DetectorAdapter
-from edgeaffect.families.wav2vec2.model import ABLATIONS, SETTING_ROWS
+from edgeaffect.families.wav2vec2.model import ABLATIONS, SETTING_ROWS, VAD_CHOICES
 
 
 # Backbone formats whose verification is recorded, not gating (edgeaffect/families/wav2vec2/README.md,
@@ -49,7 +50,11 @@ class Wav2Vec2Family(Family):
                                               "frozen) instead of the frozen-feature mode: slow on a CPU", bool),
                      "setting": TrainOption("one of the paper's settings, by name: " + "; ".join(
                          f"{name}: {row}" for name, row in SETTING_ROWS.items()) + " (default: frozen-all-layers, or "
-                         "fine-tuned all layers summed with --fine-tune)", str, tuple(SETTING_ROWS))}
+                         "fine-tuned all layers summed with --fine-tune)", str, tuple(SETTING_ROWS)),
+                     "vad": TrainOption("remove silences and noise inside the participant's turns before cutting "
+                                        "segments (an energy + spectral-flatness voice-activity step, the paper's "
+                                        "preprocessing): on (the default of every wav2vec2 model) or off (whole "
+                                        "turns); run.json and the bundle's manifest record it", str, VAD_CHOICES)}
     corpus_layouts = LAYOUTS
     adapter = DetectorAdapter
 
@@ -88,7 +93,7 @@ class Wav2Vec2Family(Family):
         return train_detector(spec, dataset, Path(out), split=split, seed=seed, split_seed=split_seed, epochs=epochs,
                               task=self.task, ablation=ablation, backbone=options.get("backbone"),
                               fine_tune=bool(options.get("fine_tune")), setting=options.get("setting"),
-                              deterministic=deterministic, log=log)
+                              vad=options.get("vad"), deterministic=deterministic, log=log)
 
     def load_run(self, folder, info):
         from edgeaffect.families.wav2vec2.train import load_detector_run

@@ -1,5 +1,6 @@
 """DAIC-WOZ (and, by assumption, CMDC) on disk -> participants, labels, official splits, and
-each participant's speech cut into non-overlapping fixed-length segments. NumPy only (the
+each participant's speech (silences and noise removed inside the turns when a ``VadSettings``
+is given: ``vad.py``) cut into non-overlapping fixed-length segments. NumPy only (the
 device side cuts a recording the same way).
 
 DAIC-WOZ layout (the distribution's names):
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.errors import InputError
+from edgeaffect.families.wav2vec2.vad import VadSettings, runs, speech_mask
 
 SPLIT_FILES = {"daicwoz": {"train": "train_split_Depression_AVEC2017.csv", "val": "dev_split_Depression_AVEC2017.csv",
                            "test": "test_split_Depression_AVEC2017.csv"},
@@ -166,17 +168,29 @@ def read_transcript(path: Path, speaker: str = PARTICIPANT) -> np.ndarray:
     return np.asarray(sorted(times), np.float64).reshape(-1, 2)
 
 
-def speech_only(y: np.ndarray, sr: int, turns: np.ndarray, what: str) -> np.ndarray:
-    """The samples inside ``turns`` (seconds), in order, overlaps counted once. A turn ending
-    past the audio (beyond rounding) means the transcript belongs to another recording."""
-    duration = y.size / sr
+def turn_mask(n: int, sr: int, turns: np.ndarray, what: str) -> np.ndarray:
+    """Which of ``n`` samples lie inside ``turns`` (seconds), overlaps counted once. A turn
+    ending past the audio (beyond rounding) means the transcript belongs to another recording."""
+    duration = n / sr
     if turns.size and turns[:, 1].max() > duration + END_TOLERANCE_S:
         raise InputError(f"{what}: the transcript has speech up to {turns[:, 1].max():.1f} s but the audio lasts "
                          f"{duration:.1f} s; the transcript does not match the recording")
-    keep = np.zeros(y.size, bool)
+    keep = np.zeros(n, bool)
     for t0, t1 in turns:
         keep[int(round(t0 * sr)): int(round(t1 * sr))] = True
-    return y[keep]
+    return keep
+
+
+def speech_only(y: np.ndarray, sr: int, turns: np.ndarray, what: str) -> np.ndarray:
+    """The samples inside ``turns`` (seconds), in order, overlaps counted once."""
+    return y[turn_mask(y.size, sr, turns, what)]
+
+
+def voiced_speech(y: np.ndarray, sr: int, turns: np.ndarray | None, vad: VadSettings, what: str) -> np.ndarray:
+    """The samples inside ``turns`` (None: the whole recording) that the voice-activity step
+    keeps (silences and noise removed inside each turn, ``vad.py``), in order."""
+    inside = turn_mask(y.size, sr, turns, what) if turns is not None else np.ones(y.size, bool)
+    return y[speech_mask(y, sr, vad, spans=list(zip(*runs(inside))))]
 
 
 # --------------------------------------------------------------------------- segments
@@ -214,18 +228,25 @@ def normalise(segments: np.ndarray) -> np.ndarray:
 
 
 def participant_segments(y: np.ndarray, sr: int, turns: np.ndarray | None, *, sample_rate: int, segment_s: float,
-                         tail: str, what: str) -> np.ndarray:
-    """A recording (and its participant's turns; None: all of it) -> the segments, raw."""
+                         tail: str, what: str, vad: VadSettings | None = None) -> np.ndarray:
+    """A recording (and its participant's turns; None: all of it) -> the segments, raw.
+    ``vad``: remove silences and noise inside the turns first (None: keep whole turns)."""
     y = np.asarray(y, np.float32)
     if not np.all(np.isfinite(y)):
         raise InputError(f"{what}: the audio holds NaN or infinite samples; re-export the file")
-    speech = speech_only(y, sr, turns, what) if turns is not None else y
+    if vad is None:
+        speech = speech_only(y, sr, turns, what) if turns is not None else y
+    else:
+        speech = voiced_speech(y, sr, turns, vad, what)
     speech = resample(speech, int(sr), sample_rate) if speech.size else speech
     samples = int(round(segment_s * sample_rate))
     segs = cut_segments(speech, samples, tail)
     if not len(segs):
-        said = "no participant turns" if turns is not None and not turns.size else \
-            f"{speech.size / sample_rate:.1f} s of participant speech"
+        if turns is not None and not turns.size:
+            said = "no participant turns"
+        else:
+            said = f"{speech.size / sample_rate:.1f} s of participant speech" + (
+                "" if vad is None else " left after silence and noise removal (voice activity)")
         raise InputError(f"{what}: {said}, less than one {segment_s:g} s segment; "
                          "a participant needs speech to be scored")
     return segs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class DepressionCorpus:
     corpus: str
     config: DetectorConfig
     features_dir: Path | None = None  # set by embed_corpus (frozen-feature runs)
+    root: Path | None = None  # the corpus folder it was read from (to cut it again another way)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def participants(self, part: str, labelled: bool = True) -> np.ndarray:
@@ -94,15 +95,27 @@ def _key(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# The DetectorConfig fields that decide a participant's segments.
+CUT_FIELDS = ("sample_rate", "segment_s", "tail", "vad")
+
+
+def cutting(config: DetectorConfig) -> dict:
+    """What decides the segments, as the cache key holds it. Without the voice-activity step
+    it is the key of the caches made before that step existed, so they are used as they are."""
+    seg = {"sample_rate": config.sample_rate, "segment_s": config.segment_s, "tail": config.tail}
+    if config.vad is not None:
+        seg["vad"] = config.vad.to_dict()
+    return seg
+
+
 def build_corpus(root, config: DetectorConfig, corpus: str | None, cache_dir, log=sys.stderr) -> DepressionCorpus:
     """Read every participant of the split files; cut and cache their speech segments."""
     from edgeaffect.media import read_audio
     from edgeaffect.progress import Progress
 
     layout, rows = find_participants(root, corpus)
-    seg = {"sample_rate": config.sample_rate, "segment_s": config.segment_s, "tail": config.tail}
-    key = _key([layout, seg, [(str(p.audio), p.audio.stat().st_size, p.transcript and p.transcript.stat().st_size)
-                              for p in rows]])
+    key = _key([layout, cutting(config), [(str(p.audio), p.audio.stat().st_size,
+                                           p.transcript and p.transcript.stat().st_size) for p in rows]])
     folder = Path(cache_dir) / f"wav2vec2-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     counts, progress = [], Progress("participants", len(rows), stream=log)
@@ -114,14 +127,29 @@ def build_corpus(root, config: DetectorConfig, corpus: str | None, cache_dir, lo
         y, sr = read_audio(p.audio)
         turns = read_transcript(p.transcript) if p.transcript is not None else None
         segs = participant_segments(y, sr, turns, sample_rate=config.sample_rate, segment_s=config.segment_s,
-                                    tail=config.tail, what=f"participant {p.pid} ({p.audio})")
+                                    tail=config.tail, what=f"participant {p.pid} ({p.audio})", vad=config.vad)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, np.clip(np.round(segs * PCM), -32768, 32767).astype(np.int16))
         counts.append(len(segs))
         progress(n + 1)
     return DepressionCorpus(folder, [p.pid for p in rows], np.asarray([p.label for p in rows], np.int64),
                             np.asarray([p.score for p in rows], np.float64), np.asarray([p.part for p in rows]),
-                            np.asarray(counts, np.int64), layout, config)
+                            np.asarray(counts, np.int64), layout, config, root=Path(root))
+
+
+def cut_as(data: DepressionCorpus, config: DetectorConfig, log=sys.stderr) -> DepressionCorpus:
+    """``data`` with its segments cut as ``config`` says (a run's ``--vad`` may differ from
+    the model's default the corpus was read with): ``data`` itself when they already are,
+    else the corpus read again into its own cache folder beside the first."""
+    if cutting(data.config) == cutting(config):
+        return data
+    if data.root is None:
+        raise InputError("this corpus was not read from a folder, so it cannot be cut again with other "
+                         "preprocessing (voice activity); load it with the run's settings")
+    print(f"cutting the corpus again ({'with' if config.vad else 'without'} silence and noise removal)",
+          file=log, flush=True)
+    changed = replace(data.config, **{k: getattr(config, k) for k in CUT_FIELDS})
+    return build_corpus(data.root, changed, data.corpus, data.folder.parent, log)
 
 
 def checkpoint_ident(folder: Path) -> dict:

@@ -1,6 +1,7 @@
 """The detector on the device (NumPy only): a recording -> the participant's speech (the
 transcript beside it when there is one, ``XXX_TRANSCRIPT.csv`` next to ``XXX_AUDIO.wav``,
-else all of it) -> non-overlapping segments, normalised as wav2vec 2.0's feature extractor
+else all of it; silences and noise removed when the manifest's ``vad`` says training
+removed them) -> non-overlapping segments, normalised as wav2vec 2.0's feature extractor
 does (the backbone's input) -> the backbone's per-segment features padded into the head's
 input -> the head's p(depressed) and each segment's weight -> the decision.
 
@@ -10,7 +11,8 @@ Two exported stages run in turn (``run_stages``): the backbone once per segment 
 each segment's weight). ``inputs`` gives the backbone's inputs (a participant's first
 ``max_segments`` segments); ``prediction`` attaches the real segments' weights.
 
-Live: each finished segment of microphone audio joins the participant's list; a decision
+Live: the microphone's audio (silences and noise removed block by block when ``vad`` is
+on) is cut into segments; each finished segment joins the participant's list; a decision
 once ``live_segments`` segments are in (then after every new one, over the last
 ``max_segments``). The backbone runs once per segment: its features are kept by segment
 number.
@@ -27,14 +29,24 @@ import numpy as np
 from edgeaffect.errors import InputError
 from edgeaffect.contract.family import DeviceAdapter, LiveInput, check_inputs
 from edgeaffect.families.wav2vec2.daicwoz import normalise, participant_segments, read_transcript, resample
-from edgeaffect.schema import Int, Num, Str, Table, field_error, show
+from edgeaffect.families.wav2vec2.vad import StreamingVad, VadSettings
+from edgeaffect.schema import Int, Nullable, Num, Str, Table, field_error, show
 
 # What the adapter reads of the manifest's preprocessing (the rest, e.g. the backbone's
 # config, is there for people and the desktop side).
+# ``vad``: the voice-activity settings training cut its segments with (vad.py), null or
+# absent (bundles made before it) when it kept whole turns.
+VAD = Table({"frame_ms": Num(above=0, max=1000), "hop_ms": Num(above=0, max=1000),
+             "floor_percentile": Num(min=0, max=100), "peak_percentile": Num(min=0, max=100),
+             "margin_db": Num(min=0, max=120), "absolute_floor_dbfs": Num(min=-200, max=0),
+             "max_flatness": Num(above=0, max=1), "min_speech_ms": Num(min=0, max=10000),
+             "onset_ms": Num(min=0, max=10000), "hangover_ms": Num(min=0, max=10000)}, closed=True,
+            what="a table of voice activity settings")
 PREPROCESSING = Table({"sample_rate": Int(min=1000, max=384000), "segment_s": Num(above=0, max=600),
                        "tail": Str(choices=("drop", "pad")), "max_segments": Int(min=1, max=100000),
                        "frames": Int(min=1, max=1 << 20), "hidden": Int(min=1, max=1 << 16),
-                       "live_segments": Int(min=1, max=100000)}, optional={"live_segments"})
+                       "live_segments": Int(min=1, max=100000), "vad": Nullable(VAD)},
+                      optional={"live_segments", "vad"})
 
 
 def transcript_for(audio: Path) -> Path | None:
@@ -59,6 +71,8 @@ class DetectorAdapter(DeviceAdapter):
         self.sample_rate, self.segment_s, self.tail = int(p["sample_rate"]), float(p["segment_s"]), p["tail"]
         self.max_segments, self.frames, self.hidden = int(p["max_segments"]), int(p["frames"]), int(p["hidden"])
         self.live_segments = int(p.get("live_segments", 4))
+        self.vad = VadSettings.from_dict(p["vad"]) if p.get("vad") else None  # absent: an older bundle, off
+        self._live_vad: StreamingVad | None = None
         self._memo: OrderedDict[int, np.ndarray] = OrderedDict()
         self._live: list[tuple[int, np.ndarray]] = []
         self._pending, self._read, self._count = np.zeros(0, np.float32), 0, 0
@@ -72,6 +86,11 @@ class DetectorAdapter(DeviceAdapter):
         if samples < 1:
             raise field_error(None, "preprocessing.segment_s", f"at least one sample at {p['sample_rate']} Hz",
                               show(p["segment_s"]))
+        if p.get("vad"):  # relations between the settings (hop within the frame, percentiles in order)
+            try:
+                VadSettings.from_dict(p["vad"])
+            except InputError as exc:
+                raise InputError(f"'preprocessing.vad': {exc}") from None
         # The inputs of each stage are fixed by these fields; the adapter makes exactly them.
         expected = {"backbone": {"audio": [samples]},
                     "head": {"features": [p["max_segments"], p["frames"], p["hidden"]],
@@ -92,7 +111,7 @@ class DetectorAdapter(DeviceAdapter):
         """The participant's raw segments [shape=(n, samples)]."""
         y, sr, turns, what = decoded
         return participant_segments(y, sr, turns, sample_rate=self.sample_rate, segment_s=self.segment_s,
-                                    tail=self.tail, what=what)
+                                    tail=self.tail, what=what, vad=self.vad)
 
     def backbone_inputs(self, decoded) -> dict[str, np.ndarray]:
         """The backbone's input: each segment normalised (zero mean, unit variance)."""
@@ -137,7 +156,8 @@ class DetectorAdapter(DeviceAdapter):
         return y.size / sr
 
     def describe_inputs(self) -> str:
-        return (f"participant speech in {self.segment_s:g} s segments at {self.sample_rate} Hz -> wav2vec 2.0 "
+        vad = ", silences and noise removed" if self.vad else ""
+        return (f"participant speech{vad} in {self.segment_s:g} s segments at {self.sample_rate} Hz -> wav2vec 2.0 "
                 f"features ({self.frames} x {self.hidden}) -> head over up to {self.max_segments} segments")
 
     # ------------------------------------------------------------------ the head
@@ -174,6 +194,15 @@ class DetectorAdapter(DeviceAdapter):
                 "  most weighted: " + ", ".join(f"#{i + 1} ({w[i]:.3f})" for i in top)]
 
     # ------------------------------------------------------------------ live
+    def _voiced(self, block: np.ndarray, sr: int) -> np.ndarray:
+        """The microphone's new audio with silences and noise removed as training removed them
+        (when the manifest says so), block by block; unchanged otherwise."""
+        if self.vad is None:
+            return block
+        if self._live_vad is None or self._live_vad.sr != sr:
+            self._live_vad = StreamingVad(self.vad, sr)
+        return self._live_vad.push(block)
+
     def smooth(self, recent: list[np.ndarray]) -> np.ndarray:
         """The newest decision: each already covers every segment so far."""
         return recent[-1]
@@ -182,8 +211,9 @@ class DetectorAdapter(DeviceAdapter):
         return 4.0 / self.segment_s  # reads the ring well before it wraps (it holds a few seconds)
 
     def live_input(self, frame, audio, config) -> LiveInput:
-        """The audio written since the last call joins a buffer; each finished segment of it
-        joins the participant's list (a silent one is skipped); a decision once
+        """The audio written since the last call (its silences and noise removed when ``vad``
+        is on) joins a buffer; each finished segment of it joins the participant's list (a
+        silent one is skipped); a decision once
         ``live_segments`` are in, over the last ``max_segments``. A gap (the ring wrapped
         before it was read) restarts the current segment."""
         t0 = time.perf_counter()
@@ -194,8 +224,10 @@ class DetectorAdapter(DeviceAdapter):
         new = written - self._read
         if new > ring.capacity:  # fell behind: what was lost would splice two moments together
             self._pending, new = np.zeros(0, np.float32), ring.capacity
+            if self._live_vad is not None:
+                self._live_vad.reset()
         if new > 0:
-            self._pending = np.concatenate([self._pending, ring.latest(new)])
+            self._pending = np.concatenate([self._pending, self._voiced(ring.latest(new), sr)])
         self._read = written
         added = False
         while self._pending.size >= seg:

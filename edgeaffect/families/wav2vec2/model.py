@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 from edgeaffect.families.wav2vec2.backbone import Wav2Vec2Config, frame_count
+from edgeaffect.families.wav2vec2.vad import VadSettings
 from edgeaffect.contract.cost import LayerCost, conv, dense
 from edgeaffect.contract.family import paper_figures
 from edgeaffect.contract.registry import ModelSpec, register_model
@@ -45,6 +46,9 @@ class DetectorConfig:
     sample_rate: int = 16000
     segment_s: float = 7.0
     tail: str = "drop"  # the last partial segment: "drop" or "pad" (zeros, when >= half a segment)
+    # Silence and noise removed inside the participant's turns before cutting (the paper's
+    # preprocessing; vad.py); None: whole turns are kept (``--vad off``; runs made before it).
+    vad: VadSettings | None = field(default_factory=VadSettings)
     layers: str = "sum"  # "sum": the L transformer layers' outputs summed; "all": with the encoder input;
     #                      "last": the last layer's output alone (LAYER_CHOICES)
     fine_tune: bool = False  # False: frozen features (cached); True: the transformer trains too
@@ -81,6 +85,8 @@ class DetectorConfig:
             raise ValueError(f"fine_tune_layers must be 'all' or 'last', not '{self.fine_tune_layers}'")
         if self.tail not in ("drop", "pad"):
             raise ValueError(f"tail must be 'drop' or 'pad', not '{self.tail}'")
+        if self.vad is not None and not isinstance(self.vad, VadSettings):
+            raise ValueError(f"vad must be VadSettings or None, not {type(self.vad).__name__}")
         if self.frames < 1:
             raise ValueError(f"a {self.segment_s} s segment is too short for the conv feature encoder")
 
@@ -102,7 +108,12 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DetectorConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) and k != "backbone" else v for k, v in d.items()})
+        """A recorded config (run.json's ``model_config``); one recorded without ``vad``
+        predates the voice-activity step, so it had none."""
+        d = {k: tuple(v) if isinstance(v, list) and k != "backbone" else v for k, v in d.items()}
+        vad = d.get("vad")
+        d["vad"] = VadSettings.from_dict(vad) if isinstance(vad, dict) else vad
+        return cls(**d)
 
 
 ABLATIONS = {  # Tables 3-4 and Fig. 7, the rows a frozen or fine-tuned run can build
@@ -148,6 +159,20 @@ def setting_of(config: DetectorConfig) -> str | None:
         if all(getattr(config, k) == v for k, v in change.items() if k != "fine_tune_layers" or config.fine_tune):
             return name
     return None
+
+
+VAD_CHOICES = ("on", "off")
+
+
+def apply_vad(config: DetectorConfig, choice: str | None) -> DetectorConfig:
+    """``config`` with the voice-activity step "on" (its settings, or the defaults) or
+    "off" (whole turns); unchanged for None."""
+    if choice is None:
+        return config
+    from edgeaffect._optional import lookup
+
+    lookup("--vad", choice, dict.fromkeys(VAD_CHOICES))
+    return replace(config, vad=None if choice == "off" else config.vad or VadSettings())
 
 
 def ablate(config: DetectorConfig, name: str | None) -> DetectorConfig:

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect.families.wav2vec2.daicwoz import normalise
-from edgeaffect.families.wav2vec2.dataset import DepressionCorpus, corpus_from_record, embed_corpus
+from edgeaffect.families.wav2vec2.dataset import DepressionCorpus, corpus_from_record, cut_as, embed_corpus
 from edgeaffect.families.wav2vec2.model import (ABLATIONS, SETTING_ROWS, DetectorConfig, ablate, apply_setting,
-                                                build_head, setting_of)
+                                                apply_vad, build_head, setting_of)
 from edgeaffect.io import atomic_path, atomic_write_text
 from edgeaffect.contract import get_model
 from edgeaffect.train.runs import Run
@@ -95,8 +95,9 @@ class DetectorRun(Run):
     def preprocessing(self) -> dict:
         c = self.config
         return {"kind": "wav2vec2-detector", "sample_rate": c.sample_rate, "segment_s": c.segment_s,
-                "tail": c.tail, "layers": c.layers, "max_segments": c.max_segments, "frames": c.frames,
-                "hidden": c.hidden, "backbone": c.backbone, "live_segments": c.live_segments,
+                "tail": c.tail, "vad": c.vad.to_dict() if c.vad else None, "layers": c.layers,
+                "max_segments": c.max_segments, "frames": c.frames, "hidden": c.hidden, "backbone": c.backbone,
+                "live_segments": c.live_segments,
                 "output": "p(depressed) per participant from all its segments; weights: each segment's share"}
 
 
@@ -271,14 +272,15 @@ def _fmt_auc(auc: float | None) -> str:
 
 def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed: int, split_seed: int | None,
                    epochs: int | None, task, ablation: str | None, backbone: str | None, fine_tune: bool = False,
-                   setting: str | None = None, deterministic: bool = False, log=sys.stderr) -> DetectorRun:
+                   setting: str | None = None, vad: str | None = None, deterministic: bool = False,
+                   log=sys.stderr) -> DetectorRun:
     from edgeaffect.families.wav2vec2.dataset import backbone_for
     from edgeaffect.families.wav2vec2.model import build_finetune
     from edgeaffect.keras_backend import keras, tf
 
     k = keras()
     # the paper's setting first, then the ablation row's change to it (Table 4 is fine-tuned)
-    c = ablate(apply_setting(spec.config, setting), ablation)
+    c = apply_vad(ablate(apply_setting(spec.config, setting), ablation), vad)
     if fine_tune:
         if setting and not c.fine_tune:
             from edgeaffect.errors import InputError
@@ -286,7 +288,9 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
             raise InputError(f"--fine-tune contradicts --setting {setting}, a frozen setting")
         c = replace(c, fine_tune=True)
     spec = replace(spec, config=c)
-    # This run's view of the corpus (the caller's object is left as it was: ablation rows share it).
+    # This run's view of the corpus (the caller's object is left as it was: ablation rows share it),
+    # its segments cut as this run says (--vad off: whole turns).
+    data = cut_as(data, c, log)
     data = replace(data, config=replace(data.config, layers=c.layers, fine_tune=c.fine_tune), features_dir=None,
                    _cache={})
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +325,8 @@ def train_detector(spec, data: DepressionCorpus, out: Path, *, split: str, seed:
     main = reports["val"]
     info = {"model": spec.name, "family": spec.family, "model_config": c.to_dict(), "ablation": ablation,
             "seed": seed, "split_seed": split_seed, "corpus": data.corpus, "labels": list(spec.labels),
-            "setting": setting_of(c), "paper_row": SETTING_ROWS.get(setting_of(c), "no row of the paper")
+            "vad": "on" if c.vad else "off", "setting": setting_of(c),
+            "paper_row": SETTING_ROWS.get(setting_of(c), "no row of the paper")
             + (f", changed by the ablation row {ablation}" if ablation else ""),
             "split": {"kind": split, "train": len(parts["train"]), "early_stop": len(parts["stop"]),
                       "val": len(parts["val"]), "test": len(parts["test"])},
