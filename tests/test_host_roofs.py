@@ -47,8 +47,9 @@ def test_no_model_beats_its_host_bound(export_dir, host_cache):
     host = get_device("host", threads=1, cache=host_cache)
     assert set(host.runtime_peaks) >= {"litert", "onnxruntime"}
     for rt in host.runtime_peaks.values():
-        # int8 kernels have their own, higher roof on every CPU with an int8 multiply-add
-        assert rt["int8"].value > rt["float32"].value > 0.5
+        # int8 has its own roof, measured: higher with VNNI / SDOT, about level with float32 on
+        # AVX2 alone (97 vs 100 GFLOP/s through LiteRT on a 2-core AVX2 EPYC): no order assumed
+        assert rt["int8"].value > 0.5 and rt["float32"].value > 0.5
     assert "ISA peak float32" in host.references and "NumPy GEMM float32" in host.references
     manifest = json.loads((export_dir / "manifest.json").read_text())
     checked = []
@@ -93,3 +94,20 @@ def test_isa_peak_from_cpuinfo_text():
     assert p.gflops("float32", 1) == pytest.approx(p.ghz * 32) and p.gflops("int8", 9) == pytest.approx(4 * p.ghz * 64)
     assert "GHz" in p.source("float32", 1) and p.clock_source
     assert np.isfinite(p.ghz)
+
+
+def test_a_roof_above_the_isa_peak_raises_the_clock_and_says_why():
+    """Issue 27: the plot showed an ISA int8 peak under the measured int8 roof. The clock read
+    from /proc/cpuinfo (a VM's base clock) was below what the cores run at; the ISA peak is
+    drawn at the clock the measured roofs need, and the reason is in its source."""
+    from edgeaffect.roofline.isa import at_needed_clock, clock_needed
+
+    isa = isa_peak("processor\t: 0\ncpu MHz\t\t: 2450.0\nflags\t\t: avx2 fma\n", "x86_64", cores=2)
+    isa = type(isa)(isa.isa, isa.fp32_flop_per_cycle, isa.int8_op_per_cycle, 2.45, "current clock", 2)
+    measured = [("litert", "float32", 1, 100.5), ("litert", "int8", 1, 97.8), ("onnxruntime", "int8", 2, 251.7)]
+    ghz, which = clock_needed(isa, measured)
+    assert ghz == pytest.approx(100.5 / 32) and which.startswith("litert float32 at 1 thread")
+    fixed = at_needed_clock(isa, measured)
+    assert all(g <= fixed.gflops(p, t) * (1 + 1e-12) for _, p, t, g in measured)
+    assert "at least 3.14 GHz" in fixed.clock_source and "said 2.45 GHz" in fixed.clock_source
+    assert clock_needed(isa, [("litert", "float32", 1, 50.0)]) is None and at_needed_clock(isa, []) is isa

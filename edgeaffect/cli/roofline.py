@@ -63,7 +63,7 @@ def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threa
     from edgeaffect.io import atomic_write_text
     from edgeaffect.machine import machine
     from edgeaffect.roofline.devices import runtime_roofs
-    from edgeaffect.roofline.isa import PIPES, isa_peak
+    from edgeaffect.roofline.isa import PIPES, clock_needed, isa_peak
 
     counts = threads or sorted({1, os.cpu_count() or 1})
     if any(t < 1 for t in counts):
@@ -85,6 +85,12 @@ def host_roofs_cmd(threads: Annotated[Optional[list[int]], typer.Option("--threa
                 typer.echo(f"{rt:12s} {p:9s} {t:7d} {r['gflops']:16.4g} {peak:9.4g} {ratio}  {r['probe']}")
     typer.echo("measured: the fastest of 90 invokes of each probe (the roof a model's bound uses); ISA peak: "
                f"cores x clock x operations per cycle of the ISA, {PIPES} vector pipes assumed (an upper limit)")
+    need = clock_needed(isa, [(r["runtime"], r["precision"], r["threads"], r["measured_gflops"]) for r in rows])
+    if need is not None:
+        typer.echo(f"measured above the ISA peak: the clock it was computed with ({isa.ghz:.3g} GHz, "
+                   f"{isa.clock_source}) is below what the cores run at; the {need[1]} roof needs at least "
+                   f"{need[0]:.3g} GHz (a boost clock, or a VM that shows its base clock); the plots draw the ISA "
+                   "peak at that clock.")
     if json_out:
         atomic_write_text(json_out, json.dumps({"machine": machine(), "isa": isa.isa, "ghz": isa.ghz,
                                                 "clock_source": isa.clock_source, "rows": rows}, indent=2))

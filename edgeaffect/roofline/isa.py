@@ -11,7 +11,7 @@ is an upper limit, not what kernels reach: the runtimes' measured roofs are the 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PIPES = 2  # vector FMA / dot-product pipes per core assumed (an upper limit for the cores we know)
@@ -35,6 +35,32 @@ class IsaPeak:
         unit = "int8 op" if precision == "int8" else "FLOP"
         return (f"derived: {min(threads, self.cores)} core(s) x {self.ghz:.3g} GHz ({self.clock_source}) x {per} "
                 f"{unit}/cycle ({self.isa}, {PIPES} vector pipes assumed: an upper limit)")
+
+
+def clock_needed(isa: IsaPeak, measured: list[tuple[str, str, int, float]]) -> tuple[float, str] | None:
+    """The clock the measured roofs need at the ISA's operations per cycle, and the roof that
+    needs it, when that is above the clock ``isa`` was read with (its source is then below
+    what the cores run at: a boost clock, or a VM that shows its base clock and no cpufreq);
+    None when every measured roof fits under the ISA peak. ``measured``: (runtime,
+    precision, threads, GFLOP/s)."""
+    best = None
+    for runtime, precision, threads, gflops in measured:
+        per = isa.int8_op_per_cycle if precision == "int8" else isa.fp32_flop_per_cycle
+        need = gflops / (min(threads, isa.cores) * per) if per else 0.0
+        if best is None or need > best[0]:
+            best = (need, f"{runtime} {precision} at {threads} thread(s), {gflops:.4g} GFLOP/s")
+    return best if best is not None and best[0] > isa.ghz else None
+
+
+def at_needed_clock(isa: IsaPeak, measured: list[tuple[str, str, int, float]]) -> IsaPeak:
+    """``isa`` at the clock the measured roofs show the cores reach, where that is higher:
+    one story (every measured roof under the ISA peak), the reason in its clock source."""
+    need = clock_needed(isa, measured)
+    if need is None:
+        return isa
+    ghz, which = need
+    return replace(isa, ghz=ghz, clock_source=f"at least {ghz:.3g} GHz, what the measured {which} roof needs; "
+                                              f"{isa.clock_source} said {isa.ghz:.3g} GHz")
 
 
 def classify(flags: set[str], arch: str) -> tuple[str, int, int]:
