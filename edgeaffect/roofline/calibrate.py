@@ -445,8 +445,9 @@ def own_estimate(groups: list[Group], cost: dict, device_key: str, precision: st
     high = est / (1 + lo_err) if lo_err > -1 else float("inf")
     thr = "" if not base.cores else \
         ", default threads (not stated)" if None in g.threads else f", {threads} thread(s)"
-    note = (f"calibrated on {g.figures_label} {g.runtime} {g.precision} figures, {g.form_label} (leave-one-out error "
-            f"median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms){thr}")
+    spread = (f"leave-one-out error median {g.median_error:.0%}, worst {worst:.0%}; band {low:.3g}-{high:.3g} ms"
+              if g.loo_errors else "one figure: no leave-one-out error, no band")
+    note = f"calibrated on {g.figures_label} {g.runtime} {g.precision} figures, {g.form_label} ({spread}){thr}"
     if reasons:
         note += "; EXTRAPOLATED: " + "; ".join(reasons)
     return {"estimate_ms": est, "low_ms": low, "high_ms": high, "group": g, "extrapolated": bool(reasons),
