@@ -310,6 +310,13 @@ def test_missing_inputs_are_notes_not_errors(tmp_path, monkeypatch):
     (tmp_path / "b" / "bench.json").write_text("{broken")
     page = write_report([tmp_path / "b"], tmp_path / "out2", papers=False).read_text()
     assert "bench.json: not readable as JSON" in page
+    # Found by fuzzing (issue 30): JSON nested past the parser's recursion limit, a 5000-digit number.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "bench.json").write_text("[" * 100_000)
+    (tmp_path / "d" / "bounds.json").write_text("[" + "9" * 5000 + "]")
+    page = write_report([tmp_path / "d"], tmp_path / "out3", papers=False).read_text()
+    assert "bench.json: not readable as JSON (RecursionError)" in page
+    assert "bounds.json: not readable as JSON (ValueError)" in page
     # Readable but hand-edited into another shape: that section names the file; the others are drawn.
     (tmp_path / "b" / "bench.json").write_text(json.dumps({"rows": [{"status": "ok", "bytes": "many"}]}))
     (tmp_path / "b" / "metrics.json").write_text(json.dumps({"confusion_matrix": [[1, 0], [0, 1]], "n": 2,

@@ -333,3 +333,14 @@ def test_heldout_split_keeps_dev_out_of_early_stopping():
     assert held["val"] == list(range(20, 26)) and set(held["stop"]) < set(range(20))
     assert sorted(held["train"] + held["stop"]) == list(range(20)) and len(held["stop"]) == 4
     assert sorted(labels[held["stop"]]) == [0, 0, 1, 1]  # stratified
+
+
+@pytest.mark.parametrize("row", ["inf,1,12", "300,inf,12", "1e400,0,3"])
+def test_a_split_file_with_an_infinite_number_is_one_line(tmp_path, row):
+    """Found by fuzzing the corpus layouts (issue 30): int(float('inf')) raises OverflowError."""
+    from edgeaffect.families.wav2vec2.daicwoz import read_split
+
+    f = tmp_path / "dev_split_Depression_AVEC2017.csv"
+    f.write_text("Participant_ID,PHQ8_Binary,PHQ8_Score\n" + row + "\n")
+    with pytest.raises(InputError, match="line 2: expected a participant id"):
+        read_split(f)

@@ -78,7 +78,7 @@ class Gathered:
 def _load_json(path: Path, g: Gathered):
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: bad JSON, a 5000-digit int
         g.notes.append(f"{path}: not readable as JSON ({type(e).__name__}), skipped")
         return None
 

@@ -82,7 +82,7 @@ def read_split(path: Path) -> list[tuple[str, int, float]]:
             p = str(int(float(r[pid])))
             y = int(float(r[lab])) if lab is not None and r[lab].strip() else -1
             s = float(r[sco]) if sco is not None and r[sco].strip() else float("nan")
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, OverflowError):  # OverflowError: "inf" as an id or label
             raise InputError(f"{path} line {n}: expected a participant id and PHQ-8 numbers, got {','.join(r)!r}") \
                 from None
         if y not in (-1, 0, 1):
