@@ -7,6 +7,7 @@ the next write of the same file or folder removes the leftovers of writers that 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -134,3 +135,13 @@ def read_json(path: str | os.PathLike, missing: str, fix: str):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc}); {fix}") from None
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """A file's SHA-256, read in 1 MiB chunks (bundles' manifests, copies to a device, the
+    measurement store all name files by it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -4,7 +4,6 @@ folder, every file's SHA-256)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from edgeaffect import __version__
 from edgeaffect.contract import Family, get_family
 from edgeaffect.errors import InputError
+from edgeaffect.io import sha256  # noqa: F401  (export.manifest takes it from here)
 from edgeaffect.schema import SchemaError, Any, Int, List, Map, Nullable, OneOf, RelPath, Str, Table, check, field_error, show
 
 MANIFEST_VERSION = 1
@@ -120,14 +120,6 @@ def export_label(manifest: dict) -> str:
     """The model an export folder holds, as bench rows, budgets and baselines name it: a
     stage of a staged export is ``model/stage``."""
     return manifest["model"] + (f"/{manifest['stage']}" if "stage" in manifest else "")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _version_tuple(v: str) -> tuple:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeaffect.errors import DeviceError, InputError
+from edgeaffect.io import sha256
 from edgeaffect.remote import session, ssh
 from edgeaffect.remote.registry import (DEFAULT_ROOT, DEFAULT_TIMEOUT_S, Device, check_kind, check_name,
                                         get_device, load_devices, parse_address, save_devices)
@@ -289,7 +290,7 @@ def _with_file_facts(row: dict, mapping: dict[str, Path]) -> dict:
     if local.is_file():
         from edgeaffect.remote.store import file_cost
 
-        row["sha256"] = session._sha256(local)  # noqa: SLF001
+        row["sha256"] = sha256(local)
         row["cost"] = file_cost(local)
     return row
 

@@ -15,7 +15,6 @@ time each other."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import secrets
 import tarfile
@@ -23,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgeaffect.errors import DeviceError, InputError
+from edgeaffect.io import sha256
 from edgeaffect.remote.registry import Device
 from edgeaffect.remote.ssh import Connection, quote
 
@@ -89,19 +89,11 @@ def require_runtime(device: Device, facts: dict, runtimes: set[str]) -> None:
 def file_list(local: Path) -> dict[str, str]:
     """Relative path -> SHA-256 of every file to send (a folder's, or one file's)."""
     if local.is_file():
-        return {local.name: _sha256(local)}
+        return {local.name: sha256(local)}
     if not local.is_dir():
         raise InputError(f"not found: {local}")
     files = sorted(p for p in local.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return {f"{local.name}/{p.relative_to(local).as_posix()}": _sha256(p) for p in files}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return {f"{local.name}/{p.relative_to(local).as_posix()}": sha256(p) for p in files}
 
 
 def _write_tar(local: Path, names: list[str]):

@@ -18,7 +18,6 @@ a damaged one is skipped with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -28,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from edgeaffect.errors import InputError
+from edgeaffect.io import sha256 as file_sha256  # noqa: F401  (the store names files by it)
 from edgeaffect.schema import Int, List, Num, Nullable, SchemaError, Str, Table, check
 
 SCHEMA = 1
@@ -156,14 +156,6 @@ def _onnx_weight_shape(name: str, inits: dict, by_output: dict) -> list | None:
             return None
         name = node.input[0]
     return inits[name]
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- the store
