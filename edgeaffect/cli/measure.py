@@ -51,10 +51,11 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
         if data is not None:
             raise InputError("--data is not available with --on (the accuracy there is the export's verification)")
         from edgeaffect.export.targets import deploy_threads
-        from edgeaffect.remote.ops import bench_on, connect
+        from edgeaffect.remote.ops import bench_on
+        from edgeaffect.remote.registry import get_device
         from edgeaffect.remote.session import describe
 
-        threads = threads or deploy_threads(connect(on)[0].kind)
+        threads = threads or deploy_threads(get_device(on).kind)
         run = bench_on(on, exports, threads=threads, budget_s=budget, baseline=baseline, timeout_s=timeout)
         rows, again = run["rows"], run["remeasure"]
         measured_on = {**run["record"]["device"], "threads": threads}

@@ -297,9 +297,9 @@ def _row_sha256(row: dict, hashes: dict) -> str | None:
     if not path or not Path(path).is_file():
         return None
     if path not in hashes:
-        from edgeaffect.roofline.measured import file_sha256
+        from edgeaffect.io import sha256
 
-        hashes[path] = file_sha256(path)
+        hashes[path] = sha256(path)
     return hashes[path]
 
 
