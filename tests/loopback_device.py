@@ -129,3 +129,32 @@ class Relay:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def main() -> int:
+    """``python -m tests.loopback_device [DIR]``: the tests' loopback "device", kept up until
+    Ctrl-C, with the line that registers it (try `edgeaffect device ...` and `--on` by hand)."""
+    import sys
+    import tempfile
+
+    reason = why_not()
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    work = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="edgeaffect-loopback-"))
+    server = Sshd(work / "sshd")
+    print(f"edgeaffect device add lab --ssh {server.user}@127.0.0.1:{server.port} --kind rpi5 "
+          f"--identity {server.user_key} --root {work / 'device'} --host-key-fingerprint {server.fingerprint()}",
+          flush=True)
+    try:
+        while server.proc.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
