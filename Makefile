@@ -62,7 +62,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -m "not slow and not hardware" -q
+	$(BIN)/python -m pytest -m "not slow and not hardware" -q --durations=25
 
 test-slow: venv
 	$(BIN)/python -m pytest -m "slow and not hardware" -q
