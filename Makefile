@@ -29,7 +29,7 @@ SOAK_MINUTES ?= 30
 comma  := ,
 STAMP  := $(BIN)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression demo-wav2vec2 bench bench-distribute soak soak-depression roofline report clean
+.PHONY: help venv apt test test-slow test-rpi demo demo-speech demo-depression demo-wav2vec2 bench bench-distribute bench-peers soak soak-depression roofline report clean
 
 help:
 	@echo "make demo       synthetic corpus -> train AVER -> QAT -> TFLite/ONNX -> verify -> table"
@@ -43,6 +43,7 @@ help:
 	@echo "make test-rpi   rpi bundles on an emulated Raspberry Pi 4 / 5 (root; qemu-user; cached user-land)"
 	@echo "make bench      benchmark table + budgets (roofline/budgets.toml) + latency gate vs the saved baseline"
 	@echo "make bench-distribute  training-step speed of 2 workers (multi-worker, loopback) vs 1 process"
+	@echo "make bench-peers  wav2vec 2.0 base: our formats vs PyTorch / ONNX Runtime on one checkpoint (PEERS_SIZE=mid: quicker)"
 	@echo "make soak       the demo for SOAK_MINUTES (30) with mic / camera unplugged and back: RSS, results/s, recoveries"
 	@echo "make soak-depression  the same for make demo-depression's staged bundle (or: make soak MODEL=M)"
 	@echo "make roofline   roofline plots, latency bounds, and our figures beside the papers'"
@@ -109,6 +110,15 @@ bench: venv $(OUT)/export/manifest.json $(SPEECH)/export/manifest.json $(DEPRESS
 # Training steps: 2 worker processes (MultiWorkerMirroredStrategy on loopback) vs 1, interleaved rounds.
 bench-distribute: venv
 	$(BIN)/python -m edgeaffect.train.bench_distribute aver-ravdess --rounds 3 --steps 30
+
+# wav2vec 2.0 (random weights, one checkpoint) through our formats and through transformers' PyTorch
+# (fp32, dynamic int8) and ONNX Runtime on torch.onnx.export (fp32, dynamic int8): one table.
+# Each export in its own process, resumable; base's ONNX export peaks near 15 GB (tf2onnx).
+PEERS_SIZE ?= base
+PEERS_THREADS ?= 1
+bench-peers: venv
+	$(BIN)/python -m edgeaffect.families.wav2vec2.peers build/peers-$(PEERS_SIZE) --size $(PEERS_SIZE) \
+	  --threads $(PEERS_THREADS) --rounds 8
 
 # The demo headless for SOAK_MINUTES from a looped video (a model that takes one) and a PulseAudio
 # null sink (installed by `make apt`), the microphone unplugged and the camera failing every
