@@ -31,6 +31,13 @@ def test_keras_tflite_and_onnx_costs_agree(trained_run, export_dir):
         assert abs(c.peak_activation_bytes["float32"] / keras.peak_activation_bytes["float32"] - 1) < 0.01, f.name
 
 
+def test_speechnet_keras_and_exported_costs_agree(speech_run, speech_export):
+    """SpeechNet (capsules, dynamic routing, the fused LSTM in TFLite) read three ways."""
+    from tests.cost_agreement import assert_costs_agree
+
+    assert_costs_agree(speech_run.model, speech_export)
+
+
 def _toy_graph():
     # in(100) -> conv(out 50, 10 MACs each, bias) -> relu (fused) -> reshape (view) -> dense(out 5)
     ops = [Op("conv", "conv", ["in"], ["a"], params=11, macs=500, adds=50),

@@ -30,12 +30,19 @@ def trained(tmp_path_factory):
     return root
 
 
-def test_every_default_format_is_verified_as_a_regressor(trained):
-    from edgeaffect.export.exporter import DEFAULT_FORMATS, export_run
+@pytest.fixture(scope="module")
+def exported(trained):
+    from edgeaffect.export.exporter import export_run
     from edgeaffect.train.runs import load_run, run_dataset
 
     run = load_run(trained / "run")
-    manifest = export_run(run, run_dataset(run), trained / "export", qat_epochs=2)
+    return export_run(run, run_dataset(run), trained / "export", qat_epochs=2)
+
+
+def test_every_default_format_is_verified_as_a_regressor(trained, exported):
+    from edgeaffect.export.exporter import DEFAULT_FORMATS
+
+    manifest = exported
     assert manifest["family"] == "spectrotemporal" and manifest["task"]["kind"] == "regression"
     assert [s["name"] for s in manifest["stages"]] == ["extractor", "sequence"]
     assert manifest["formats"] == list(DEFAULT_FORMATS)
@@ -49,7 +56,18 @@ def test_every_default_format_is_verified_as_a_regressor(trained):
         assert (v["passed"] or not v["gating"]) and v["task"] == "regression" and v["metric_name"] == "mae", v
 
 
-def test_the_staged_device_path_matches_the_whole_keras_model(trained):
+def test_each_stage_keras_and_exported_costs_agree(trained, exported):
+    """The extractor (EfficientNet, VLNEP) and the sequence stage (dual-stream transformer),
+    each read from Keras and from its exported files (issue 27)."""
+    from edgeaffect.train.runs import load_run
+    from tests.cost_agreement import assert_costs_agree
+
+    run = load_run(trained / "run")
+    for stage in run.family.stages(run):
+        assert_costs_agree(stage.model, trained / "export" / stage.name)
+
+
+def test_the_staged_device_path_matches_the_whole_keras_model(trained, exported):
     """The two exported float32 stages give the one-piece Keras network's scores (the
     sequences share segments: each segment's features are computed once)."""
     from edgeaffect.device.predict import ExportedModel

@@ -31,6 +31,16 @@ def exported(tmp_path_factory):
     return root, run, manifest
 
 
+def test_each_stage_keras_and_exported_costs_agree(exported):
+    """The backbone (wav2vec 2.0, attention and the positional convolution) and the head,
+    each read from Keras and from its exported files (issue 27)."""
+    from tests.cost_agreement import assert_costs_agree
+
+    root, run, manifest = exported
+    for stage in run.family.stages(run):
+        assert_costs_agree(stage.model, root / "export" / stage.name, onnx_flops=0.08)
+
+
 def test_two_verified_stages_and_the_backbone_kept_in_the_run(exported):
     root, run, manifest = exported
     assert (root / "run" / "backbone.npz").is_file()  # the random backbone, exactly

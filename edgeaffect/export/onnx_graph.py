@@ -66,6 +66,14 @@ def opset_of(proto) -> int:
 
 
 def _convert(model, input_specs, opset: int):
+    """tf2onnx, unless the model carries its own ONNX writer (``edgeaffect_onnx``: (model,
+    input_specs, opset) -> proto, or None to fall back): a family whose graph tf2onnx cannot
+    write within the machine's memory writes it directly (wav2vec 2.0's backbone)."""
+    own = getattr(model, "edgeaffect_onnx", None)
+    if own is not None:
+        proto = own(model, input_specs, opset)
+        if proto is not None:
+            return proto
     from edgeaffect.keras_backend import tf
 
     t = tf()

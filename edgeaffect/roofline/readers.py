@@ -258,6 +258,14 @@ def from_tflite(path: str | Path) -> Graph:
         return elems(i) if "_folded_from" not in d else sum(const_elems(j) for j in d["_folded_from"]
                                                              if len(tensors[j]["shape"]) > 0 and elems(j) > 1) or elems(i)
 
+    def zero_constant(i: int) -> bool:
+        if i not in constant or "_folded_from" in tensors[i]:
+            return False
+        try:
+            return not interp.get_tensor(i).any()
+        except ValueError:  # a tensor the interpreter does not hand out
+            return False
+
     ops, sizes = [], {}
     for op in ops_left:
         kind_name = op["op_name"]
@@ -283,7 +291,9 @@ def from_tflite(path: str | Path) -> Graph:
                 o.kind, o.macs = "dense", out_elems * int(wshape[-1])
             else:
                 o.kind, o.macs = "matmul", out_elems * int(tensors[ins[0]]["shape"][-1])
-            has_bias = len(ins) > 2 and kind_name != "BATCH_MATMUL"
+            # the converter gives every conv a bias input, zeros where the layer has none:
+            # adding zeros is no arithmetic of the model's (Keras counts none there either)
+            has_bias = len(ins) > 2 and kind_name != "BATCH_MATMUL" and not zero_constant(ins[2])
             o.adds = out_elems if has_bias else 0
             o.params = sum(const_elems(t) for t in weights)
         elif kind_name in ("ADD", "MUL", "SUB"):
@@ -318,24 +328,92 @@ _ONNX_KINDS = {**dict.fromkeys(_ONNX_VIEWS | {"Transpose"}, "view"), **dict.from
                **dict.fromkeys(_ONNX_POOL, "pool"), "Concat": "concat"}
 
 
+# Integer forms of the same arithmetic (ONNX Runtime's dynamic and static quantization):
+# op -> (index of the weight input, index of the bias input or None)
+_ONNX_INTEGER = {"MatMulInteger": (1, None), "ConvInteger": (1, None), "QLinearMatMul": (3, None),
+                 "QLinearConv": (3, 8)}
+COUNTED_ONNX_OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Sub", "LSTM", *_ONNX_INTEGER}
+# Arithmetic this reader does not count: marked uncounted (totals "at least"), never a silent zero.
+_ONNX_NOT_COUNTED = {"ConvTranspose", "Einsum", "GRU", "RNN", "Attention", "MultiHeadAttention", "FusedMatMul",
+                     "FusedConv", "QAttention", "DynamicQuantizeMatMul", "MatMulNBits", "DeformConv"}
+
+
+def _static_batch(model) -> bool:
+    """Batch 1 where an input's first dimension is symbolic (one inference, as everywhere in
+    the cost model); True when every input dimension is then known."""
+    known = True
+    for vi in model.graph.input:
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if not d.HasField("dim_value"):
+                if i == 0:
+                    d.dim_value = 1
+                else:
+                    known = False
+    return known
+
+
+def _onnx_shapes(g) -> dict[str, list]:
+    """Tensor -> its dimensions, None where unknown."""
+    return {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            for vi in list(g.input) + list(g.value_info) + list(g.output)}
+
+
+def _probe_shapes(model, names: list[str]) -> dict[str, list]:
+    """Shapes shape inference cannot reach (a Reshape whose target is computed from Shape ops,
+    as tf2onnx writes Keras's Tensordot): the model run once on zeros with those tensors as
+    extra outputs. Only for models whose inputs are all static; {} when ONNX Runtime is absent."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    probe = type(model)()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in have)
+    feeds = {}
+    for vi in probe.graph.input:
+        dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type or TensorProto.FLOAT)
+        feeds[vi.name] = np.zeros([d.dim_value for d in vi.type.tensor_type.shape.dim], dtype)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor by name
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        values = sess.run(names, {k: v for k, v in feeds.items() if k in {i.name for i in sess.get_inputs()}})
+    except Exception:  # a model ONNX Runtime cannot run on zeros: those ops stay uncounted
+        return {}
+    return {n: list(v.shape) for n, v in zip(names, values)}
+
+
 def from_onnx(path: str | Path) -> Graph:
+    """The ONNX graph's ops for one inference (batch 1). A counted op whose tensor shapes no
+    inference and no probe run can tell is marked uncounted (the totals are then "at least"),
+    never counted as if its unknown dimensions were 1."""
     onnx = require("onnx", "train")
     try:
         model = onnx.load(str(path))
-        model = onnx.shape_inference.infer_shapes(model)
+        static = _static_batch(model)
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:  # onnx raises DecodeError / ValidationError / its own types
         raise InputError(f"not a valid ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
     g = model.graph
     const_elems: dict[str, int] = {}
     for init in g.initializer:
         const_elems[init.name] = prod(init.dims) if init.dims else 1
-    shapes: dict[str, list] = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
+    shapes = _onnx_shapes(g)
+    counted_tensors = {t for n in g.node if n.op_type in COUNTED_ONNX_OPS for t in [*n.input, *n.output] if t}
+    unknown = sorted(t for t in counted_tensors if t not in const_elems and None in shapes.get(t, [None]))
+    if unknown and static:
+        shapes.update(_probe_shapes(model, unknown))
+
+    def known(name: str) -> bool:
+        return name in const_elems or None not in shapes.get(name, [None])
 
     def elems(name: str) -> int:
-        return prod(shapes.get(name, [1]))
+        return prod(d or 1 for d in shapes.get(name, [1]))
 
     ops, sizes = [], {}
     for node in g.node:
@@ -351,7 +429,9 @@ def from_onnx(path: str | Path) -> Graph:
             sizes[t] = elems(t)
         o = Op(node.name or node.output[0], "other", acts, list(node.output))
         t = node.op_type
-        if t == "Conv":
+        if t in COUNTED_ONNX_OPS and not all(known(x) for x in [*acts, *node.output]):
+            o.kind, o.counted = ("add" if t in ("Add", "Mul", "Sub") else "dense"), False
+        elif t == "Conv":
             wshape = next((list(i.dims) for i in g.initializer if i.name == ins[1]), None)
             if wshape is None:  # weights produced by a folded DequantizeLinear: follow it
                 wshape = _onnx_const_shape(g, ins[1])
@@ -359,13 +439,25 @@ def from_onnx(path: str | Path) -> Graph:
             o.adds = out_elems if len(ins) > 2 else 0
             o.params = sum(const_elems[c] for c in consts)
         elif t in ("MatMul", "Gemm"):
-            k = shapes.get(acts[0], [1])[-1] if acts else 1
+            k = (shapes.get(acts[0]) or [1])[-1] if acts else 1
             o.kind, o.macs = ("dense" if consts else "matmul"), out_elems * int(k)
             o.adds = out_elems if (t == "Gemm" and len(ins) > 2) else 0
             o.params = sum(const_elems[c] for c in consts)
         elif t in ("Add", "Mul", "Sub"):
             o.kind, o.adds = "add", out_elems
             o.params = sum(const_elems[c] for c in consts if const_elems[c] > 1)
+        elif t in _ONNX_INTEGER:
+            w_at, b_at = _ONNX_INTEGER[t]
+            w = ins[w_at]
+            wshape = next((list(i.dims) for i in g.initializer if i.name == w), None) or _onnx_const_shape(g, w)
+            if t.endswith("Conv"):
+                o.kind, o.macs = "conv", out_elems * prod(wshape[1:])
+            else:
+                o.kind, o.macs = ("dense" if w in const_elems else "matmul"), out_elems * int(shapes[ins[0]][-1])
+            o.adds = out_elems if b_at is not None and len(ins) > b_at else 0
+            o.params = const_elems.get(w, 0) + (const_elems.get(ins[b_at], 0) if o.adds else 0)
+        elif t in _ONNX_NOT_COUNTED:
+            o.kind, o.counted = "dense", False
         elif t == "LSTM":
             x = shapes.get(ins[0], [1, 1, 1])
             units = int(next(a.i for a in node.attribute if a.name == "hidden_size"))

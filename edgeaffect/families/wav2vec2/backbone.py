@@ -491,7 +491,12 @@ def build_feature_model(config: Wav2Vec2Config, *, samples: int | None = None, b
     backbone = build_wav2vec2(config, samples=samples, batch=batch, gelu=gelu, name=name)
     states = {"layers": backbone.outputs[1:], "all": backbone.outputs, "last": backbone.outputs[-1:]}[definition]
     feature = states[0] if len(states) == 1 else K.layers.Add(name=f"hidden_state_sum_{definition}")(states)
-    return K.Model(backbone.inputs, feature, name=name)
+    model = K.Model(backbone.inputs, feature, name=name)
+    if samples is not None and batch is not None:  # static shapes: its ONNX is written directly, not by tf2onnx
+        from edgeaffect.families.wav2vec2.onnx_direct import onnx_writer
+
+        model.edgeaffect_onnx = onnx_writer(config, definition)
+    return model
 
 
 def freeze(model, *, feature_encoder: bool = True, layers_below: int = 0) -> None:
