@@ -65,6 +65,7 @@ def run_folders(corpus, dataset, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_training_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run(corpus, run_folders):
     whole, killed = run_folders / "whole", run_folders / "killed"
     args = ["train", "aver-ravdess", "--data", corpus, "--epochs", EPOCHS, "--deterministic"]
@@ -123,6 +124,7 @@ def test_a_checkpoint_of_another_request_is_refused(corpus, run_folders, tmp_pat
     assert "interrupted run of another request" in r.stderr and "seed" in r.stderr
 
 
+@pytest.mark.slow
 def test_export_killed_while_writing_formats_leaves_nothing_trusted(trained_run, tmp_path):
     out = tmp_path / "export"
     args = ["export", trained_run.folder, "--out", out, "--formats", "tflite-fp32,onnx-fp32"]

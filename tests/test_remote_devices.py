@@ -295,6 +295,7 @@ def ci_script(home, tmp_path, exports, budgets_text, **env):
                           capture_output=True, text=True, timeout=900, env=env)
 
 
+@pytest.mark.slow
 def test_the_ci_example_gates_on_the_device(home, lab, export_dir, tmp_path):
     r = ci_script(home, tmp_path, export_dir, BUDGETS.format(p50=50.0), DEVICE=lab, DEVICE_SETUP="0")
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])

@@ -233,6 +233,7 @@ def test_spectrotemporal_recipe_end_to_end(tmp_path):
     assert [(r["metric"], r["paper"]) for r in doc["rows"]] == [("mae", 5.860), ("rmse", 7.109)]
 
 
+@pytest.mark.slow
 def test_wav2vec2_recipe_end_to_end(tmp_path):
     from edgeaffect.families.wav2vec2.synthetic import generate_daicwoz
 

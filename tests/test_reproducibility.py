@@ -42,6 +42,7 @@ def test_bad_shapes_are_refused():
         reproducibility(np.zeros((3, 4), int), np.zeros(3, int))
 
 
+@pytest.mark.slow
 def test_reproducibility_command_over_three_short_runs(corpus, tmp_path):
     import json
 

@@ -106,6 +106,7 @@ def test_roofline_bound_by_hand():
     assert int8.roof_precision == "float32" and "not a strict bound" in int8.note
 
 
+@pytest.mark.slow
 def test_papers_contradictions_and_not_built():
     from edgeaffect.roofline.papers import contradictions, load_figures, report
 

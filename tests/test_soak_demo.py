@@ -24,6 +24,7 @@ def assert_no_audio_library_lines(stderr: str) -> None:
     assert noise == [], noise[:5]
 
 
+@pytest.mark.slow
 def test_short_soak_recovers_microphone_and_camera_with_flat_memory(export_dir, tmp_path):
     pulse = all(shutil.which(t) for t in ("pulseaudio", "pactl", "pacat"))
     audio = "pulse" if pulse else "file"

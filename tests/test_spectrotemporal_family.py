@@ -152,6 +152,7 @@ def test_the_live_demo_scores_once_a_sequence_of_segments_is_in():
     np.testing.assert_allclose(last["vlnep"][1:-1], offline["vlnep"][k[1:-1]], atol=0.05)
 
 
+@pytest.mark.slow
 def test_frozen_backbone_training_uses_cached_features_and_keeps_the_file_weights(tmp_path):
     """--backbone-weights FILE --freeze-backbone: the extractor's features are computed once
     per segment and cached in the run folder; only the transformer learns; the saved whole

@@ -92,7 +92,9 @@ def test_missing_backbone_file_is_one_line(tmp_path):
         M.build_spectronet(M.tiny_config(backbone_weights=str(tmp_path / "nope.h5")))
 
 
-@pytest.mark.parametrize("row", sorted(M.ABLATIONS))
+# the large-backbone rows (ResNet-101, VGG-16) take half a minute each to build: test-slow
+@pytest.mark.parametrize("row", [pytest.param(r, marks=pytest.mark.slow) if r.startswith(("resnet", "vgg")) else r
+                                 for r in sorted(M.ABLATIONS)])
 def test_every_ablation_row_builds_with_the_inputs_it_uses(row):
     """Table 1's rows (streams, spectral views) and Table 2's buildable backbones: each builds,
     takes only the inputs of its streams, and (EfficientNet rows) the analytic count is Keras'."""

@@ -123,6 +123,7 @@ def test_every_ablation_builds_and_counts_its_parameters(row):
     assert ("encode1" in names) == cfg.encoding and ("routing" in names) == (cfg.routing != "none")
 
 
+@pytest.mark.slow
 def test_full_size_model_figures_beside_the_papers():
     spec = get_model("speechnet-emodb")
     model = spec.build_model()

@@ -176,6 +176,7 @@ def test_onnx_dyn_int8_format_quantizes_matmuls_only(tmp_path):
     assert np.max(np.abs(got - want)) < 0.05 * np.max(np.abs(want)), (got, want)
 
 
+@pytest.mark.slow
 def test_rtf_command_writes_json_naming_the_machine(tmp_path):
     """The real-time-factor command at the tiny size (1 s, 2 rounds): each step in its own
     process, resumable; rtf.json names the machine and gives a ratio per format."""
