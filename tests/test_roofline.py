@@ -38,6 +38,25 @@ def test_speechnet_keras_and_exported_costs_agree(speech_run, speech_export):
     assert_costs_agree(speech_run.model, speech_export)
 
 
+def test_a_dense_layer_on_a_sequence_is_counted_for_every_step(tmp_path):
+    """A Dense on (batch, 30, 16) is a Tensordot whose Reshape target is computed at run time:
+    TFLite keeps a placeholder shape there and ONNX shape inference cannot see it, and both
+    readers used to count one step of 30 (a 39 % undercount of the spectrotemporal sequence
+    stage). Both now read 30 x 16 x 8 multiply-adds, like Keras."""
+    from edgeaffect.export.onnx_graph import write_onnx
+    from edgeaffect.keras_backend import keras, tf
+    from edgeaffect.roofline.readers import analyse
+
+    k = keras()
+    inp = k.Input((30, 16), name="x")
+    m = k.Model(inp, k.layers.Dense(8)(inp))
+    (tmp_path / "m.tflite").write_bytes(tf().lite.TFLiteConverter.from_keras_model(m).convert())
+    write_onnx(m, {"x": (30, 16)}, [], tmp_path / "m.onnx")
+    for artifact in (m, tmp_path / "m.tflite", tmp_path / "m.onnx"):
+        c = analyse(artifact)
+        assert c.macs == 30 * 16 * 8 and c.uncounted == [], (artifact, c.macs)
+
+
 def _toy_graph():
     # in(100) -> conv(out 50, 10 MACs each, bias) -> relu (fused) -> reshape (view) -> dense(out 5)
     ops = [Op("conv", "conv", ["in"], ["a"], params=11, macs=500, adds=50),

@@ -235,6 +235,18 @@ def from_tflite(path: str | Path) -> Graph:
         raise InputError(f"not a valid TFLite model: {path} ({str(exc).splitlines()[0]})") from None
     interp.allocate_tensors()
     tensors = {d["index"]: d for d in interp.get_tensor_details()}
+    if any(-1 in list(d.get("shape_signature", ())) for d in tensors.values()):
+        # A dynamic batch: tensors behind a Reshape computed at run time (Keras's Tensordot)
+        # keep a placeholder shape until the model runs, so run it once on zeros (batch 1).
+        import numpy as np
+
+        try:
+            for d in interp.get_input_details():
+                interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+            interp.invoke()
+            tensors = {d["index"]: d for d in interp.get_tensor_details()}
+        except (ValueError, RuntimeError):  # shapes stay as allocated: the counts may then be low
+            pass
     details = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]  # noqa: SLF001
     produced = {int(t) for op in details for t in op["outputs"]}
     model_inputs = {d["index"] for d in interp.get_input_details()}
