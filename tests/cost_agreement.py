@@ -4,11 +4,12 @@ took an unknown dimension as 1, would make Keras's count look right against a si
 undercount: both happened, to ONNX Runtime's dynamic int8 MatMulInteger and to tf2onnx's
 Tensordot reshapes).
 
-Multiply-adds within 2 %, every file. FLOPs within 2 % for TFLite files; ONNX files within
-``onnx_flops`` (default 2 %): tf2onnx writes LayerNormalization and the erf GELU as separate
-element-wise ops, which the cost convention counts as written in a graph and as zero in a
-Keras layer, so a tiny model whose element-wise work is a large share (wav2vec 2.0 tiny,
-hidden 32) reads up to about 7 % more there; at base size that share is under 1 %."""
+Multiply-adds within 2 %, every file; FLOPs within 2 % for TFLite files and, by default, ONNX
+files (``onnx_flops``). The cost convention counts activations and normalisations as zero; the
+readers know their ops (TFLite's GELU, ONNX's LayerNormalization) and the exact GELU written
+through Erf, while a LayerNorm that tf2onnx writes as separate element-wise ops counts as
+written (a few tenths of a percent at these sizes).
+"""
 
 from __future__ import annotations
 

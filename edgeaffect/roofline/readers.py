@@ -400,6 +400,50 @@ def _probe_shapes(model, names: list[str]) -> dict[str, list]:
     return {n: list(v.shape) for n, v in zip(names, values)}
 
 
+def _erf_gelu_nodes(g, const_elems: dict) -> set[int]:
+    """Positions of the element-wise ops that make up an exact GELU written through Erf,
+    0.5 x (1 + erf(x / sqrt 2)) in any of its orders: an activation, which the cost convention
+    counts as zero (as Keras's GELU layer and TFLite's GELU op are), not as four multiplies
+    and adds per element."""
+    by_output = {o: i for i, n in enumerate(g.node) for o in n.output}
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(g.node):
+        for t in n.input:
+            consumers.setdefault(t, []).append(i)
+
+    def scaled(i: int) -> bool:  # a Mul or Div with one constant operand
+        n = g.node[i]
+        return n.op_type in ("Mul", "Div") and any(t in const_elems for t in n.input)
+
+    found: set[int] = set()
+    for i, n in enumerate(g.node):
+        if n.op_type != "Erf":
+            continue
+        part = {i}
+        src = by_output.get(n.input[0])
+        x = n.input[0]
+        if src is not None and scaled(src):
+            part.add(src)
+            x = next(t for t in g.node[src].input if t not in const_elems)
+        adds = [j for j in consumers.get(n.output[0], []) if g.node[j].op_type == "Add"]
+        if len(adds) != 1:
+            continue
+        part.add(adds[0])
+        for j in consumers.get(g.node[adds[0]].output[0], []):
+            if g.node[j].op_type != "Mul":
+                continue
+            part.add(j)
+            for t in g.node[j].input:  # the other factor: x, or x * 0.5
+                k = by_output.get(t)
+                if k is not None and scaled(k) and x in g.node[k].input:
+                    part.add(k)
+            for k in consumers.get(g.node[j].output[0], []):  # or the 0.5 applied last
+                if scaled(k) and g.node[k].op_type == "Mul":
+                    part.add(k)
+        found |= part
+    return found
+
+
 def from_onnx(path: str | Path) -> Graph:
     """The ONNX graph's ops for one inference (batch 1). A counted op whose tensor shapes no
     inference and no probe run can tell is marked uncounted (the totals are then "at least"),
@@ -427,8 +471,9 @@ def from_onnx(path: str | Path) -> Graph:
     def elems(name: str) -> int:
         return prod(d or 1 for d in shapes.get(name, [1]))
 
+    gelu = _erf_gelu_nodes(g, const_elems)
     ops, sizes = [], {}
-    for node in g.node:
+    for position, node in enumerate(g.node):
         ins = [t for t in node.input if t]
         if node.op_type == "Constant" or (ins and all(t in const_elems for t in ins)):
             for t in node.output:  # folds DequantizeLinear(weights) and friends into a constant
@@ -441,7 +486,9 @@ def from_onnx(path: str | Path) -> Graph:
             sizes[t] = elems(t)
         o = Op(node.name or node.output[0], "other", acts, list(node.output))
         t = node.op_type
-        if t in COUNTED_ONNX_OPS and not all(known(x) for x in [*acts, *node.output]):
+        if position in gelu:
+            o.kind = "act"
+        elif t in COUNTED_ONNX_OPS and not all(known(x) for x in [*acts, *node.output]):
             o.kind, o.counted = ("add" if t in ("Add", "Mul", "Sub") else "dense"), False
         elif t == "Conv":
             wshape = next((list(i.dims) for i in g.initializer if i.name == ins[1]), None)
