@@ -64,7 +64,7 @@ def test_each_stage_keras_and_exported_costs_agree(trained, exported):
 
     run = load_run(trained / "run")
     for stage in run.family.stages(run):
-        assert_costs_agree(stage.model, trained / "export" / stage.name)
+        assert_costs_agree(stage.model, trained / "export" / stage.name, onnx_flops=0.08)  # see test_stage_costs
 
 
 def test_the_staged_device_path_matches_the_whole_keras_model(trained, exported):

@@ -278,6 +278,14 @@ def from_tflite(path: str | Path) -> Graph:
         except ValueError:  # a tensor the interpreter does not hand out
             return False
 
+    producer = {int(t): o for o in ops_left for t in o["outputs"]}
+
+    def swish(op) -> bool:
+        """MUL(x, LOGISTIC(x)): swish / SiLU, an activation (zero in the cost convention)."""
+        a, b = (int(t) for t in op["inputs"][:2])
+        return any(producer.get(s, {}).get("op_name") == "LOGISTIC" and int(producer[s]["inputs"][0]) == x
+                   for s, x in ((a, b), (b, a)))
+
     ops, sizes = [], {}
     for op in ops_left:
         kind_name = op["op_name"]
@@ -308,6 +316,8 @@ def from_tflite(path: str | Path) -> Graph:
             has_bias = len(ins) > 2 and kind_name != "BATCH_MATMUL" and not zero_constant(ins[2])
             o.adds = out_elems if has_bias else 0
             o.params = sum(const_elems(t) for t in weights)
+        elif kind_name == "MUL" and len(op["inputs"]) >= 2 and swish(op):
+            o.kind = "act"
         elif kind_name in ("ADD", "MUL", "SUB"):
             o.kind, o.adds = "add", out_elems
             o.params = sum(const_elems(t) for t in consts)
@@ -444,6 +454,19 @@ def _erf_gelu_nodes(g, const_elems: dict) -> set[int]:
     return found
 
 
+def _swish_nodes(g) -> set[int]:
+    """Positions of Mul(x, Sigmoid(x)): swish / SiLU, an activation (zero in the convention)."""
+    by_output = {o: n for n in g.node for o in n.output}
+    found = set()
+    for i, n in enumerate(g.node):
+        if n.op_type == "Mul" and len(n.input) == 2:
+            for s, x in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                src = by_output.get(s)
+                if src is not None and src.op_type == "Sigmoid" and src.input[0] == x:
+                    found.add(i)
+    return found
+
+
 def from_onnx(path: str | Path) -> Graph:
     """The ONNX graph's ops for one inference (batch 1). A counted op whose tensor shapes no
     inference and no probe run can tell is marked uncounted (the totals are then "at least"),
@@ -471,7 +494,7 @@ def from_onnx(path: str | Path) -> Graph:
     def elems(name: str) -> int:
         return prod(d or 1 for d in shapes.get(name, [1]))
 
-    gelu = _erf_gelu_nodes(g, const_elems)
+    gelu = _erf_gelu_nodes(g, const_elems) | _swish_nodes(g)
     ops, sizes = [], {}
     for position, node in enumerate(g.node):
         ins = [t for t in node.input if t]
