@@ -20,9 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.families.wav2vec2.backbone import DEFAULT_SUM, Wav2Vec2Config, keras_name
 
 OUTPUT = "feature"
+
+
+def keras_name(module: str) -> str:
+    """The Keras layer of a reference module path: dots as "__", as ``backbone.keras_name``
+    names them (not imported: ``backbone`` attaches this writer to the models it builds)."""
+    return module.replace(".", "__")
 
 
 class _Graph:
@@ -83,7 +88,7 @@ class _Graph:
         return self.op("Reshape", [x, self.const(np.array(shape, np.int64), "shape")], hint)
 
 
-def _feature_encoder(g: _Graph, audio: str, c: Wav2Vec2Config) -> str:
+def _feature_encoder(g: _Graph, audio: str, c) -> str:
     """(batch, samples) -> (batch, frames, conv_dim[-1]), convolutions in N C T."""
     x = g.op("Unsqueeze", [audio, g.const(np.array([1], np.int64), "axis")], "audio_channels")
     for i, (k, s) in enumerate(zip(c.conv_kernel, c.conv_stride)):
@@ -105,7 +110,7 @@ def _feature_encoder(g: _Graph, audio: str, c: Wav2Vec2Config) -> str:
     return g.transpose(x, [0, 2, 1], "feature_extractor.out")
 
 
-def _positional(g: _Graph, h: str, c: Wav2Vec2Config) -> str:
+def _positional(g: _Graph, h: str, c) -> str:
     """The grouped positional convolution (one Conv, ``group``), same-length output."""
     kpos, groups = c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups
     kernels, biases = [], []
@@ -125,7 +130,7 @@ def _positional(g: _Graph, h: str, c: Wav2Vec2Config) -> str:
     return g.transpose(pos, [0, 2, 1], "encoder.pos_conv_embed.out")
 
 
-def _attention(g: _Graph, x: str, p: str, c: Wav2Vec2Config, batch: int, frames: int) -> str:
+def _attention(g: _Graph, x: str, p: str, c, batch: int, frames: int) -> str:
     heads, d = c.num_attention_heads, c.head_dim
 
     def split(t, hint):  # (b, T, hidden) -> (b, heads, T, d)
@@ -141,26 +146,24 @@ def _attention(g: _Graph, x: str, p: str, c: Wav2Vec2Config, batch: int, frames:
     return g.dense(out, f"{p}.attention.out_proj")
 
 
-def _feed_forward(g: _Graph, x: str, p: str, c: Wav2Vec2Config) -> str:
+def _feed_forward(g: _Graph, x: str, p: str, c) -> str:
     t = g.dense(x, f"{p}.feed_forward.intermediate_dense")
     t = g.activation(t, c.hidden_act, f"{p}.feed_forward.activation")
     return g.dense(t, f"{p}.feed_forward.output_dense")
 
 
-def feature_model_proto(model, config: Wav2Vec2Config, definition: str = DEFAULT_SUM, opset: int = 17):
+def feature_model_proto(model, config, definition: str, opset: int = 17):
     """The ONNX ModelProto of ``build_feature_model(config, definition=...)``'s graph with
     ``model``'s weights; input ``audio`` (batch, samples) as the Keras model's, output
     ``feature`` (batch, frames, hidden)."""
     onnx = require("onnx", "train")
     from onnx import TensorProto, helper
 
-    from edgeaffect.families.wav2vec2.backbone import frame_count
-
     if opset < 17:  # LayerNormalization
         raise ValueError(f"the direct wav2vec 2.0 writer needs ONNX opset 17 or later, not {opset}")
     c = config
     batch, samples = (int(d) for d in model.inputs[0].shape)  # built with static shapes for export
-    frames = frame_count(samples, c)
+    frames = int(model.outputs[0].shape[1])
     g = _Graph(model)
     eps = c.layer_norm_eps
     x = _feature_encoder(g, "audio", c)
@@ -196,7 +199,7 @@ def feature_model_proto(model, config: Wav2Vec2Config, definition: str = DEFAULT
     return proto
 
 
-def onnx_writer(config: Wav2Vec2Config, definition: str):
+def onnx_writer(config, definition: str):
     """The hook ``build_feature_model`` leaves on its model for ``export.onnx_graph``:
     (model, input_specs, opset) -> the proto, or None below opset 17 (tf2onnx writes it then)."""
     def write(model, input_specs, opset: int):
