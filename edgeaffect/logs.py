@@ -131,3 +131,11 @@ def filter_native_stderr() -> None:
             _filter = _StderrFilter()
         except OSError:  # no fd 2 (a daemon): nothing to filter
             _filter = None
+
+
+def quiet_entry_point(verbose_flag: bool = False) -> None:
+    """What a ``python -m`` tool does first, as the command line does: verbose when asked (or
+    ``EDGEAFFECT_VERBOSE=1``, which the steps it starts inherit), else library noise hidden and
+    stderr filtered."""
+    set_verbose(verbose_flag or os.environ.get(ENV) == "1")
+    filter_native_stderr()

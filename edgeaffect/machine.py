@@ -20,6 +20,22 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
 
 
+RUNTIMES = ("tensorflow", "tf_keras", "ai-edge-litert", "onnxruntime", "tf2onnx")
+
+
+def versions(packages=RUNTIMES) -> dict[str, str]:
+    """Installed versions of ``packages`` (the ones not installed left out), for a table's header."""
+    from importlib import metadata
+
+    found = {}
+    for pkg in packages:
+        try:
+            found[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def limit_blas(threads: int | None):
     """Hold NumPy's BLAS (the MFCC's mel product) to ``threads``, where threadpoolctl is
     installed (it comes with scikit-learn; nothing needs it): its idle threads otherwise spin

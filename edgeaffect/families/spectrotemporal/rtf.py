@@ -19,7 +19,6 @@ below 1 keeps up. The log-Mel features are not in it (`edgeaffect bench-recordin
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,10 @@ import numpy as np
 
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_write_text
+from edgeaffect.measure.timing import interleaved
 
 FORMATS = ("tflite-fp32", "onnx-fp32")
+FLOAT_FORMATS = ("tflite-fp32", "tflite-fp16", "onnx-fp32")  # written without calibration data
 MODULE = "edgeaffect.families.spectrotemporal.rtf"
 
 
@@ -75,25 +76,13 @@ def time_stages(files: dict, *, threads: int, rounds: int, seed: int = 0) -> dic
             runner = load_runner(path, get_format(fmt).runtime, threads=threads)
             feeds = random_feeds(runner.inputs)
             calls[(stage, fmt)] = lambda r=runner, x=feeds: r.run(x)
-    for fn in calls.values():  # warm-up: weight packing, first allocations
-        fn()
-        fn()
-    times: dict = {k: [] for k in calls}
-    order, rng = list(calls), random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for k in order:
-            t0 = time.perf_counter()
-            calls[k]()
-            times[k].append(time.perf_counter() - t0)
-    return times
+    return interleaved(calls, rounds, seed=seed)
 
 
 def measure(out: Path, *, model: str = "spectrotemporal-avec2013", formats=FORMATS, threads: int = 1,
             rounds: int = 10, log=sys.stderr) -> dict:
     from edgeaffect.contract.registry import get_model
-    from edgeaffect.families.wav2vec2.rtf import _versions
-    from edgeaffect.machine import machine
+    from edgeaffect.machine import machine, versions
     from edgeaffect.roofline.readers import analyse
 
     out = Path(out)
@@ -105,7 +94,7 @@ def measure(out: Path, *, model: str = "spectrotemporal-avec2013", formats=FORMA
     seg, hop = feats.segment_s, feats.sequence_hop
     report = {"model": model, "machine": machine(), "threads": threads, "rounds": rounds,
               "weights": "random (seeded): the time does not depend on them", "segment_s": seg,
-              "sequence_hop": hop, "segments_per_sequence": feats.segments_per_sequence, "versions": _versions(),
+              "sequence_hop": hop, "segments_per_sequence": feats.segments_per_sequence, "versions": versions(),
               "command": f"python -m {MODULE} {out} --model {model} --formats {','.join(formats)} --threads {threads} "
                          f"--rounds {rounds}", "stages": {}, "live": {}}
     for (stage, fmt), t in times.items():
@@ -139,11 +128,8 @@ def table(r: dict) -> str:
 
 def main(argv=None) -> int:
     import argparse
-    import os
-
     from edgeaffect.errors import EdgeAffectError
-    from edgeaffect.export.formats import list_formats
-    from edgeaffect.logs import filter_native_stderr, set_verbose
+    from edgeaffect.logs import quiet_entry_point
 
     p = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="Real-time factor of a spectrotemporal "
                                 "model's two stages at its configured (paper) size, random weights.")
@@ -153,15 +139,13 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=10)
     a = p.parse_args(argv)
-    set_verbose(os.environ.get("EDGEAFFECT_VERBOSE") == "1")
-    filter_native_stderr()
+    quiet_entry_point()
     formats = [f.strip() for f in a.formats.split(",") if f.strip()]
     try:
-        known = list_formats()
-        bad = [f for f in formats if f not in known or f not in ("tflite-fp32", "tflite-fp16", "onnx-fp32")]
+        bad = [f for f in formats if f not in FLOAT_FORMATS]
         if bad:
             raise InputError(f"--formats: {', '.join(bad)} cannot be written without calibration data here; "
-                             "choose from tflite-fp32, tflite-fp16, onnx-fp32")
+                             f"choose from {', '.join(FLOAT_FORMATS)}")
         if a.threads < 1 or a.rounds < 1:
             raise InputError("--threads and --rounds must be >= 1")
         from edgeaffect.contract.registry import get_model

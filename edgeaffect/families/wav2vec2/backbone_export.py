@@ -109,12 +109,9 @@ def main(argv=None) -> int:
     p.add_argument("--rtf-step", help=argparse.SUPPRESS)
     p.add_argument("--formats", help=f"with --rtf: comma-separated, of {', '.join(RTF_FORMATS)} (default: all)")
     a = p.parse_args(argv)
-    import os
+    from edgeaffect.logs import quiet_entry_point
 
-    from edgeaffect.logs import filter_native_stderr, set_verbose
-
-    set_verbose(os.environ.get("EDGEAFFECT_VERBOSE") == "1")  # TensorFlow's start-up lines: hidden, as the CLI does
-    filter_native_stderr()
+    quiet_entry_point()  # TensorFlow's start-up lines hidden, as the command line does
     samples = int(round(a.seconds * 16000))
     try:
         if a.predict:

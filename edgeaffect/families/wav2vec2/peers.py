@@ -26,9 +26,6 @@ and prints one table.
 from __future__ import annotations
 
 import json
-import os
-import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeaffect._optional import require
-from edgeaffect.errors import InputError, VerificationError
+from edgeaffect.errors import InputError
 from edgeaffect.families.wav2vec2.backbone_files import FORMATS, INPUT, backbone_file, compare, verify_inputs
+from edgeaffect.families.wav2vec2.rtf import _peak_rss_mb
 from edgeaffect.io import atomic_path, atomic_write_text
+from edgeaffect.measure.timing import interleaved
 
 OURS = ("keras", *FORMATS)
 PEERS = ("torch-fp32", "torch-dyn-int8", "ort-torch-fp32", "ort-torch-dyn-int8")
@@ -71,29 +70,20 @@ def _torch():
     return torch
 
 
-class _Summed:
-    """transformers' model -> the summed feature (built lazily: torch is imported where used)."""
+def _summed(model):
+    """transformers' model -> a module returning the summed feature our feature model outputs."""
+    torch = _torch()
+    from edgeaffect.families.wav2vec2.backbone import DEFAULT_SUM, sum_hidden_states
 
-    @staticmethod
-    def wrap(model):
-        torch = _torch()
-        from edgeaffect.families.wav2vec2.backbone import DEFAULT_SUM, sum_hidden_states
+    class Summed(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
 
-        class Summed(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
+        def forward(self, audio):
+            return sum_hidden_states(self.inner(audio, output_hidden_states=True).hidden_states, DEFAULT_SUM)
 
-            def forward(self, audio):
-                return sum_hidden_states(self.inner(audio, output_hidden_states=True).hidden_states, DEFAULT_SUM)
-
-        return Summed(model).eval()
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return Summed(model).eval()
 
 
 def write_checkpoint(out: Path, size: str, seed: int = 0) -> Path:
@@ -127,7 +117,7 @@ def _torch_model(checkpoint: Path, int8: bool):
         with warnings.catch_warnings():  # torch.ao's deprecation notice: the API still works, and is what users run
             warnings.simplefilter("ignore")
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return _Summed.wrap(model)
+    return _summed(model)
 
 
 def peer_step(out: Path, peer: str, checkpoint: Path, samples: int) -> dict:
@@ -199,18 +189,9 @@ def time_step(out: Path, paths, checkpoint: Path, samples: int, *, threads: int,
     if "torch-fp32" in paths or "torch-dyn-int8" in paths:
         _torch().set_num_interop_threads(1)  # before any torch work, or torch refuses
     runs = _runners(out, paths, checkpoint, samples, threads)
-    outputs = {}
-    for name, fn in runs.items():  # warm-up: tracing, weight packing, first-call allocations
-        outputs[name] = np.asarray(fn(), dtype=np.float32)
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order, rng = list(runs), random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for name in order:
-            t0 = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - t0)
+    # the first call of each is both warm-up and the output compared with PyTorch's
+    outputs = {name: np.asarray(fn(), dtype=np.float32) for name, fn in runs.items()}
+    times = interleaved(runs, rounds, warmup=1, seed=seed)
     ref = outputs.get(REFERENCE)
     agreement = {name: compare(o[None], ref[None]) for name, o in outputs.items()} if ref is not None else {}
     result = {"times_s": times, "agreement": agreement, "peak_rss_mb": round(_peak_rss_mb(), 1)}
@@ -218,24 +199,13 @@ def time_step(out: Path, paths, checkpoint: Path, samples: int, *, threads: int,
     return result
 
 
-def _child(out: Path, module: str, args: list[str], log) -> None:
-    cmd = [sys.executable, "-m", module, str(out), *args]
-    print("  $ " + " ".join(cmd[1:]), file=log, flush=True)
-    r = subprocess.run(cmd)
-    if r.returncode != 0:  # the step printed its own line; a kill (memory) prints nothing
-        why = "killed (out of memory? check `free -g`, or try --size mid)" if r.returncode < 0 else \
-            f"exit {r.returncode}"
-        raise VerificationError(f"step '{' '.join(args[-2:])}' failed ({why}); the steps done are kept in {out}: "
-                                "run the same command again to resume")
-
-
 def measure_side_by_side(out: Path, *, size: str | None = "base", backbone: Path | None = None,
                          ours=OURS, peers=PEERS, seconds: float = 7.0, threads: int = 1, rounds: int = 8,
                          log=sys.stderr) -> dict:
     """Checkpoint, every export in its own process (resumable), then the interleaved timing."""
     from edgeaffect.families.wav2vec2.rtf import MODULE as RTF_MODULE
-    from edgeaffect.families.wav2vec2.rtf import _versions
-    from edgeaffect.machine import machine
+    from edgeaffect.families.wav2vec2.rtf import run_step
+    from edgeaffect.machine import RUNTIMES, machine, versions
 
     _torch()  # the peers need the dev extra: say so before any export starts
     out = Path(out)
@@ -245,7 +215,7 @@ def measure_side_by_side(out: Path, *, size: str | None = "base", backbone: Path
     if generated:
         backbone = out / "checkpoint"
         if not (backbone / "config.json").is_file():
-            _child(out, MODULE, ["--size", size, "--step", "checkpoint"], log)
+            run_step(out, ["--size", size, "--step", "checkpoint"], log, MODULE)
     common = ["--backbone", str(backbone), "--seconds", f"{seconds:g}"]
     ours = ["keras", *[f for f in ours if f != "keras"]]  # keras writes the weights every format starts from
     peers = [p for p in PEERS if p in peers or p == REFERENCE  # every output is compared with it
@@ -253,37 +223,25 @@ def measure_side_by_side(out: Path, *, size: str | None = "base", backbone: Path
     steps = {}
     for name in ours:
         if not (out / f"step-{name}.json").is_file():
-            _child(out, RTF_MODULE, [*common, "--rtf-step", name], log)
+            run_step(out, [*common, "--rtf-step", name], log, RTF_MODULE)
         steps[name] = json.loads((out / f"step-{name}.json").read_text())
     for name in (p for p in peers if p in PEER_FILES):
         if not (out / f"step-{name}.json").is_file():
-            _child(out, MODULE, [*common, "--step", name], log)
+            run_step(out, [*common, "--step", name], log, MODULE)
         steps[name] = json.loads((out / f"step-{name}.json").read_text())
     paths = [*ours, *peers]
     (out / "step-peers-time.json").unlink(missing_ok=True)
-    _child(out, MODULE, [*common, "--threads", str(threads), "--rounds", str(rounds), "--paths", ",".join(paths),
-                         "--step", "time"], log)
+    run_step(out, [*common, "--threads", str(threads), "--rounds", str(rounds), "--paths", ",".join(paths),
+                         "--step", "time"], log, MODULE)
     timing = json.loads((out / "step-peers-time.json").read_text())
     report = _report(timing, steps, paths, seconds=seconds, threads=threads, rounds=rounds)
-    report.update({"machine": machine(), "versions": {**_versions(), **_peer_versions()},
+    report.update({"machine": machine(), "versions": versions((*RUNTIMES, "torch", "transformers")),
                    "model": f"{size} (random weights, seeded)" if generated else backbone.name,
                    "command": f"python -m {MODULE} {out} " + (f"--size {size}" if generated else f"--backbone {backbone}")
                    + f" --seconds {seconds:g} --threads {threads} --rounds {rounds}"})
     atomic_write_text(out / "peers.json", json.dumps(report, indent=2))
     print(table(report), file=log, flush=True)
     return report
-
-
-def _peer_versions() -> dict:
-    from importlib import metadata
-
-    found = {}
-    for pkg in ("torch", "transformers"):
-        try:
-            found[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 def _report(timing: dict, steps: dict, paths, *, seconds: float, threads: int, rounds: int) -> dict:
@@ -378,10 +336,9 @@ def main(argv=None) -> int:
     p.add_argument("--step", help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from edgeaffect.logs import filter_native_stderr, set_verbose
+    from edgeaffect.logs import quiet_entry_point
 
-    set_verbose(a.verbose or os.environ.get("EDGEAFFECT_VERBOSE") == "1")  # the children inherit it
-    filter_native_stderr()
+    quiet_entry_point(a.verbose)
     samples = int(round(a.seconds * 16000))
     try:
         if a.step == "checkpoint":

@@ -20,7 +20,6 @@ not depend on them, the int8 verification figures do (a real checkpoint: ``--bac
 from __future__ import annotations
 
 import json
-import random
 import resource
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from edgeaffect.export.formats import get_format
 from edgeaffect.families.wav2vec2.backbone_files import (INPUT, backbone_file, checked, gelu_for, run_file,
                                                          verify_inputs, write_file)
 from edgeaffect.io import atomic_path, atomic_write_text
+from edgeaffect.machine import versions
+from edgeaffect.measure.timing import interleaved
 from edgeaffect.runtime import load_runner
 
 RTF_FORMATS = ("keras", "tflite-fp32", "tflite-fp16", "onnx-fp32", "onnx-dyn-int8")
@@ -137,32 +138,24 @@ def time_step(out: Path, formats, samples: int, size: str | None, backbone: Path
         else:
             runner = load_runner(out / backbone_file(fmt), get_format(fmt).runtime, threads=threads)
             runs[fmt] = lambda r=runner: r.run({INPUT: x})
-    for fn in runs.values():  # warm-up: graph tracing, weight packing, first-call allocations
-        fn()
-        fn()
-    times: dict[str, list[float]] = {f: [] for f in runs}
-    order = list(runs)
-    rng = random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for f in order:
-            t0 = time.perf_counter()
-            runs[f]()
-            times[f].append(time.perf_counter() - t0)
+    times = interleaved(runs, rounds, seed=seed)
     result = {"times_s": times, "peak_rss_mb": round(_peak_rss_mb(), 1)}
     atomic_write_text(out / "step-time.json", json.dumps(result, indent=2))
     return result
 
 
-def _child(out: Path, args: list[str], log) -> None:
-    cmd = [sys.executable, "-m", MODULE, str(out), *args]
+def run_step(out: Path, args: list[str], log, module: str = MODULE) -> None:
+    """``python -m MODULE OUT ARGS`` in its own process (its peak memory its own); a failure
+    names the step (the value after the ``--...-step`` flag) and how to resume."""
+    cmd = [sys.executable, "-m", module, str(out), *args]
     print("  $ " + " ".join(cmd[1:]), file=log, flush=True)
     r = subprocess.run(cmd)
     if r.returncode != 0:  # the step printed its own line; a kill (memory) prints nothing
         why = "killed (out of memory? check `free -g`, or try --size mid)" if r.returncode < 0 else \
             f"exit {r.returncode}"
-        raise VerificationError(f"step '{args[args.index('--rtf-step') + 1]}' failed ({why}); the steps done are "
-                                f"kept in {out}: run the same command again to resume")
+        step = next(args[i + 1] for i, a in enumerate(args[:-1]) if a.endswith("-step"))
+        raise VerificationError(f"step '{step}' failed ({why}); the steps done are kept in {out}: run the same "
+                                "command again to resume")
 
 
 def measure_rtf(out: Path, *, seconds: float = 7.0, size: str | None = "base", backbone: Path | None = None,
@@ -180,10 +173,10 @@ def measure_rtf(out: Path, *, seconds: float = 7.0, size: str | None = "base", b
     for f in steps:
         record = out / f"step-{f}.json"
         if not record.is_file():
-            _child(out, [*common, "--rtf-step", f], log)
+            run_step(out, [*common, "--rtf-step", f], log)
         done[f] = json.loads(record.read_text())
     (out / "step-time.json").unlink(missing_ok=True)
-    _child(out, [*common, "--rtf-step", "time", "--threads", str(threads), "--rounds", str(rounds),
+    run_step(out, [*common, "--rtf-step", "time", "--threads", str(threads), "--rounds", str(rounds),
                  "--formats", ",".join(formats)], log)
     timing = json.loads((out / "step-time.json").read_text())
     t = {f: np.asarray(v) for f, v in timing["times_s"].items()}
@@ -192,7 +185,7 @@ def measure_rtf(out: Path, *, seconds: float = 7.0, size: str | None = "base", b
         "what": "wav2vec 2.0 feature model (audio -> sum of the transformer layers' outputs), one segment, batch 1",
         "machine": machine(), "threads": threads, "rounds": rounds, "segment_s": seconds, "samples": samples,
         "model": backbone.name if backbone is not None else f"{size} (random weights, seeded)",
-        "config": done["keras"]["config"], "params": done["keras"]["params"], "versions": _versions(),
+        "config": done["keras"]["config"], "params": done["keras"]["params"], "versions": versions(),
         "command": f"python -m {MODULE} {out} --rtf {' '.join(src)} --seconds {seconds:g} --threads {threads} "
                    f"--rounds {rounds} --formats {','.join(formats)}",
         "timing_process_peak_rss_mb": timing["peak_rss_mb"],
@@ -213,18 +206,6 @@ def measure_rtf(out: Path, *, seconds: float = 7.0, size: str | None = "base", b
               f"{ref}  (export step peak {step['peak_rss_mb'] / 1024:.1f} GB)", file=log, flush=True)
     atomic_write_text(out / "rtf.json", json.dumps(report, indent=2))
     return report
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {}
-    for pkg in ("tensorflow", "tf_keras", "ai-edge-litert", "onnxruntime", "tf2onnx"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def predict_devices(out: Path, bounds_json: Path, roofs_json: Path, log=sys.stderr) -> dict:
