@@ -151,6 +151,10 @@ def test_an_op_that_cannot_be_timed_alone_is_judged_by_the_whole_file():
     for layer in facts["float_layers"]:  # whatever this machine measured, each choice says what
         assert layer["why"] == "speed" and " us" in layer["detail"], layer
     assert facts["full_int8_us_here"] > 0 and facts["mixed_us_here"] > 0
+    # for another device: nothing timed here decides, so the fused LSTM stays int8
+    blob, facts = mp.choose(calibrated, {"seq": (12, 8)}, calibration, speed=False)
+    assert facts["float_layers"] == [] and "another device" in facts["speed_choices"]
+    assert "full_int8_us_here" not in facts and blob == mp.quantize_keeping(calibrated, [])
 
 
 def test_bench_int8_times_each_file_at_any_size(tmp_path):

@@ -9,7 +9,7 @@ from edgeaffect.export.formats import ExportFormat, Ranking, register_format
 from edgeaffect.io import atomic_path
 
 # The exporter's options for a format that chooses its float layers (``ExportFormat.searches``).
-QUANTIZATION_OPTIONS = ("accept", "full_int8", "max_float_layers", "log", "output_range")
+QUANTIZATION_OPTIONS = ("accept", "full_int8", "max_float_layers", "log", "output_range", "speed_here")
 
 
 def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
@@ -72,7 +72,7 @@ def _has_op(model, builtin: int) -> bool:
     return any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) == builtin for c in codes)
 
 
-def _convert(model, input_specs, path, configure) -> None:
+def _converted(model, input_specs, configure) -> bytes:
     from edgeaffect.keras_backend import tf
 
     t = tf()
@@ -84,7 +84,11 @@ def _convert(model, input_specs, path, configure) -> None:
     converter = t.lite.TFLiteConverter.from_concrete_functions(
         [_concrete(model, input_specs, fixed_batch(model))], holder)
     configure(t, converter)
-    blob = without_lstm_cell_clip(converter.convert())
+    return without_lstm_cell_clip(converter.convert())
+
+
+def _convert(model, input_specs, path, configure) -> None:
+    blob = _converted(model, input_specs, configure)
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
 
@@ -112,18 +116,21 @@ def calibrated_float(model, input_specs, calibration, output_range=None) -> byte
 
 
 def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
-               max_float_layers: int | None = None, log=None, output_range=None) -> dict:
+               max_float_layers: int | None = None, log=None, output_range=None, speed_here: bool = True) -> dict:
     """Int8 (int8 in and out) with the ops int8 makes slower here, and the fewest that make a
     failing file hold (``accept``: the bound failures of a candidate file), left float
     (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8. ``output_range``:
-    the span the output must cover (a regression's score range), beyond the calibration's."""
+    the span the output must cover (a regression's score range), beyond the calibration's.
+    ``speed_here``: the file runs on this machine, so its timings may choose ops to keep float
+    (not for another device: x86 without VNNI runs int8 convs slower than float, a Pi's
+    dot-product cores the other way round)."""
     from edgeaffect.export import mixed_precision as mp
 
     calibrated = calibrated_float(model, input_specs, calibration, output_range)
     check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
     blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
                             max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
-                            log=log)
+                            speed=speed_here, log=log)
     with atomic_path(path) as tmp:
         tmp.write_bytes(without_lstm_cell_clip(blob))
     return facts
@@ -140,12 +147,27 @@ def int8_sensitivity(model, input_specs, calibration):
                   lambda nodes: without_lstm_cell_clip(mp.quantize_keeping(calibrated, list(nodes))))
 
 
-def write_dynamic_int8(model, input_specs, calibration, path) -> None:
-    """Dynamic-range int8: no representative data, so ``calibration`` is not used."""
+def write_dynamic_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
+                       max_float_layers: int | None = None, log=None, output_range=None,
+                       speed_here: bool = True) -> dict:
+    """Dynamic-range int8; when the file fails its bounds (``accept``), the fewest ops it takes
+    get their float weights back (``edgeaffect.export.dynamic_range``), ranked on ``calibration``
+    (the file itself needs no representative data). ``output_range`` and ``speed_here`` are not
+    used: the output stays float, and no op is kept float for speed."""
+    from edgeaffect.export import dynamic_range as dr
+    from edgeaffect.export import mixed_precision as mp
+
     def configure(t, c):
         c.optimizations = [t.lite.Optimize.DEFAULT]
 
-    _convert(model, input_specs, path, configure)
+    dynamic = _converted(model, input_specs, configure)
+    blob, facts = dr.choose(dynamic, lambda: _converted(model, input_specs, lambda t, c: None), input_specs,
+                            calibration[:4], accept=accept, full_int8=full_int8, log=log,
+                            max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None
+                            else max_float_layers)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return facts
 
 
 register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", "float32", write_fp32,
@@ -156,8 +178,9 @@ register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", 
                              "TFLite int8 (int8 input and output) from the QAT model's weights, post-training "
                              "calibrated; the ops int8 makes slower or that break its bounds left float",
                              QUANTIZATION_OPTIONS, searches=True, sensitivity=int8_sensitivity))
-# Post-training from the float model: every conv and dense weight int8, activations quantized
-# on the fly (float in and out). It cannot leave chosen ops in float.
+# Post-training from the float model: conv and dense weights int8, activations quantized on
+# the fly (float in and out); the ops that break its bounds get their float weights back.
 register_format(ExportFormat("tflite-dynamic-int8", ".tflite", "float", "litert", "int8", write_dynamic_int8,
                              "TFLite dynamic-range int8 (int8 weights, activations quantized at run time; float "
-                             "input and output)"))
+                             "input and output); the ops that break its bounds keep float weights",
+                             QUANTIZATION_OPTIONS, searches=True))

@@ -113,9 +113,10 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
         want = np.load(out / "keras-features.npy")
         path = out / backbone_file(fmt)
         model, _ = _model(out, samples, gelu=gelu_for(fmt), size=size, backbone=backbone)
-        write_file(model, fmt, samples, path)
+        facts = write_file(model, fmt, samples, path, want)
         del model  # the runtime's copy of the weights is the only one left while it runs
         record.update(checked(fmt, path, run_file(path, fmt, xs), want))
+        record.update({k: facts[k] for k in ("float_layers", "mixed_precision") if k in facts})
     record.update({"seconds": round(time.monotonic() - t0, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)})
     atomic_write_text(out / f"step-{fmt}.json", json.dumps(record, indent=2))
     return record

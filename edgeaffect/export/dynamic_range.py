@@ -1,0 +1,164 @@
+"""TFLite dynamic-range int8 (int8 weights, activations quantized at run time) with chosen ops
+left float: the fewest that make a failing file hold its bounds.
+
+The converter cannot leave an op float in dynamic range, and TensorFlow's deny-list
+(``mlir_quantize``'s ``denylisted_nodes``) is for calibrated, full-integer files. But the two
+conversions of one model, float32 and dynamic range, name their tensors alike: a hybrid op
+(float activations, int8 weights) becomes a float op again when its int8 weight tensor is
+given back the float32 file's buffer (``with_float_weights``). LiteRT then runs the float
+kernel for that op and the hybrid kernels elsewhere.
+
+Ranking (``added_errors``): each hybrid op alone, on the float graph's own input activations
+(one-op models, ``edgeaffect.runtime.litert_ops.one_op_model``), against the float op's output:
+the relative RMSE the op's int8 weights and run-time activation quantization add there.
+wav2vec 2.0's first conv sees the raw waveform, which 8-bit run-time quantization of a whole
+7 s segment flattens; it tops the list.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from typing import Callable
+
+import numpy as np
+
+from edgeaffect.export.mixed_precision import DEFAULT_MAX_FLOAT_LAYERS, FloatLayer, keep_float_until_held
+
+
+def _tensor_names(graph) -> dict[str, int]:
+    return {t.name.decode(): i for i, t in enumerate(graph.tensors)}
+
+
+def hybrid_ops(model) -> list[int]:
+    """Main-graph ops with an int8 constant input (a weight) and a float output."""
+    from edgeaffect.runtime.litert_ops import _is_constant, _schema
+
+    int8, float32 = _schema().TensorType.INT8, _schema().TensorType.FLOAT32
+    graph = model.subgraphs[0]
+    out = []
+    for i, op in enumerate(graph.operators):
+        ins = [graph.tensors[t] for t in op.inputs if t >= 0]
+        if (any(t.type == int8 and _is_constant(model, t) for t in ins) and op.outputs
+                and graph.tensors[op.outputs[0]].type == float32):
+            out.append(i)
+    return out
+
+
+def with_float_weights(dynamic_blob: bytes, float_blob: bytes, nodes: list[str]) -> bytes:
+    """The dynamic-range file with the ops whose output is named in ``nodes`` given their float32
+    weights back (the float file's buffer of the same tensor name, replaced in place)."""
+    from edgeaffect.runtime.litert_ops import _is_constant, _schema, read_model, write_model
+
+    if not nodes:
+        return dynamic_blob
+    s = _schema()
+    dyn, flt = read_model(dynamic_blob), read_model(float_blob)
+    graph, fgraph = dyn.subgraphs[0], flt.subgraphs[0]
+    fnames = _tensor_names(fgraph)
+    wanted = set(nodes)
+    for op in graph.operators:
+        if graph.tensors[op.outputs[0]].name.decode() not in wanted:
+            continue
+        for index in op.inputs:
+            if index < 0:
+                continue
+            t = graph.tensors[index]
+            if t.type != s.TensorType.INT8 or not _is_constant(dyn, t):
+                continue
+            twin = fnames.get(t.name.decode())
+            if twin is None:
+                raise ValueError(f"no float tensor named {t.name.decode()!r} for {sorted(wanted)[0]!r}")
+            ft = fgraph.tensors[twin]
+            dyn.buffers[t.buffer].data = flt.buffers[ft.buffer].data
+            t.type, t.quantization, t.shape = ft.type, None, ft.shape
+    return write_model(dyn)
+
+
+def _interpreter(blob: bytes, *, keep_all: bool = False):
+    from edgeaffect.runtime.litert import interpreter_class
+
+    Interpreter, _ = interpreter_class()
+    with warnings.catch_warnings():  # keeping every tensor is what the ranking is for
+        warnings.simplefilter("ignore", UserWarning)
+        it = Interpreter(model_content=blob, num_threads=1, experimental_preserve_all_tensors=keep_all)
+    it.allocate_tensors()
+    return it
+
+
+def _float_tensors(float_blob: bytes, input_specs: dict, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Every tensor of the float graph, by name, per sample."""
+    it = _interpreter(float_blob, keep_all=True)
+    details = it.get_tensor_details()
+    runs = []
+    for sample in samples:
+        for d in it.get_input_details():
+            name = next((n for n in input_specs if n in d["name"]), d["name"])
+            it.set_tensor(d["index"], np.asarray(sample[name], np.float32).reshape(d["shape"]))
+        it.invoke()
+        tensors = {}
+        for d in details:
+            try:
+                tensors[d["name"]] = it.get_tensor(d["index"]).copy()
+            except ValueError:  # a constant without data, or one the runtime freed
+                continue
+        runs.append(tensors)
+    return runs
+
+
+def added_errors(dynamic_blob: bytes, float_blob: bytes, input_specs: dict, samples: list[dict]) -> list[FloatLayer]:
+    """The hybrid ops, the one whose int8 adds the largest relative RMSE alone first."""
+    from edgeaffect.runtime.litert_ops import one_op_model, op_type, read_model, write_model
+
+    dyn = read_model(dynamic_blob)
+    graph = dyn.subgraphs[0]
+    runs = _float_tensors(float_blob, input_specs, samples)
+    ranked = []
+    for index in hybrid_ops(dyn):
+        op = graph.operators[index]
+        out_name = graph.tensors[op.outputs[0]].name.decode()
+        one = one_op_model(dyn, index)
+        if one is None or any(out_name not in r for r in runs):
+            continue
+        it = _interpreter(write_model(one))
+        errors = []
+        for r in runs:
+            fed = True
+            for d in it.get_input_details():
+                if d["name"] not in r:
+                    fed = False
+                    break
+                it.set_tensor(d["index"], r[d["name"]].astype(np.float32).reshape(d["shape"]))
+            if not fed:
+                break
+            it.invoke()
+            got = it.get_tensor(it.get_output_details()[0]["index"])
+            want = r[out_name]
+            errors.append(float(np.sqrt(np.mean((got - want) ** 2)) / (np.sqrt(np.mean(want ** 2)) + 1e-12)))
+        if errors and len(errors) == len(runs):
+            e = float(np.mean(errors))
+            ranked.append((e, FloatLayer(out_name, op_type(dyn, op), "accuracy",
+                                         f"int8 weights and run-time activations add {100 * e:.2f} % relative "
+                                         f"RMSE here, alone on the float graph's input")))
+    return [layer for _, layer in sorted(ranked, key=lambda t: -t[0])]
+
+
+def choose(dynamic_blob: bytes, float_blob: Callable[[], bytes], input_specs: dict, samples: list[dict], *,
+           accept: Callable[[bytes], list[str]] | None = None, full_int8: bool = False,
+           max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS, log=None) -> tuple[bytes, dict]:
+    """(the file, facts for its manifest entry). ``float_blob``: writes the float32 file, only
+    when the dynamic-range file fails ``accept``."""
+    if full_int8 or accept is None:
+        return dynamic_blob, {"float_layers": [], "mixed_precision": "off (every weight int8)" if full_int8
+                              else "not searched (no bounds given)"}
+    failures = accept(dynamic_blob)
+    if not failures:
+        return dynamic_blob, {"float_layers": [], "mixed_precision": "none needed: every conv and dense weight int8"}
+    fp = float_blob()
+    ranked = added_errors(dynamic_blob, fp, input_specs, samples)
+    if log is not None:
+        print(f"    dynamic range fails ({'; '.join(failures)}); {len(ranked)} hybrid op(s) ranked", file=log, flush=True)
+    kept: list[FloatLayer] = []
+    blob = keep_float_until_held(ranked, kept, lambda nodes: with_float_weights(dynamic_blob, fp, nodes), accept,
+                                 failures, max_float_layers, log) or dynamic_blob
+    return blob, {"float_layers": [asdict(k) for k in kept], "mixed_precision": f"{len(kept)} layer(s) with float weights"}
