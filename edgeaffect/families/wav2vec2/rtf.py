@@ -113,7 +113,7 @@ def write_step(out: Path, fmt: str, samples: int, size: str | None, backbone: Pa
         want = np.load(out / "keras-features.npy")
         path = out / backbone_file(fmt)
         model, _ = _model(out, samples, gelu=gelu_for(fmt), size=size, backbone=backbone)
-        facts = write_file(model, fmt, samples, path, want)
+        facts = write_file(model, fmt, samples, path, want, log=sys.stderr)  # the search says how it goes
         del model  # the runtime's copy of the weights is the only one left while it runs
         record.update(checked(fmt, path, run_file(path, fmt, xs), want))
         record.update({k: facts[k] for k in ("float_layers", "mixed_precision") if k in facts})
