@@ -3,11 +3,12 @@ Keras (tests/cost_agreement.py). The stages are built with random weights (a cos
 depend on them), so no training is needed; the int8 files of a trained export are checked in
 tests/test_spectrotemporal_export.py (slow).
 
-At the paper's size every count is within 2 % (slow test). At the tiny size the multiply-adds
-agree exactly and TFLite's FLOPs within 2 %, while ONNX's read up to 8 % more: tf2onnx folds
-each BatchNorm into its conv's bias (an add per output the convention does not count for a
-BatchNorm) and writes the input rescaling and the per-channel affine layers as element-wise
-Mul and Add; at 4 MFLOPs those are a large share, at the paper's 0.6 GFLOPs 1.5 %."""
+Every count is within 2 %: at the paper's size in the slow test, at the tiny size here. The
+tiny extractor's ONNX file reads 1.8 % more than Keras: tf2onnx writes the input rescaling and
+the per-channel affine layers as element-wise Mul and Add, which the convention counts as zero
+in Keras; at 4 MFLOPs they are a visible share, at the paper's 0.6 GFLOPs 1.5 %. (It read
+5.9 % more while the ONNX reader counted the zero biases tf2onnx gives the convs it folds a
+fresh BatchNorm into; TFLite's reader never did.)"""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _check(model_name: str, tmp_path, onnx_flops: float) -> None:
 
 
 def test_tiny_spectrotemporal_stages_agree(tmp_path):
-    _check("spectrotemporal-tiny", tmp_path, onnx_flops=0.08)
+    _check("spectrotemporal-tiny", tmp_path, onnx_flops=0.02)
 
 
 @pytest.mark.slow

@@ -494,6 +494,17 @@ def from_onnx(path: str | Path) -> Graph:
     def elems(name: str) -> int:
         return prod(d or 1 for d in shapes.get(name, [1]))
 
+    initializers = {init.name: init for init in g.initializer}
+
+    def has_bias(ins: list[str], at: int) -> bool:
+        """A bias input that adds something: tf2onnx, as TFLite's converter, gives a conv whose
+        BatchNorm it folded a bias, zeros where the BatchNorm's shift is zero (fresh weights);
+        adding zeros is no arithmetic of the model's, in either reader."""
+        if len(ins) <= at:
+            return False
+        init = initializers.get(ins[at])
+        return init is None or bool(onnx.numpy_helper.to_array(init).any())
+
     gelu = _erf_gelu_nodes(g, const_elems) | _swish_nodes(g)
     ops, sizes = [], {}
     for position, node in enumerate(g.node):
@@ -518,12 +529,12 @@ def from_onnx(path: str | Path) -> Graph:
             if wshape is None:  # weights produced by a folded DequantizeLinear: follow it
                 wshape = _onnx_const_shape(g, ins[1])
             o.kind, o.macs = "conv", out_elems * prod(wshape[1:])
-            o.adds = out_elems if len(ins) > 2 else 0
+            o.adds = out_elems if has_bias(ins, 2) else 0
             o.params = sum(const_elems[c] for c in consts)
         elif t in ("MatMul", "Gemm"):
             k = (shapes.get(acts[0]) or [1])[-1] if acts else 1
             o.kind, o.macs = ("dense" if consts else "matmul"), out_elems * int(k)
-            o.adds = out_elems if (t == "Gemm" and len(ins) > 2) else 0
+            o.adds = out_elems if (t == "Gemm" and has_bias(ins, 2)) else 0
             o.params = sum(const_elems[c] for c in consts)
         elif t in ("Add", "Mul", "Sub"):
             o.kind, o.adds = "add", out_elems
