@@ -97,12 +97,14 @@ def onnx_op_profile(path: Path, feeds, threads: int | None, runs: int = 50) -> l
     """Per-operator mean time from ONNX Runtime's own profiler (a separate session)."""
     import onnxruntime as ort
 
+    from edgeaffect.runtime.onnxrt import inference_session
+
     opts = ort.SessionOptions()
     opts.enable_profiling = True
     opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ea-ortprof-")) / "ort")
     if threads:
         opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = inference_session(ort, str(path), opts, ["CPUExecutionProvider"])  # what the runner runs
     names = [i.name for i in sess.get_inputs()]
     for _ in range(runs):
         sess.run(None, {k: feeds[k] for k in names})
