@@ -64,9 +64,9 @@ def test_each_stage_keras_and_exported_costs_agree(trained, exported):
 
     run = load_run(trained / "run")
     for stage in run.family.stages(run):
-        # trained BatchNorm shifts fold into non-zero conv biases: an add per output in the files, none in
-        # Keras (a normalisation counts zero); with fresh weights the files agree within 2 % (test_stage_costs)
-        assert_costs_agree(stage.model, trained / "export" / stage.name, onnx_flops=0.08)
+        # trained BatchNorms fold into non-zero conv biases; Keras counts them as those biases
+        # (measured here: TFLite exact, ONNX +1.7 % for tf2onnx's element-wise rescaling)
+        assert_costs_agree(stage.model, trained / "export" / stage.name)
 
 
 def test_the_staged_device_path_matches_the_whole_keras_model(trained, exported):

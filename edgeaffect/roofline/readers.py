@@ -180,10 +180,25 @@ def _scale(op: Op, applications: Fraction) -> None:
     op.macs, op.adds = int(op.macs * applications), int(op.adds * applications)
 
 
+def _folded_shift(layer) -> bool:
+    """Whether a BatchNormalization shifts its input (beta - mean * gamma / sqrt(var + eps) not
+    all zero): then a converter that folds it into the conv before it leaves that conv a bias
+    add per output, which the exported files count; a fresh BatchNorm folds to a zero bias."""
+    import numpy as np
+
+    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in layer.weights}
+    gamma = weights.get("gamma", 1.0)
+    shift = weights.get("beta", 0.0) - weights["moving_mean"] * gamma / np.sqrt(weights["moving_variance"] + layer.epsilon)
+    return bool(np.any(shift))
+
+
 def from_keras(model) -> Graph:
     """The model's ops; a layer that runs on rows folded into the batch is counted once per
-    row (``_fold_factor``), its activations too."""
+    row (``_fold_factor``), its activations too. A BatchNormalization right after a conv counts
+    as that conv's bias (``_folded_shift``), as every converter writes it; elsewhere it is a
+    normalisation, zero."""
     ops, sizes, rows = [], {}, {}
+    by_name: dict[str, Op] = {}
     inputs = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
     for layer in model.layers:
         nodes = layer._inbound_nodes  # noqa: SLF001 - tf_keras keeps the graph here
@@ -199,7 +214,12 @@ def from_keras(model) -> Graph:
                 continue
             op = _keras_op(call)
             op.name, op.inputs, op.outputs = name, parents, [name]
+            conv = by_name.get(parents[0]) if len(parents) == 1 else None
+            if (type(layer).__name__ == "BatchNormalization" and conv is not None and conv.kind == "conv"
+                    and conv.adds == 0 and _folded_shift(layer)):
+                op.kind, op.adds = "add", _shape_elems(call.output_shape)  # the folded bias
             _scale(op, applied)
+            by_name[name] = op
             factor = _fold_factor(call)
             if factor is None:
                 op.counted, factor = False, Fraction(1)
