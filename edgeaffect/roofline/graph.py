@@ -7,7 +7,9 @@ Conventions (stated once, used everywhere):
 - MACs: multiply-accumulates of conv, dense / fully-connected, matmul and recurrent ops.
 - FLOPs = 2 * MACs + one per bias add or element-wise add / multiply. Activations,
   pooling, softmax and normalisation count zero. For conv and dense layers this is
-  exactly the audio-visual paper's Eq. 3: 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co.
+  exactly the audio-visual paper's Eq. 3: 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co. A bias of zeros
+  adds nothing (converters give bias-free convs one), and a BatchNorm right after a conv is
+  that conv's bias when its folded shift is not zero: converters fold it so.
 - Parameters: elements of the constant weights and biases the ops read.
 - Bytes moved for a precision: (weights + input activations + output activations) x
   bytes per element, per operator; views (reshape, flatten, squeeze, dropout, identity,
