@@ -13,7 +13,7 @@ import pytest
 
 from edgeaffect.families.wav2vec2.synthetic import generate_daicwoz
 
-FORMATS = ["tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-dyn-int8"]
+FORMATS = ["tflite-fp32", "tflite-int8", "tflite-dynamic-int8", "onnx-fp32", "onnx-dyn-int8"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,14 @@ def test_two_verified_stages_and_the_backbone_kept_in_the_run(exported):
     assert dyn not in bb["recorded_only"]
     assert all(v["gating"] and v["passed"] for v in bb["verification"] if v["format"] == dyn)
     assert chain[dyn]["gating"] and chain[dyn]["passed"] and chain[dyn]["p95_abs_diff"] <= 0.05, chain[dyn]
+    # LiteRT's int8 that holds on a Pi: dynamic range, with any op that breaks it given its float
+    # weights back; every stage and the chain gate.
+    lite = "tflite-dynamic-int8"
+    assert "mixed_precision" in bb["files"][lite] and lite not in bb.get("recorded_only", {})
+    lite_verdicts = [v for v in bb["verification"] if v["format"] == lite]
+    assert any(v["gating"] for v in lite_verdicts), lite_verdicts  # LiteRT's reference kernels record only
+    assert all(v["passed"] for v in lite_verdicts if v["gating"]), lite_verdicts
+    assert chain[lite]["gating"] and chain[lite]["passed"], chain[lite]
 
 
 def _wav(root):
@@ -186,15 +194,15 @@ def test_stages_of_a_fine_tuned_run_are_its_model():
 def test_bundle_formats_add_the_int8_backbone_that_holds():
     """A wav2vec2 bundle holds onnx-dyn-int8: before the float formats where the target ships
     ONNX (host: the default when its chain gates, by the first-that-gates rule), last on a
-    LiteRT-only Pi (its default stays a format the Pi's install runs), never on TensorRT
-    targets. Other families keep their targets' lists."""
+    LiteRT-only Pi, where LiteRT's dynamic range comes before the float formats (what the Pi's
+    install runs); never on TensorRT targets. Other families keep their targets' lists."""
     from edgeaffect.export.targets import get_target
     from edgeaffect.contract import get_family
 
     w2v, other = get_family("wav2vec2"), get_family("speechnet")
     host, rpi5, orin = (get_target(k) for k in ("host", "rpi5", "jetson-orin-nano"))
     assert w2v.target_formats(host) == ("tflite-int8", "onnx-dyn-int8", "tflite-fp32", "onnx-fp32", "onnx-qdq")
-    assert w2v.target_formats(rpi5) == ("tflite-int8", "tflite-fp32", "onnx-dyn-int8")
+    assert w2v.target_formats(rpi5) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32", "onnx-dyn-int8")
     assert w2v.target_formats(orin) == orin.formats
     for t in (host, rpi5, orin):
         assert other.target_formats(t) == t.formats

@@ -28,9 +28,12 @@ _PTQ = ("post-training full int8 of wav2vec 2.0 (calibrated per-tensor activatio
         "included) moves the detector's probability beyond the int8 bound; use onnx-dyn-int8 (the transformer's "
         "MatMuls only) or a float backbone format")
 BACKBONE_RECORDED_ONLY: dict[str, str] = {"tflite-int8": _PTQ, "onnx-qdq": _PTQ, "onnx-int8-trt": _PTQ}
-# The int8 scheme that holds for the backbone: ONNX Runtime dynamic int8 of the transformer's
-# MatMuls, the conv feature encoder float (edgeaffect/export/formats/onnx_dynamic.py).
+# The int8 schemes that hold for the backbone: ONNX Runtime dynamic int8 of the transformer's
+# MatMuls, the conv feature encoder float (edgeaffect/export/formats/onnx_dynamic.py); and, for
+# a device that runs LiteRT alone, LiteRT's dynamic range with the ops that break it given their
+# float weights back (edgeaffect/export/dynamic_range.py: on base, the seven encoder convs).
 BACKBONE_INT8 = "onnx-dyn-int8"
+LITERT_INT8 = "tflite-dynamic-int8"
 
 
 class Wav2Vec2Family(Family):
@@ -141,21 +144,22 @@ class Wav2Vec2Family(Family):
                                      "segment_mask": (c.max_segments,)}, "participant", qat=True)]
 
     def target_formats(self, target) -> tuple[str, ...]:
-        """The target's formats with ``BACKBONE_INT8`` added, so a bundle has an int8 backbone
-        that holds: before the first float format (the default if its chain gates) where the
-        target already ships ONNX files (its install has ONNX Runtime: host), last where it
-        runs LiteRT alone (a Pi: the file is there for ``--format onnx-dyn-int8`` once
-        onnxruntime is installed; the default stays a format the Pi's install runs). Not for
-        TensorRT targets: TensorRT's parser takes no dynamic quantization."""
+        """The target's formats with an int8 backbone that holds added: ``BACKBONE_INT8`` before
+        the first float format (the default if its chain gates) where the target already ships
+        ONNX files (its install has ONNX Runtime: host); where it runs LiteRT alone (a Pi),
+        ``LITERT_INT8`` before the first float format, which the Pi's install runs, and
+        ``BACKBONE_INT8`` last (there for ``--format onnx-dyn-int8`` once onnxruntime is
+        installed). Not for TensorRT targets: TensorRT's parser takes no dynamic quantization."""
         from edgeaffect.export.formats import get_format
 
         names = list(target.formats)
         if target.is_jetson or BACKBONE_INT8 in names:
             return tuple(names)
+        first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
         if any(get_format(n).runtime == "onnxruntime" for n in names):
-            first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
             names.insert(first_float, BACKBONE_INT8)
         else:
+            names.insert(first_float, LITERT_INT8)
             names.append(BACKBONE_INT8)
         return tuple(names)
 
