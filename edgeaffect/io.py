@@ -133,8 +133,18 @@ def read_json(path: str | os.PathLike, missing: str, fix: str):
         raise InputError(missing)
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON or bytes, a 5000-digit number, nesting past the stack
         raise InputError(f"{path} is not valid JSON ({exc}); {fix}") from None
+
+
+def file_stamp(path: str | os.PathLike) -> str:
+    """A file's size and modification time, for a cache key. A link to nowhere (or a folder of
+    that name) in a corpus has none: its reader then skips or refuses it, saying why."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "unreadable"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def sha256(path: str | os.PathLike) -> str:

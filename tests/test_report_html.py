@@ -349,3 +349,26 @@ def test_given_path_missing_is_one_line_exit_2(tmp_path):
         write_report([page / "inputs"], page, papers=False)
     assert (tmp_path / "build" / "export" / "manifest.json").read_text() == "{}"
     assert (page / "inputs").is_dir()
+
+
+def test_ablation_tables_say_which_partition_their_figures_are_on(tmp_path):
+    """Issue 27: an ablation's figures are on the partition the paper compares modules on
+    (Development for the spectrotemporal model); the page says which, per table, with the
+    machine and the command, and a file written before the field existed reads as test."""
+    runs = tmp_path / "runs"
+    (runs / "st").mkdir(parents=True)
+    (runs / "st" / "ablation.json").write_text(json.dumps({
+        "model": "spectrotemporal-tiny", "split": "paper", "seed": 0, "figures": "development",
+        "machine": "the test machine", "rows": [{"row": "full", "params": 1234, "mae": 6.54321, "rmse": 8.1},
+                                                 {"row": "no-vlnep", "params": 1000, "mae": 7.25, "rmse": 9.0}]}))
+    (runs / "aver").mkdir()
+    (runs / "aver" / "ablation.json").write_text(json.dumps({
+        "model": "aver-ravdess", "split": "paper", "seed": 1,
+        "rows": [{"row": "full", "params": 99, "accuracy": 0.5, "macro_f1": 0.25}]}))
+    page = write_report([runs], tmp_path / "out", papers=False).read_text()
+    section = page[page.index('id="ablations"'):]
+    assert "spectrotemporal-tiny: paper split, seed 0, figures on <b>development</b>" in section
+    assert "6.543" in section and "no-vlnep" in section and "the test machine" in section
+    assert "aver-ravdess: paper split, seed 1, figures on <b>test</b>" in section  # an older file: test figures
+    assert "50.00" in section and "25.00" in section and "n/a" in section  # percent; a missing figure is n/a
+    assert "edgeaffect ablation spectrotemporal-tiny" in section

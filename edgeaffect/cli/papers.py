@@ -3,7 +3,6 @@ the reports beside their figures."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -84,7 +83,7 @@ def report_cmd(sources: Annotated[Optional[list[Path]], typer.Argument(help="Wit
                html: Annotated[Optional[Path], typer.Option("--html", help="Write a static page (OUT/index.html + OUT/img/): the models beside the papers, every export's verification, benchmarks, budgets, the latency gate, roofline plots, confusion matrices / error plots, reproduce tables.")] = None):
     """Our parameters, FLOPs, memory and time beside every figure in the four papers; with
     --html, one page of everything the toolkit wrote about its models."""
-    from edgeaffect.io import atomic_write_text
+    from edgeaffect.io import atomic_write_text, read_json
     from edgeaffect.roofline.papers import measured_from_bench, report
 
     if sources and html is None:
@@ -97,10 +96,10 @@ def report_cmd(sources: Annotated[Optional[list[Path]], typer.Argument(help="Wit
         return
     measured = {}
     if bench:
-        if not bench.is_file():
-            raise InputError(f"--bench file not found: {bench}")
-        measured = measured_from_bench(json.loads(bench.read_text()))
-    text = report(measured)
+        data = read_json(bench, f"--bench file not found: {bench}", "give what `edgeaffect bench --json` writes")
+        measured = measured_from_bench(data, str(bench))
+    # A hand-edited bench file may hold a lone surrogate ("\ud800"), which no UTF-8 output can: escaped.
+    text = report(measured).encode("utf-8", "backslashreplace").decode("utf-8")
     typer.echo(text)
     if out:
         atomic_write_text(out, text)

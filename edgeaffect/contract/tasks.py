@@ -86,6 +86,7 @@ class Task:
     # (low, high) the model's output must be able to reach, whatever the calibration samples
     # gave (a score scale's ends); None: the calibration decides
     output_range: tuple[float, float] | None = None
+    table_figures: tuple[str, ...] = ()  # the figures a table of runs shows (an ablation's), per run
 
     def __init__(self, bounds: dict[str, Bounds]):
         self._bounds = bounds
@@ -147,6 +148,8 @@ class ClassificationTask(Task):
     kind = "classification"
     metric_name = "accuracy"
     loss = "categorical_crossentropy"
+    # what a table of runs shows (ablations): macro means over the classes, as the papers' tables
+    table_figures = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
     def __init__(self, output_name: str = "probabilities", bounds: dict[str, Bounds] | None = None):
         super().__init__(bounds or CLASSIFIER_BOUNDS)
@@ -190,6 +193,7 @@ class RegressionTask(Task):
     kind = "regression"
     metric_name = "mae"
     higher_is_better = False
+    table_figures = ("mae", "rmse")  # errors in the score's own units
     loss = "mse"
 
     def __init__(self, score_name: str, low: float, high: float, bands: tuple[tuple[str, float], ...] = (),
@@ -253,6 +257,8 @@ class DetectionTask(Task):
     kind = "detection"
     metric_name = "f1"
     loss = "binary_crossentropy"
+    # macro over the two classes, the papers' convention (the positive class's stay in the run)
+    table_figures = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
     def __init__(self, positive: str, negative: str, threshold: float = 0.5, bounds: dict[str, Bounds] | None = None):
         super().__init__(bounds or DETECTOR_BOUNDS)

@@ -51,6 +51,16 @@ def _expand(groups: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 
 def make_split(kind: str, labels: np.ndarray, clip_ids: np.ndarray, speakers: np.ndarray,
                test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0) -> Split:
+    split = _split(kind, labels, clip_ids, speakers, test_fraction, val_fraction, seed)
+    for part in ("train", "val", "test"):
+        if not getattr(split, part).size:  # training, early stopping and the figures each need samples
+            raise InputError(f"the {kind} split of these {labels.size} samples leaves no {part} samples: the corpus "
+                             "is too small for it (see which files were skipped, or add recordings)")
+    return split
+
+
+def _split(kind: str, labels: np.ndarray, clip_ids: np.ndarray, speakers: np.ndarray, test_fraction: float,
+           val_fraction: float, seed: int) -> Split:
     rng = np.random.default_rng(seed)
     if kind == "paper":
         rest, test = stratified_holdout(labels, test_fraction, rng)

@@ -21,6 +21,13 @@ from edgeaffect._optional import require
 from edgeaffect.errors import InputError, MediaError
 
 _PCM_SCALE = {1: 128.0, 2: 32768.0, 3: 8388608.0, 4: 2147483648.0}
+# The sample rates a recording may have (the range the bundles' preprocessing allows). A rate
+# outside it is a damaged header: a second of samples "at 1 Hz" resampled to 16 kHz would
+# take 16 000 times the memory.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384000
+# Float WAV holds fractions of full scale (a little over 1 after a careless gain); samples
+# this far beyond it are no recording (at 1e30 the features' float32 powers overflow).
+MAX_PEAK = 1000.0
 
 
 def _check_file(path: Path) -> None:
@@ -136,8 +143,15 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         y, sr = _read_other(path)
     if y.size == 0:
         raise MediaError(f"no audio samples in {path}")
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise MediaError(f"{path} says it is sampled at {sr} Hz, outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz: "
+                         "its header is damaged; export the recording again")
     if not np.all(np.isfinite(y)):
         raise MediaError(f"audio in {path} contains NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_PEAK:
+        raise MediaError(f"audio in {path} has samples at {peak:.3g} times full scale (float samples are fractions "
+                         "of it): the file is damaged; export the recording again")
     return y, sr
 
 

@@ -56,6 +56,7 @@ class Gathered:
     calibration: list[Item] = field(default_factory=list)
     results: list[Item] = field(default_factory=list)
     reproduce: list[Item] = field(default_factory=list)
+    ablations: list[Item] = field(default_factory=list)
 
     current: Path | None = None  # the file being drawn (named if it cannot be)
 
@@ -91,7 +92,8 @@ def _classify(path: Path, root: Path, g: Gathered) -> None:
         g.plots.append(Item(path, None, root))
         return
     if path.suffix != ".json" or not (name in ("reproduce.json", "summary.json", "manifest.json", "bounds.json",
-                                               "run.json") or name.startswith(("bench", "metrics")) or name.endswith("calibration.json")):
+                                               "run.json", "ablation.json") or name.startswith(("bench", "metrics"))
+                                      or name.endswith("calibration.json")):
         return
     data = _load_json(path, g)
     if data is None:
@@ -105,6 +107,8 @@ def _classify(path: Path, root: Path, g: Gathered) -> None:
         return
     if data.get("kind") == REPRODUCE_KIND:
         g.reproduce.append(item)
+    elif name == "ablation.json" and isinstance(data.get("rows"), list):
+        g.ablations.append(item)
     elif isinstance(data.get("estimates"), list) and "groups" in data:
         g.calibration.append(item)
     elif name == "summary.json" and "verification" in data:
@@ -665,6 +669,34 @@ def section_reproduce(g: Gathered) -> str:
     return "\n".join(parts)
 
 
+def section_ablations(g: Gathered) -> str:
+    """Each ``edgeaffect ablation`` table, with the partition its figures are on (``figures``:
+    the paper compares modules on Development for the spectrotemporal model, on test for the
+    others; a file written before the field existed holds test figures)."""
+    from edgeaffect.contract import get_model
+
+    parts = []
+    for a in g.visit(g.ablations):
+        d = a.data
+        task = get_model(str(d.get("model"))).family_plugin.task
+        keys, percent = task.table_figures, task.kind != "regression"  # the task's own table (as `ablation`)
+        rows = [[esc(r.get("row")), _num(r.get("params"), ",d") if isinstance(r.get("params"), int) else "-"]
+                + [(_num(100 * r[k], ".2f") if percent else _num(r[k], ".3f"))
+                   if isinstance(r.get(k), (int, float)) else '<span class="na">n/a</span>' for k in keys]
+                for r in d["rows"] if isinstance(r, dict)]
+        unit = " (%, macro over the classes)" if percent else " (score units)"
+        parts.append(f"<article><h3>{esc(d.get('model'))}: {esc(d.get('split'))} split, seed {esc(d.get('seed'))}, "
+                     f"figures on <b>{esc(d.get('figures', 'test'))}</b></h3>"
+                     + _table(["row", "params"] + [k.replace("_", " ") + unit for k in keys], rows, "ablation")
+                     + _how(f"<code>edgeaffect ablation {esc(d.get('model'))}</code> &rarr; {_code(a.path)}; one "
+                            "training run per removed module, on the data given, not the paper's figures",
+                            d.get("machine") or g.machine_of_pipeline(a.path)) + "</article>")
+    if not g.ablations:
+        parts.append(_missing("No <code>ablation.json</code> found: <code>edgeaffect ablation MODEL --data CORPUS "
+                              "--out DIR</code> writes one."))
+    return "\n".join(parts)
+
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d2530;background:#fafbfc}
 header{background:#23354d;color:#fff;padding:14px 24px}header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.85}
@@ -688,8 +720,8 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
     bench_file = bench if bench is not None else (g.bench[0].path if g.bench else None)
     try:
         data = json.loads(bench_file.read_text()) if bench is not None else (g.bench[0].data if g.bench else None)
-        measured = measured_from_bench(data) if data else {}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        measured = measured_from_bench(data, str(bench_file)) if data else {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError, InputError) as e:
         g.notes.append(f"{bench_file}: no times of ours taken from it ({type(e).__name__}: {e})")
         bench_file, measured = None, {}
     img_dir = out / "img"
@@ -710,7 +742,8 @@ def render(g: Gathered, out: Path, *, papers: bool = True, bench: Path | None = 
              ("bench", "Benchmarks, budgets and the latency gate", "Benchmarks", lambda: section_bench(g)),
              ("roofline", "Roofline plots", "Roofline", lambda: section_roofline(g, img_dir)),
              ("results", "Confusion matrices and error plots", "Results", lambda: section_results(g)),
-             ("reproduce", "Reproductions of the papers' tables", "Reproduce", lambda: section_reproduce(g))]
+             ("reproduce", "Reproductions of the papers' tables", "Reproduce", lambda: section_reproduce(g)),
+             ("ablations", "Ablations: one module removed per row", "Ablations", lambda: section_ablations(g))]
     sections = [guarded(anchor, title, draw) for anchor, title, _, draw in table]
     nav = "".join(f'<a href="#{anchor}">{link}</a>' for anchor, _, link, _ in table)
     notes = ("<section id=\"notes\"><h2>Skipped inputs</h2><ul class=\"notes\">"
@@ -741,5 +774,6 @@ def write_report(folders: list[Path] | None, out: Path, *, papers: bool = True, 
             raise InputError(f"--html {out} holds the input {root}: write the page elsewhere, e.g. build/report")
     with atomic_dir(out) as tmp:
         page = render(g, tmp, papers=papers, bench=bench)
-        (tmp / "index.html").write_text(page, encoding="utf-8")
+        # A JSON string may hold a lone surrogate ("\ud800"), which no UTF-8 text can: written escaped.
+        (tmp / "index.html").write_text(page, encoding="utf-8", errors="backslashreplace")
     return out / "index.html"

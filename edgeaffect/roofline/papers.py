@@ -7,6 +7,8 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 
+from edgeaffect.errors import InputError
+
 # Every weight is read and multiplied at least once per forward pass (no weight sharing
 # across layers in these models), so FLOPs >= 2 * params; and FP32 memory >= 4 B * params.
 MIN_FLOPS_PER_PARAM = 2
@@ -77,15 +79,25 @@ def our_figures(model: str, measured: dict | None = None) -> Ours | None:
     return ours
 
 
-def measured_from_bench(bench: dict) -> dict:
-    """Our measured time per model from ``edgeaffect bench --json`` output: the first fp32 row's p50."""
+def measured_from_bench(bench: dict, source: str = "the benchmark file") -> dict:
+    """Our measured time per model from ``edgeaffect bench --json`` output: the first fp32 row's p50.
+    Rows without a model name and a time (a hand-edited file) are left out."""
+    if not isinstance(bench, dict) or not isinstance(bench.get("rows", []), list):
+        raise InputError(f"{source} is not what `edgeaffect bench --json` writes (an object with a list of "
+                         "'rows'); give that file")
     measured = {}
     for r in bench.get("rows", []):
-        if r.get("p50_ms") and str(r.get("format", "")).endswith("fp32") and r.get("model") not in measured:
+        if not (isinstance(r, dict) and isinstance(r.get("model"), str) and _positive(r.get("p50_ms"))):
+            continue
+        if str(r.get("format", "")).endswith("fp32") and r["model"] not in measured:
             measured[r["model"]] = {"p50_ms": r["p50_ms"], "machine": bench.get("machine"),
-                                    "how": f"p50 of {r['format']} on {r['runtime']}, batch 1, "
+                                    "how": f"p50 of {r['format']} on {r.get('runtime')}, batch 1, "
                                            f"{bench.get('threads', 1)} thread(s), measured on {bench.get('machine')}"}
     return measured
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
 
 
 def _ratio(a, b) -> str:

@@ -12,14 +12,6 @@ from edgeaffect.contract import get_model
 from edgeaffect.errors import InputError
 from edgeaffect.io import atomic_write_text
 
-# The figures a table shows per task kind: errors in the score's own units for a regressor,
-# macro means over the classes for a classifier and a detector (percent; a detector's
-# positive-class figures stay in each row of ablation.json).
-COLUMNS = {"regression": ("mae", "rmse"),
-           "classification": ("accuracy", "macro_precision", "macro_recall", "macro_f1"),
-           "detection": ("accuracy", "macro_precision", "macro_recall", "macro_f1")}
-
-
 def row_names(model: str, rows: str | None) -> list[str]:
     """The rows asked for (default: all), each checked before any training."""
     family = get_model(model).family_plugin
@@ -48,14 +40,17 @@ def run_ablation(model: str, data: Path, out: Path, *, rows: str | None = None, 
         # Keras' count: the analytic cost covers the paper's backbones, not every ablation's.
         params = run.model.count_params() if run.model is not None else run.spec.params
         results.append({"row": name, "params": int(params), **run.info[family.ablation_figures]})
-    doc = {"model": model, "split": split, "seed": seed, "figures": family.ablation_figures, "rows": results}
+    from edgeaffect.machine import machine
+
+    doc = {"model": model, "split": split, "seed": seed, "figures": family.ablation_figures, "machine": machine(),
+           "rows": results}
     atomic_write_text(out / "ablation.json", json.dumps(doc, indent=2))
     return doc
 
 
 def table_lines(doc: dict) -> list[str]:
-    kind = get_model(doc["model"]).family_plugin.task.kind
-    keys = COLUMNS[kind]
+    task = get_model(doc["model"]).family_plugin.task
+    kind, keys = task.kind, task.table_figures
     # an ablation.json written before "figures" existed holds test figures
     lines = [f"{doc['model']}, {doc['split']} split, seed {doc['seed']}, figures on {doc.get('figures', 'test')} "
              "(this machine's data, not the paper's figures)"]

@@ -16,7 +16,7 @@ from edgeaffect.families.aver.ravdess import Clip, EMOTIONS
 from edgeaffect.errors import EdgeAffectError
 from edgeaffect.families.aver.features import AverFeatureConfig, clip_features, split_segments
 from edgeaffect.features.mfcc import mfcc as mfcc_numpy
-from edgeaffect.io import atomic_path
+from edgeaffect.io import atomic_path, file_stamp
 from edgeaffect.media import read_audio, read_frames_at
 
 
@@ -64,8 +64,7 @@ def _cache_key(clips: list[Clip], config: AverFeatureConfig, stretch_rate, label
     h = hashlib.sha1(json.dumps([config.to_dict(), stretch_rate, *extra], sort_keys=True).encode())
     for c in clips:
         for p in {c.video, c.audio}:
-            st = p.stat()
-            h.update(f"{p.name if c.name is not None else p}:{st.st_size}:{st.st_mtime_ns}".encode())
+            h.update(f"{p.name if c.name is not None else p}:{file_stamp(p)}".encode())
     return h.hexdigest()[:16]
 
 

@@ -39,9 +39,13 @@ def detect_layout(root: Path) -> str:
 
 def _label(path: Path) -> float:
     try:
-        return float(path.read_text().strip().split(",")[-1].split()[0])
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, a link to nowhere, bytes that are not text
+        raise InputError(f"cannot read the label file {path} ({exc}); it should hold one BDI-II number") from None
+    try:
+        return float(text.strip().split(",")[-1].split()[0])
     except (ValueError, IndexError):
-        raise InputError(f"{path}: expected one BDI-II number, got {path.read_text()[:40]!r}") from None
+        raise InputError(f"{path}: expected one BDI-II number, got {text[:40]!r}") from None
 
 
 def find_recordings(root: str | Path, corpus: str | None = None) -> tuple[str, list[Recording]]:

@@ -83,7 +83,7 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited resampling in the frequency domain (both sides use this one)."""
     if sr_in == sr_out:
         return np.asarray(y, dtype=np.float32)
-    n_out = int(round(y.size * sr_out / sr_in))
+    n_out = max(1, int(round(y.size * sr_out / sr_in)))  # a few samples stay a sample: refused as too short
     spec = np.fft.rfft(np.asarray(y, dtype=np.float64))
     out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
     keep = min(spec.size, out.size)

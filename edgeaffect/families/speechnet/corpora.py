@@ -125,7 +125,7 @@ _IEMOCAP_LINE = re.compile(r"^\[[\d.]+\s*-\s*[\d.]+\]\s+(Ses\d\d[FM]_\S+)\s+(\w+
 def read_iemocap(root: Path) -> list[Utterance]:
     labels: dict[str, str] = {}
     for txt in sorted(root.glob("Session*/dialog/EmoEvaluation/*.txt")):
-        for line in txt.read_text(errors="replace").splitlines():
+        for line in _lines(txt):
             m = _IEMOCAP_LINE.match(line)
             if m and m.group(2) in IEMOCAP_CODES:
                 labels[m.group(1)] = IEMOCAP_CODES[m.group(2)]
@@ -135,6 +135,13 @@ def read_iemocap(root: Path) -> list[Utterance]:
         if label:  # speaker: session and the speaking actor's gender (last field, e.g. ..._F000)
             out.append(Utterance(p, label, p.stem[:5] + p.stem.rsplit("_", 1)[-1][0]))
     return out
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError as exc:  # a folder or a link to nowhere under a label file's name
+        raise InputError(f"cannot read the label file {path} ({exc})") from None
 
 
 def detect_corpus(root: Path) -> str | None:

@@ -19,7 +19,7 @@ from edgeaffect.data.jobs import forget, map_files
 from edgeaffect.families.speechnet.corpora import Utterance, find_utterances
 from edgeaffect.errors import EdgeAffectError, InputError
 from edgeaffect.families.speechnet.features import FusionConfig, fit_length, standardise
-from edgeaffect.io import atomic_path
+from edgeaffect.io import atomic_path, file_stamp
 
 
 @dataclass
@@ -72,8 +72,7 @@ def _features(args):
 def _cache_key(corpus: str, rows: list[Utterance], config: FusionConfig) -> str:
     h = hashlib.sha1(json.dumps([corpus, config.to_dict()], sort_keys=True).encode())
     for r in rows:
-        st = r.path.stat()
-        h.update(f"{r.path.name}:{r.label}:{r.speaker}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(f"{r.path.name}:{r.label}:{r.speaker}:{file_stamp(r.path)}".encode())
     return h.hexdigest()[:16]
 
 

@@ -199,7 +199,7 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited resampling in the frequency domain."""
     if sr_in == sr_out:
         return np.asarray(y, np.float32)
-    n_out = int(round(y.size * sr_out / sr_in))
+    n_out = max(1, int(round(y.size * sr_out / sr_in)))  # a few samples stay a sample: refused as too short
     spec = np.fft.rfft(np.asarray(y, np.float64))
     out = np.zeros(n_out // 2 + 1, np.complex128)
     keep = min(spec.size, out.size)
