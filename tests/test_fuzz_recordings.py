@@ -14,7 +14,7 @@ DAIC-WOZ-named recording, damaged transcripts. Each goes to
 Invariant: success, or one line ``error: ...`` (exit 2 on the command line) naming what is
 wrong; no other exception, no case running past its deadline (a hang), nothing written into
 the bundles or beside the recording. The normal suite runs a few cases; ``-m slow`` a longer
-campaign. The helpers here (deadline, CLI runner, leftovers) serve
+campaign. The helpers here (deadline, CLI runner, case notes) serve
 ``test_fuzz_report_reproduce.py`` too."""
 
 from __future__ import annotations
@@ -99,12 +99,6 @@ def call(fn, *args, seconds: float = 60.0):
             return None, one_line(exc)
 
 
-def leftovers(folder: Path) -> list[Path]:
-    """Temp files and folders a writer leaves when it stops half way (``edgeaffect.io``'s
-    ``.NAME.PID.*`` and ``write_wav``'s ``.tmp-*``)."""
-    return [p for p in folder.rglob(".*") if ".tmp" in p.name or p.name.count(".") >= 3 and p.name[1:].split(".")[1].isdigit()]
-
-
 def tree(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -138,12 +132,14 @@ def tiny_graphs() -> dict[str, bytes]:
     from onnx import helper
 
     n, rng = "N", np.random.default_rng(0)
-    f, s, t, h, m = W2V["frames"], int(W2V["segment_s"] * W2V["sample_rate"]), W2V["frames"], W2V["hidden"], W2V["max_segments"]
+    s = int(W2V["segment_s"] * W2V["sample_rate"])
+    f, h, m = W2V["frames"], W2V["hidden"], W2V["max_segments"]
     return {
         "speech": _onnx([helper.make_node("ReduceMean", ["features"], ["a"], axes=[1], keepdims=0),
                          helper.make_node("MatMul", ["a", "w"], ["b"]),
                          helper.make_node("Softmax", ["b"], ["scores"], axis=1)],
-                        {"features": [n, SPEECH_FRAMES, SPEECH_DIM]}, {"scores": [n, 7]}, {"w": _w(rng, SPEECH_DIM, 7)}),
+                        {"features": [n, SPEECH_FRAMES, SPEECH_DIM]}, {"scores": [n, 7]},
+                        {"w": _w(rng, SPEECH_DIM, 7)}),
         "extractor": _onnx([helper.make_node("ReduceMean", ["segment"], ["a"], axes=[1, 2], keepdims=0),
                             helper.make_node("MatMul", ["a", "w"], ["b"]),
                             helper.make_node("Tanh", ["b"], ["features"])],
@@ -166,7 +162,7 @@ def tiny_graphs() -> dict[str, bytes]:
                        helper.make_node("Add", ["c", "eps"], ["d"]),
                        helper.make_node("Div", ["segment_mask", "d"], ["w"]),
                        helper.make_node("Concat", ["p", "w"], ["out"], axis=1)],
-                      {"features": [n, m, t, h], "segment_mask": [n, m]}, {"out": [n, 1 + m]},
+                      {"features": [n, m, f, h], "segment_mask": [n, m]}, {"out": [n, 1 + m]},
                       {"axis": np.asarray([1], np.int64), "eps": np.float32(1e-6)}),
     }
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import os
 import random
 import re
 import shutil
@@ -33,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_fuzz_inputs import ODD_VALUES, _paths
-from tests.test_fuzz_recordings import _damage, case, deadline, one_line, run_cli, tree
+from tests.test_fuzz_recordings import _damage, case, run_cli, tree
 
 # --------------------------------------------------------------------------- report inputs
 
@@ -200,7 +199,8 @@ def _fuzz_report(inputs, tmp_path: Path, n: int, seed: int):
 def test_a_bench_file_that_is_no_bench_is_one_line_in_the_markdown_report(models_not_built, tmp_path):
     """Was JSONDecodeError, UnicodeDecodeError or AttributeError ('list' object has no
     attribute 'get'): ``report --bench`` read the file with no check."""
-    cases = {"truncated": (b'{"rows": [{"model"', "is not valid JSON"), "bytes": (b'{"rows": []}\xff', "is not valid JSON"),
+    cases = {"truncated": (b'{"rows": [{"model"', "is not valid JSON"),
+             "bytes": (b'{"rows": []}\xff', "is not valid JSON"),
              "deep": (b"[" * 100_000 + b"]" * 100_000, "is not valid JSON"), "list": (b"[1, 2]", "is not what"),
              "rows": (b'{"rows": 3}', "is not what")}
     for name, (data, fragment) in cases.items():
@@ -284,9 +284,10 @@ def _speech_layouts(emodb: Path, root: Path) -> None:
     for k, w in enumerate(wavs):
         s, letter = speakers.index(w.name[:2]), w.name[5]
         gender = "MF"[s % 2]
-        name = f"Ses0{s + 1}{gender}_impro01_{gender}{k:03d}"
-        shutil.copy(w, _parent(root / "iemocap" / f"Session{s + 1}" / "sentences" / "wav" / f"Ses0{s + 1}{gender}_impro01" / f"{name}.wav"))
-        lines.setdefault(root / "iemocap" / f"Session{s + 1}" / "dialog" / "EmoEvaluation" / f"Ses0{s + 1}{gender}_impro01.txt",
+        session, dialog = root / "iemocap" / f"Session{s + 1}", f"Ses0{s + 1}{gender}_impro01"
+        name = f"{dialog}_{gender}{k:03d}"
+        shutil.copy(w, _parent(session / "sentences" / "wav" / dialog / f"{name}.wav"))
+        lines.setdefault(session / "dialog" / "EmoEvaluation" / f"{dialog}.txt",
                          ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]).append(
             f"[{k:.4f} - {k + 1:.4f}]\t{name}\t{IEMOCAP[letter]}\t[2.5000, 2.5000, 2.5000]")
         if CREMAD[letter]:
@@ -494,8 +495,10 @@ def damage_corpus(data: Path, rng: random.Random) -> str:
     return f"{op} {where}"
 
 
-def reproduce_case(corpora: Corpora, folder: Path, i: int, rng: random.Random, layouts=tuple(LAYOUTS)) -> dict:
-    """A damaged copy of one layout's corpus through ``reproduce``: {layout: whether it was read}."""
+def reproduce_case(corpora: Corpora, folder: Path, i: int, rng: random.Random, layouts=tuple(LAYOUTS),
+                   model: dict | None = None) -> dict:
+    """A damaged copy of one layout's corpus through ``reproduce``: {layout: whether it was read}.
+    ``model``: layout -> the model to train there instead of the recipe's."""
     layout = rng.choice(sorted(layouts))
     paper, corpus = LAYOUTS[layout]
     data, out = folder / "data", folder / "out"
@@ -504,6 +507,8 @@ def reproduce_case(corpora: Corpora, folder: Path, i: int, rng: random.Random, l
     args = ["reproduce", paper, "--data", data, "--out", out, "--quick", "--epochs", "1"]
     if rng.random() < 0.25:  # the layout named (or another of the paper's)
         args += ["--corpus", rng.choice([corpus, *(c for p, c in LAYOUTS.values() if p == paper)])]
+    if (model or {}).get(layout):
+        args += ["--model", model[layout]]
     before = tree(data)
     with case(f"case {i}: {layout} corpus, {done}; {' '.join(map(str, args[5:]))}"):
         try:
@@ -514,9 +519,13 @@ def reproduce_case(corpora: Corpora, folder: Path, i: int, rng: random.Random, l
         assert tree(data) == before, "reproduce wrote into the corpus"
         if out.exists():
             assert not [p for p in out.rglob("*") if _temp_name(p.name)], "a temp file was left"
-            for result in out.glob("reproduce.json"):
-                json.loads(result.read_text())  # whole, when there is one
+            for written in out.rglob("*.json"):  # whole, and JSON any reader takes (no NaN, no Infinity)
+                json.loads(written.read_text(), parse_constant=_not_json)
         return {layout: code == 0}
+
+
+def _not_json(name: str):
+    raise AssertionError(f"{name} written into a JSON file")
 
 
 def _temp_name(name: str) -> bool:
@@ -586,6 +595,26 @@ def test_label_files_that_cannot_be_read_are_one_line(corpora, stop_before_model
     assert code == 2 and f"cannot read the label file {txt}" in line, line
 
 
+def test_labels_outside_their_scale_are_one_line(corpora, stop_before_models, tmp_path):
+    """Found by running damaged corpora through real training: an AVEC label of nan trained,
+    then every figure was NaN and the run ended on `reproduce.json: 'rows[0].ours.mean' must
+    be a finite number` (the file already written with NaN); -1 or 64 trained silently. A
+    DAIC-WOZ PHQ8_Score of inf was written into run.json as Infinity."""
+    for value in ("nan", "-1", "64", "inf"):
+        data = tmp_path / f"avec{value}"
+        shutil.copytree(corpora["avec2013"], data)
+        (data / "Testing" / "DepressionLabels" / "400_1_Depression.csv").write_text(f"{value}\n")
+        code, line = _reproduce("spectrotemporal-depression", data, tmp_path / f"avec{value}-out")
+        assert code == 2 and f"a BDI-II score is 0 to 63, got '{value}'" in line, line
+        assert not (tmp_path / f"avec{value}-out" / "reproduce.json").exists()
+    data = tmp_path / "daic"
+    shutil.copytree(corpora["daicwoz"], data)
+    split = data / "train_split_Depression_AVEC2017.csv"
+    split.write_text(split.read_text().replace("300,0,3,", "300,0,inf,"))
+    code, line = _reproduce("wav2vec2-depression", data, tmp_path / "daic-out")
+    assert code == 2 and "line 2: a PHQ score is a number from 0 (or empty when unknown), got 'inf'" in line, line
+
+
 def test_a_corpus_too_small_for_its_split_is_one_line(corpora, stop_before_models, tmp_path):
     """Was `ValueError: need at least one array to stack`: a RAVDESS speech corpus left with
     two utterances per class had no validation utterance, found where SpeechNet's inputs
@@ -600,6 +629,21 @@ def test_a_corpus_too_small_for_its_split_is_one_line(corpora, stop_before_model
 def test_fuzzed_corpora_are_read_or_refused_in_one_line(corpora, stop_before_models, tmp_path):
     # the speech and depression layouts here; the audio-visual ones (seconds to make) in the campaign
     _fuzz_reproduce(corpora, tmp_path, 12, seed=30, layouts=[k for k in LAYOUTS if LAYOUTS[k][0] != "lightweight-aver"])
+
+
+@pytest.mark.slow
+def test_fuzzed_corpora_through_real_training(corpora, tmp_path, monkeypatch):
+    """A few damaged corpora trained for real (1 epoch, the quick recipes' two runs, tiny models;
+    about half a minute each): what is written after the model is built holds too."""
+    from tests.test_reproduce import _tiny_speechnet
+
+    monkeypatch.setenv("EDGEAFFECT_WORKERS", "1")
+    layouts = ("emodb", "avec2013", "daicwoz", "savee-av")
+    rng = random.Random(77)
+    outcomes = [reproduce_case(corpora, tmp_path / f"c{i}", i, rng, layouts, model={"emodb": _tiny_speechnet()})
+                for i in range(8)]
+    print(outcomes)
+    assert any(ok for o in outcomes for ok in o.values()), outcomes
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from edgeaffect.errors import InputError
 
 PARTITIONS = {"Training": "train", "Development": "val", "Testing": "test"}
 LAYOUTS = {"avec2013": ("Audio",), "avec2014": ("Freeform", "Northwind")}
+BDI_II = (0.0, 63.0)  # the inventory's total score
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,12 @@ def _label(path: Path) -> float:
     except (OSError, UnicodeDecodeError) as exc:  # a folder, a link to nowhere, bytes that are not text
         raise InputError(f"cannot read the label file {path} ({exc}); it should hold one BDI-II number") from None
     try:
-        return float(text.strip().split(",")[-1].split()[0])
+        score = float(text.strip().split(",")[-1].split()[0])
     except (ValueError, IndexError):
         raise InputError(f"{path}: expected one BDI-II number, got {text[:40]!r}") from None
+    if not BDI_II[0] <= score <= BDI_II[1]:  # NaN too: it would train, and every figure would be NaN
+        raise InputError(f"{path}: a BDI-II score is {BDI_II[0]:g} to {BDI_II[1]:g}, got {text.strip()[:40]!r}")
+    return score
 
 
 def find_recordings(root: str | Path, corpus: str | None = None) -> tuple[str, list[Recording]]:

@@ -87,6 +87,9 @@ def read_split(path: Path) -> list[tuple[str, int, float]]:
                 from None
         if y not in (-1, 0, 1):
             raise InputError(f"{path} line {n}: PHQ8_Binary must be 0 or 1, got {y}")
+        if not (np.isnan(s) or 0 <= s < np.inf):  # an infinite score would be written into run.json as Infinity
+            raise InputError(f"{path} line {n}: a PHQ score is a number from 0 (or empty when unknown), "
+                             f"got {r[sco]!r}")
         out.append((p, y, s))
     return out
 
