@@ -74,7 +74,7 @@ def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: 
     ms = {f: time_here(candidates[f], runtimes[f]) for f in names}
     timed = ", ".join(f"{f} {ms[f]:.3f} ms" for f in names)
     here = f"batch 1, one thread, measured on {machine()}: {timed}"
-    if target.key == "host":
+    if target.runs_here:
         return min(names, key=ms.get), f"fastest of the formats that gate, {here}"
     predicted = {f: predict(f) for f in names} if predict is not None else {}
     missing = [f for f in names if predicted.get(f) is None]

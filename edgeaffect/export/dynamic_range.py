@@ -23,10 +23,6 @@ import numpy as np
 from edgeaffect.export.mixed_precision import DEFAULT_MAX_FLOAT_LAYERS, FloatLayer, keep_float_until_held
 
 
-def _tensor_names(graph) -> dict[str, int]:
-    return {t.name.decode(): i for i, t in enumerate(graph.tensors)}
-
-
 def hybrid_ops(model) -> list[int]:
     """Main-graph ops with an int8 constant input (a weight) and a float output."""
     from edgeaffect.runtime.litert_ops import _is_constant, _schema
@@ -42,34 +38,59 @@ def hybrid_ops(model) -> list[int]:
     return out
 
 
-def with_float_weights(dynamic_blob: bytes, float_blob: bytes, nodes: list[str]) -> bytes:
-    """The dynamic-range file with the ops whose output is named in ``nodes`` given their float32
-    weights back (the float file's buffer of the same tensor name, replaced in place)."""
-    from edgeaffect.runtime.litert_ops import _is_constant, _schema, read_model, write_model
+class FloatWeights:
+    """The dynamic-range file and its float32 twin, parsed once; ``blob(nodes)`` writes the
+    dynamic-range file with the ops whose output is named in ``nodes`` given their float32
+    weights back (the float file's buffer of the same tensor name). The search writes one file
+    per candidate: parsing a base-size pair each time cost about half a second."""
 
-    if not nodes:
-        return dynamic_blob
-    s = _schema()
-    dyn, flt = read_model(dynamic_blob), read_model(float_blob)
-    graph, fgraph = dyn.subgraphs[0], flt.subgraphs[0]
-    fnames = _tensor_names(fgraph)
-    wanted = set(nodes)
-    for op in graph.operators:
-        if graph.tensors[op.outputs[0]].name.decode() not in wanted:
-            continue
-        for index in op.inputs:
-            if index < 0:
+    def __init__(self, dynamic_blob: bytes, float_blob: bytes):
+        from edgeaffect.runtime.litert_ops import read_model
+
+        self.dynamic_blob = dynamic_blob
+        self.dyn, self.flt = read_model(dynamic_blob), read_model(float_blob)
+        fgraph = self.flt.subgraphs[0]
+        self.float_tensors = {t.name.decode(): t for t in fgraph.tensors}
+
+    def _weights_of(self, nodes: set[str]) -> list:
+        """(the int8 weight tensor, the float tensor of the same name) of each op in ``nodes``."""
+        from edgeaffect.runtime.litert_ops import _is_constant, _schema
+
+        int8 = _schema().TensorType.INT8
+        graph = self.dyn.subgraphs[0]
+        pairs = []
+        for op in graph.operators:
+            if graph.tensors[op.outputs[0]].name.decode() not in nodes:
                 continue
-            t = graph.tensors[index]
-            if t.type != s.TensorType.INT8 or not _is_constant(dyn, t):
-                continue
-            twin = fnames.get(t.name.decode())
-            if twin is None:
-                raise ValueError(f"no float tensor named {t.name.decode()!r} for {sorted(wanted)[0]!r}")
-            ft = fgraph.tensors[twin]
-            dyn.buffers[t.buffer].data = flt.buffers[ft.buffer].data
-            t.type, t.quantization, t.shape = ft.type, None, ft.shape
-    return write_model(dyn)
+            for t in (graph.tensors[i] for i in op.inputs if i >= 0):
+                if t.type == int8 and _is_constant(self.dyn, t):
+                    twin = self.float_tensors.get(t.name.decode())
+                    if twin is None:
+                        raise ValueError(f"no float tensor named {t.name.decode()!r}")
+                    pairs.append((t, twin))
+        return pairs
+
+    def blob(self, nodes) -> bytes:
+        from edgeaffect.runtime.litert_ops import write_model
+
+        pairs = self._weights_of(set(nodes))
+        if not pairs:
+            return self.dynamic_blob
+        saved = [(t, t.type, t.quantization, t.shape, self.dyn.buffers[t.buffer].data) for t, _ in pairs]
+        try:
+            for t, twin in pairs:
+                self.dyn.buffers[t.buffer].data = self.flt.buffers[twin.buffer].data
+                t.type, t.quantization, t.shape = twin.type, None, twin.shape
+            return write_model(self.dyn)
+        finally:  # the parsed dynamic-range file stays as converted, for the next candidate
+            for t, kind, quantization, shape, data in saved:
+                t.type, t.quantization, t.shape = kind, quantization, shape
+                self.dyn.buffers[t.buffer].data = data
+
+
+def with_float_weights(dynamic_blob: bytes, float_blob: bytes, nodes: list[str]) -> bytes:
+    """The dynamic-range file with the ops named in ``nodes`` given their float32 weights back."""
+    return FloatWeights(dynamic_blob, float_blob).blob(nodes)
 
 
 def _interpreter(blob: bytes):
@@ -98,15 +119,16 @@ def added_errors(dynamic_blob: bytes, float_blob: bytes, input_specs: dict, samp
     most first: relative RMSE against the float file. Judged at the output, not at the op: in
     wav2vec 2.0 the first conv's int8 adds 0.9 % where it is, less than five other convs, and
     20 % after the GroupNorm and layer norms that follow it."""
-    from edgeaffect.runtime.litert_ops import op_type, read_model
+    from edgeaffect.runtime.litert_ops import op_type
 
-    dyn = read_model(dynamic_blob)
+    weights = FloatWeights(dynamic_blob, float_blob)
+    dyn = weights.dyn
     graph = dyn.subgraphs[0]
     hybrid = {graph.tensors[graph.operators[i].outputs[0]].name.decode(): graph.operators[i] for i in hybrid_ops(dyn)}
     want = _outputs(float_blob, input_specs, samples)
     ranked = []
     for name, op in hybrid.items():
-        alone = with_float_weights(dynamic_blob, float_blob, [n for n in hybrid if n != name])
+        alone = weights.blob([n for n in hybrid if n != name])
         got = _outputs(alone, input_specs, samples)
         e = float(np.mean([np.sqrt(np.mean((g - w) ** 2)) / (np.sqrt(np.mean(w ** 2)) + 1e-12)
                            for g, w in zip(got, want)]))
@@ -132,6 +154,6 @@ def choose(dynamic_blob: bytes, float_blob: Callable[[], bytes], input_specs: di
     fp = float_blob()
     ranked = added_errors(dynamic_blob, fp, input_specs, samples)
     kept: list[FloatLayer] = []
-    blob = keep_float_until_held(ranked, kept, lambda nodes: with_float_weights(dynamic_blob, fp, nodes), accept,
-                                 failures, max_float_layers, log) or dynamic_blob
+    blob = keep_float_until_held(ranked, kept, FloatWeights(dynamic_blob, fp).blob, accept, failures,
+                                 max_float_layers, log) or dynamic_blob
     return blob, {"float_layers": [asdict(k) for k in kept], "mixed_precision": f"{len(kept)} layer(s) with float weights"}

@@ -88,7 +88,7 @@ def _export_stage(run, p, stage, fmts, trained, sources, references, root, targe
         if searches:
             extra.update(_search_options(run, p, stage, f, sources, references, path, quantization, log, upstream))
             if "speed_here" in f.options:  # ops are kept float for speed only where this machine's timings hold
-                extra["speed_here"] = target is None or target.key == "host"
+                extra["speed_here"] = target is None or target.runs_here
         facts = writer(model, stage.inputs, calibration, path, **extra) or {}
         verdicts = _verify_file(run, p, stage, f, path, sources, references)
         if f.name in stage.recorded_only and _held_by_search(stage, f, verdicts, searches, facts):

@@ -35,6 +35,11 @@ class Target:
     def is_jetson(self) -> bool:
         return self.runtime == "tensorrt"
 
+    @property
+    def runs_here(self) -> bool:
+        """The target is the exporting machine: its timings are the device's."""
+        return self.device == "host"
+
 
 def load_targets() -> dict[str, Target]:
     data = tomllib.loads(resources.files("edgeaffect.export").joinpath("targets.toml").read_text())
