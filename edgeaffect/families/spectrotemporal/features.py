@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeaffect.errors import MediaError
 from edgeaffect.features.mfcc import mel_filterbank
+from edgeaffect.media.audio import resample  # noqa: F401  (families import it from here)
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,6 @@ def _window(win_length: int, n_fft: int) -> np.ndarray:
     w = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
     left = (n_fft - win_length) // 2
     return np.pad(w, (left, n_fft - win_length - left))
-
-
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling in the frequency domain (both sides use this one)."""
-    if sr_in == sr_out:
-        return np.asarray(y, dtype=np.float32)
-    n_out = max(1, int(round(y.size * sr_out / sr_in)))  # a few samples stay a sample: refused as too short
-    spec = np.fft.rfft(np.asarray(y, dtype=np.float64))
-    out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
-    keep = min(spec.size, out.size)
-    out[:keep] = spec[:keep]
-    return (np.fft.irfft(out, n=n_out) * (n_out / y.size)).astype(np.float32)
 
 
 def prepare_audio(y: np.ndarray, sr: int, config: SpectroConfig, what: str = "audio") -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from edgeaffect.errors import InputError, MediaError
 from edgeaffect.features.mfcc import MfccConfig, _hann, mfcc_from_power
+from edgeaffect.media.audio import resample  # noqa: F401  (families import it from here)
 
 FUSION_DIM = 107
 BLOCKS = ("mfcc", "mfcc_delta", "chroma", "contrast", "tonnetz", "zcr", "centroid", "rolloff", "bandwidth", "pitch")
@@ -120,18 +121,6 @@ def check_audio(y: np.ndarray, config: FusionConfig, what: str = "audio") -> Non
     if clipped > config.max_clipped_fraction:
         raise MediaError(f"{what} is clipped: {100 * clipped:.1f} % of samples at full scale "
                          f"(limit {100 * config.max_clipped_fraction:g} %); lower the recording gain")
-
-
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling in the frequency domain (both sides use this one)."""
-    if sr_in == sr_out:
-        return np.asarray(y, dtype=np.float32)
-    n_out = max(1, int(round(y.size * sr_out / sr_in)))  # a few samples stay a sample: refused as too short
-    spec = np.fft.rfft(np.asarray(y, dtype=np.float64))
-    keep = min(spec.size, n_out // 2 + 1)
-    out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
-    out[:keep] = spec[:keep]
-    return (np.fft.irfft(out, n=n_out) * (n_out / y.size)).astype(np.float32)
 
 
 def prepare_audio(y: np.ndarray, sr: int, config: FusionConfig, what: str = "audio") -> np.ndarray:

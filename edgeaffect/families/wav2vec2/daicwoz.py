@@ -29,6 +29,7 @@ import numpy as np
 
 from edgeaffect.errors import InputError
 from edgeaffect.families.wav2vec2.vad import VadSettings, runs, speech_mask
+from edgeaffect.media.audio import resample  # noqa: F401  (families import it from here)
 
 SPLIT_FILES = {"daicwoz": {"train": "train_split_Depression_AVEC2017.csv", "val": "dev_split_Depression_AVEC2017.csv",
                            "test": "test_split_Depression_AVEC2017.csv"},
@@ -197,18 +198,6 @@ def voiced_speech(y: np.ndarray, sr: int, turns: np.ndarray | None, vad: VadSett
 
 
 # --------------------------------------------------------------------------- segments
-
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling in the frequency domain."""
-    if sr_in == sr_out:
-        return np.asarray(y, np.float32)
-    n_out = max(1, int(round(y.size * sr_out / sr_in)))  # a few samples stay a sample: refused as too short
-    spec = np.fft.rfft(np.asarray(y, np.float64))
-    out = np.zeros(n_out // 2 + 1, np.complex128)
-    keep = min(spec.size, out.size)
-    out[:keep] = spec[:keep]
-    return (np.fft.irfft(out, n=n_out) * (n_out / y.size)).astype(np.float32)
-
 
 def cut_segments(speech: np.ndarray, samples: int, tail: str = "drop") -> np.ndarray:
     """Non-overlapping segments of ``samples`` in order [shape=(n, samples)]. ``tail``: "drop"
