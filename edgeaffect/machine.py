@@ -20,6 +20,27 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
 
 
+# The int8 dot-product instructions XNNPACK's int8 kernels need to beat float: /proc/cpuinfo flag
+# (x86 "flags", arm64 "Features") -> its name.
+DOT_PRODUCT_FLAGS = {"avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "asimddp": "Arm SDOT/UDOT",
+                     "i8mm": "Arm I8MM"}
+
+
+def int8_dot_product() -> list[str] | None:
+    """The CPU's int8 dot-product instructions (empty: none), or None where /proc/cpuinfo
+    cannot say (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags |= set(value.split())
+    return [name for flag, name in DOT_PRODUCT_FLAGS.items() if flag in flags]
+
+
 RUNTIMES = ("tensorflow", "tf_keras", "ai-edge-litert", "onnxruntime", "tf2onnx")
 
 

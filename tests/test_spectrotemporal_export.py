@@ -121,6 +121,21 @@ def test_the_bundle_predicts_a_score_its_band_and_per_sequence_scores(bundle, tm
     ("silent", np.zeros(48000, np.float32), 8000, "silent"),
     ("low rate", speech(10.0, 6.0, 1)[::2], 4000, "sampled at 4000 Hz"),
 ])
+def test_the_pi_bundle_has_a_quantized_litert_chain_that_gates(bundle):
+    """LiteRT dynamic range (``int8_fallbacks``) holds on every kernel set of both stages (the
+    reference kernels, which record int8 without gating, included) and as a chain, where the sequence's full int8 is recorded only."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "tflite-dynamic-int8" in manifest["formats"]
+    chain = {v["format"]: v for v in manifest["verification"]}["tflite-dynamic-int8"]
+    assert chain["gating"] and chain["passed"], chain
+    for s in manifest["stages"]:
+        stage = json.loads((bundle / s["folder"] / "manifest.json").read_text())
+        verdicts = [v for v in stage["verification"] if v["format"] == "tflite-dynamic-int8"]
+        assert {v["kernels"] for v in verdicts} == {"xnnpack", "builtin", "reference"}
+        # passed everywhere; LiteRT's reference kernels record int8 without deciding (verify.gates)
+        assert all(v["passed"] and (v["gating"] or v["kernels"] == "reference") for v in verdicts), verdicts
+
+
 def test_bad_recordings_are_one_line_and_exit_2(bundle, tmp_path, what, y, sr, message):
     import subprocess
     import sys

@@ -298,3 +298,18 @@ def test_the_ablation_table_shows_development_figures(tmp_path):
     assert doc["figures"] == "development" and "figures on development" in table_lines(doc)[0]
     assert (row["mae"], row["rmse"]) == (info["development"]["mae"], info["development"]["rmse"])
     assert info["development"] != info["test"]
+
+
+def test_litert_targets_get_a_dynamic_range_chain_before_float():
+    """The sequence's TFLite full int8 is recorded only, so every target that runs LiteRT gets
+    dynamic range (``int8_fallbacks``) before its first float format: a Pi bundle has a
+    quantized chain that can gate. TensorRT targets keep their list (no dynamic quantization)."""
+    from edgeaffect.contract import get_family
+    from edgeaffect.export.targets import get_target
+
+    family = get_family("spectrotemporal")
+    host, rpi4, rpi5, orin = (get_target(k) for k in ("host", "rpi4", "rpi5", "jetson-orin-nano"))
+    assert family.target_formats(rpi4) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
+    assert family.target_formats(rpi5) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
+    assert family.target_formats(host) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32", "onnx-fp32", "onnx-qdq")
+    assert family.target_formats(orin) == orin.formats

@@ -227,16 +227,21 @@ def bench_int8_cmd(models: Annotated[list[str], typer.Argument(help="Registered 
                    budget: Annotated[float, typer.Option(help="Seconds of timed runs per file.")] = 0.5,
                    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON.")] = None):
     """int8 against float32 on LiteRT per model and stage, weights untrained: float32, every op
-    int8, and int8 as the export writes it (speed only, one thread, this machine)."""
+    int8, and int8 as the export writes it (speed only, one thread, this machine), after what
+    int8 gains on this CPU for a plain conv net (the reference the rows are read against)."""
     from edgeaffect.contract.registry import get_model
     from edgeaffect.io import atomic_write_text
     from edgeaffect.machine import machine
-    from edgeaffect.measure.int8_speed import format_rows, int8_speed
+    from edgeaffect.measure.int8_speed import cpu_reference, format_rows, int8_speed, reference_line
 
     if budget <= 0:
         raise InputError(f"--budget {budget}: give seconds > 0")
     specs = [get_model(m) for m in models]  # a typo fails before any work
+    print("  this CPU's int8 reference: converting and timing", file=sys.stderr, flush=True)
+    reference = cpu_reference(budget_s=budget)
     rows = [r for s in specs for r in int8_speed(s, budget_s=budget, log=sys.stderr)]
-    typer.echo(format_rows(rows, machine()))
+    typer.echo(format_rows([reference, *rows], machine()))
+    typer.echo(reference_line(reference, machine()))
     if json_out:
-        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": 1, "rows": rows}, indent=2))
+        atomic_write_text(json_out, json.dumps({"machine": machine(), "threads": 1, "reference": reference,
+                                                "rows": rows}, indent=2))

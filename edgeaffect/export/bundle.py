@@ -82,8 +82,8 @@ def choose_default(target: Target, candidates: dict[str, list[Path]], runtimes: 
         best = min(names, key=lambda f: predicted[f]["estimate_ms"])
         shown = "; ".join(f"{f} {predicted[f]['estimate_ms']:.3g} ms ({predicted[f]['note']})" for f in names)
         return best, (f"fastest of the formats that gate by the calibrated prediction for {target.device} "
-                      f"(estimates, not measurements; a mixed-precision int8 file is predicted as int8): {shown}; "
-                      f"for comparison, {here}")
+                      f"(estimates, not measurements; a mixed-precision or dynamic-range int8 file is predicted "
+                      f"as int8, an optimistic estimate for it): {shown}; for comparison, {here}")
     why = (f"no calibrated prediction for {', '.join(missing)} on {target.device} (no published figures of that "
            f"precision there)" if predict is not None else "no prediction asked for")
     return min(names, key=ms.get), (f"fastest of the formats that gate, {here} -- not on the device ({why}): x86 "

@@ -60,6 +60,69 @@ def int8_speed(spec, *, samples: int = 16, budget_s: float = 0.5, log=None) -> l
     return rows
 
 
+# The CPU's own int8 speed, for reading the rows above: a plain conv net (64x64x1 input, four
+# 3x3 convs of 32-128 channels with max-pools, a dense head), every op int8 as TFLiteConverter
+# writes it. Where even this runs slower in int8 than in float (x86 without VNNI: XNNPACK's
+# int8 convs widen to 16 bits and lose to float FMA), no model's int8 convs can be faster here.
+REFERENCE = "plain conv net (this CPU's int8 reference)"
+REFERENCE_CHANNELS = (32, 64, 128, 128)
+
+
+def _plain_conv_net():
+    from edgeaffect.keras_backend import keras as _keras
+
+    keras = _keras()
+    inp = keras.Input((64, 64, 1), batch_size=1, name="image")
+    x = inp
+    for c in REFERENCE_CHANNELS:
+        x = keras.layers.Conv2D(c, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPool2D()(x)
+    out = keras.layers.Dense(8)(keras.layers.Flatten()(x))
+    return keras.Model(inp, out, name="plain_conv_net")
+
+
+def cpu_reference(*, samples: int = 16, budget_s: float = 0.5, threads: int = 1) -> dict:
+    """The plain conv net's float32 and full-int8 whole-model times here (LiteRT XNNPACK,
+    batch 1): how much int8 gains on this CPU when nothing in the graph is in its way."""
+    from edgeaffect.export import mixed_precision as mp
+    from edgeaffect.export.formats.tflite import calibrated_float, write_fp32
+    from edgeaffect.runtime.litert_ops import op_times
+
+    model = _plain_conv_net()
+    specs = _inputs(model)
+    calibration = _random_calibration(specs, samples)
+    with tempfile.TemporaryDirectory(prefix="edgeaffect-int8-reference-") as d:
+        fp32, int8 = Path(d) / "fp32.tflite", Path(d) / "int8.tflite"
+        write_fp32(model, specs, calibration, fp32)
+        int8.write_bytes(mp.quantize_keeping(calibrated_float(model, specs, calibration), []))
+        # interleaved rounds, median of each: the ratio is what counts, and load hits both alike
+        times = {"float32": [], "int8": []}
+        for _ in range(3):
+            for k, p in (("float32", fp32), ("int8", int8)):
+                times[k].append(op_times(p, budget_s=budget_s, threads=threads, ops=False)["whole_us"])
+    us = {k: float(np.median(v)) for k, v in times.items()}
+    return {"model": REFERENCE, "stage": "-", "float32 us": us["float32"], "int8, every op us": us["int8"],
+            "int8 as exported us": us["int8"], "exported / float32": us["int8"] / us["float32"],
+            "float_layers": [], "mixed_precision": "every op int8 (TFLiteConverter)", "threads": threads}
+
+
+def reference_line(ref: dict, machine: str) -> str:
+    """One sentence on what int8 gains on this CPU, from ``cpu_reference``."""
+    from edgeaffect.machine import int8_dot_product
+
+    ratio = ref["exported / float32"]
+    dot = int8_dot_product()
+    has = ("int8 dot product: unknown" if dot is None else
+           f"int8 dot product: {', '.join(dot)}" if dot else
+           "no int8 dot-product instruction (AVX-512 VNNI, AVX-VNNI or Arm SDOT)")
+    verdict = (f"int8 is {1 / ratio:.2f}x faster than float here" if ratio < 1 else
+               f"int8 is {ratio:.2f}x SLOWER than float here even for a plain conv net, so a model's int8 convs "
+               f"cannot beat float on this CPU")
+    return (f"this CPU's int8 reference ({REFERENCE.split(' (')[0]}, 64x64x1, 4 convs, LiteRT XNNPACK, "
+            f"{ref.get('threads', 1)} thread, median of 3 interleaved rounds): float32 {ref['float32 us']:.1f} us, "
+            f"int8 {ref['int8, every op us']:.1f} us -- {verdict} ({has}); measured on {machine}")
+
+
 def format_rows(rows: list[dict], machine: str) -> str:
     head = ("model / stage", "float32 us", "int8 all ops us", "int8 as exported us", "exported / float32",
             "ops float for speed")
