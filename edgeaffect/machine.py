@@ -26,11 +26,11 @@ DOT_PRODUCT_FLAGS = {"avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "asi
                      "i8mm": "Arm I8MM"}
 
 
-def int8_dot_product() -> list[str] | None:
-    """The CPU's int8 dot-product instructions (empty: none), or None where /proc/cpuinfo
-    cannot say (not Linux)."""
+def int8_dot_product(cpuinfo: str | None = None) -> list[str] | None:
+    """The CPU's int8 dot-product instructions (empty: none), from ``cpuinfo`` (the text of
+    /proc/cpuinfo, read when not given), or None where it cannot be read (not Linux)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
         return None
     flags = set()

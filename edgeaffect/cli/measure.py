@@ -81,6 +81,9 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
                    f"(median of pairs, 99 % interval)")
     typer.echo(header)
     typer.echo(to_text(rows))
+    reference = None if on is not None else _int8_reference(rows, threads, budget / 10)
+    if reference is not None:
+        typer.echo(reference["line"])
     for note in sorted({r["baseline_note"] for r in rows if r.get("baseline_note")}):
         typer.echo(f"latency gate: {note} (nothing compared)")
     checks = check_budgets(spec, rows, again, measured_on=measured_on) if spec else []
@@ -89,9 +92,9 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
         typer.echo(c.line)
     if json_out:
         atomic_write_text(json_out, json.dumps({"machine": where if on else machine(), "measured_on": measured_on,
-                                                "threads": threads, "rows": rows,
+                                                "threads": threads, "rows": rows, "int8_reference": reference,
                                                 "budgets": [asdict(c) for c in checks]}, indent=2))
-    md = to_markdown(rows, checks, header)
+    md = to_markdown(rows, checks, header) + (f"\n\n{reference['line']}.\n" if reference else "")
     if markdown:
         atomic_write_text(markdown, md)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
@@ -116,6 +119,24 @@ def bench_exports_cmd(exports: Annotated[list[Path], typer.Argument(help="Export
         for d in export_folders(exports):
             if not has_baseline(baseline, d):
                 typer.echo(f"latency gate: baseline saved to {save(d, baseline)} (compared from the next run on)")
+
+
+def _int8_reference(rows: list[dict], threads: int, budget_s: float) -> dict | None:
+    """What int8 gains on this CPU for a plain conv net, measured in this run, to read the
+    LiteRT int8 rows' "vs fp32" against; None without such a row, a note without TensorFlow."""
+    from edgeaffect.errors import MissingDependencyError
+    from edgeaffect.machine import machine
+
+    if not any(r.get("vs_float") and r["runtime"] == "litert" for r in rows):
+        return None
+    try:
+        from edgeaffect.measure.int8_speed import cpu_reference, reference_line
+
+        print("  this CPU's int8 reference: converting and timing", file=sys.stderr, flush=True)
+        ref = cpu_reference(budget_s=budget_s, threads=threads)
+    except MissingDependencyError as exc:  # the converter is on the training side
+        return {"line": f"this CPU's int8 reference: not measured ({exc})"}
+    return {**ref, "line": reference_line(ref, machine())}
 
 
 @app.command("bench-pipeline", rich_help_panel=MEASURE)

@@ -9,6 +9,7 @@ Accuracy is not measured (the export's verification is).
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -81,20 +82,31 @@ def _plain_conv_net():
     return keras.Model(inp, out, name="plain_conv_net")
 
 
-def cpu_reference(*, samples: int = 16, budget_s: float = 0.5, threads: int = 1) -> dict:
-    """The plain conv net's float32 and full-int8 whole-model times here (LiteRT XNNPACK,
-    batch 1): how much int8 gains on this CPU when nothing in the graph is in its way."""
+@functools.lru_cache(maxsize=2)
+def _reference_files(samples: int) -> tuple[bytes, bytes]:
+    """The plain conv net's float32 and full-int8 TFLite files (converted once per process)."""
     from edgeaffect.export import mixed_precision as mp
     from edgeaffect.export.formats.tflite import calibrated_float, write_fp32
-    from edgeaffect.runtime.litert_ops import op_times
 
     model = _plain_conv_net()
     specs = _inputs(model)
     calibration = _random_calibration(specs, samples)
     with tempfile.TemporaryDirectory(prefix="edgeaffect-int8-reference-") as d:
-        fp32, int8 = Path(d) / "fp32.tflite", Path(d) / "int8.tflite"
+        fp32 = Path(d) / "fp32.tflite"
         write_fp32(model, specs, calibration, fp32)
-        int8.write_bytes(mp.quantize_keeping(calibrated_float(model, specs, calibration), []))
+        return fp32.read_bytes(), mp.quantize_keeping(calibrated_float(model, specs, calibration), [])
+
+
+def cpu_reference(*, samples: int = 16, budget_s: float = 0.5, threads: int = 1) -> dict:
+    """The plain conv net's float32 and full-int8 whole-model times here (LiteRT XNNPACK,
+    batch 1): how much int8 gains on this CPU when nothing in the graph is in its way."""
+    from edgeaffect.runtime.litert_ops import op_times
+
+    with tempfile.TemporaryDirectory(prefix="edgeaffect-int8-reference-") as d:
+        fp32, int8 = Path(d) / "fp32.tflite", Path(d) / "int8.tflite"
+        fp32_blob, int8_blob = _reference_files(samples)
+        fp32.write_bytes(fp32_blob)
+        int8.write_bytes(int8_blob)
         # interleaved rounds, median of each: the ratio is what counts, and load hits both alike
         times = {"float32": [], "int8": []}
         for _ in range(3):
