@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Callable
 
-import numpy as np
-
-from edgeaffect.export.mixed_precision import DEFAULT_MAX_FLOAT_LAYERS, FloatLayer, keep_float_until_held
+from edgeaffect.export.mixed_precision import (FloatLayer, float_layer_cap, keep_float_until_held, outputs_of,
+                                               relative_rmse)
 
 
 def hybrid_ops(model) -> list[int]:
@@ -93,27 +92,6 @@ def with_float_weights(dynamic_blob: bytes, float_blob: bytes, nodes: list[str])
     return FloatWeights(dynamic_blob, float_blob).blob(nodes)
 
 
-def _interpreter(blob: bytes):
-    from edgeaffect.runtime.litert import interpreter_class
-
-    Interpreter, _ = interpreter_class()
-    it = Interpreter(model_content=blob, num_threads=1)
-    it.allocate_tensors()
-    return it
-
-
-def _outputs(blob: bytes, input_specs: dict, samples: list[dict]) -> list[np.ndarray]:
-    it = _interpreter(blob)
-    out = []
-    for sample in samples:
-        for d in it.get_input_details():
-            name = next((n for n in input_specs if n in d["name"]), d["name"])
-            it.set_tensor(d["index"], np.asarray(sample[name], np.float32).reshape(d["shape"]))
-        it.invoke()
-        out.append(it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64))
-    return out
-
-
 def added_errors(dynamic_blob: bytes, float_blob: bytes, input_specs: dict, samples: list[dict]) -> list[FloatLayer]:
     """The hybrid ops, the one whose int8 alone (every other op float) moves the model's output
     most first: relative RMSE against the float file. Judged at the output, not at the op: in
@@ -125,13 +103,11 @@ def added_errors(dynamic_blob: bytes, float_blob: bytes, input_specs: dict, samp
     dyn = weights.dyn
     graph = dyn.subgraphs[0]
     hybrid = {graph.tensors[graph.operators[i].outputs[0]].name.decode(): graph.operators[i] for i in hybrid_ops(dyn)}
-    want = _outputs(float_blob, input_specs, samples)
+    want = outputs_of(float_blob, input_specs, samples)
     ranked = []
     for name, op in hybrid.items():
         alone = weights.blob([n for n in hybrid if n != name])
-        got = _outputs(alone, input_specs, samples)
-        e = float(np.mean([np.sqrt(np.mean((g - w) ** 2)) / (np.sqrt(np.mean(w ** 2)) + 1e-12)
-                           for g, w in zip(got, want)]))
+        e = relative_rmse(outputs_of(alone, input_specs, samples), want)
         ranked.append((e, FloatLayer(name, op_type(dyn, op), "accuracy",
                                      f"int8 here alone moves the output by {100 * e:.2f} % relative RMSE")))
     return [layer for _, layer in sorted(ranked, key=lambda t: -t[0])]
@@ -139,7 +115,7 @@ def added_errors(dynamic_blob: bytes, float_blob: bytes, input_specs: dict, samp
 
 def choose(dynamic_blob: bytes, float_blob: Callable[[], bytes], input_specs: dict, samples: list[dict], *,
            accept: Callable[[bytes], list[str]] | None = None, full_int8: bool = False,
-           max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS, log=None) -> tuple[bytes, dict]:
+           max_float_layers: int | None = None, log=None) -> tuple[bytes, dict]:
     """(the file, facts for its manifest entry). ``float_blob``: writes the float32 file, only
     when the dynamic-range file fails ``accept``."""
     if full_int8 or accept is None:
@@ -155,5 +131,5 @@ def choose(dynamic_blob: bytes, float_blob: Callable[[], bytes], input_specs: di
     ranked = added_errors(dynamic_blob, fp, input_specs, samples)
     kept: list[FloatLayer] = []
     blob = keep_float_until_held(ranked, kept, FloatWeights(dynamic_blob, fp).blob, accept, failures,
-                                 max_float_layers, log) or dynamic_blob
+                                 float_layer_cap(max_float_layers, ranked), log) or dynamic_blob
     return blob, {"float_layers": [asdict(k) for k in kept], "mixed_precision": f"{len(kept)} layer(s) with float weights"}

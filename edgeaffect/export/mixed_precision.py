@@ -42,7 +42,14 @@ SMALL_FILE_US, SMALL_FILE_TIMINGS = 20_000.0, 3
 # A whole file with more ops float is kept only when this much faster: below it, the choice
 # would follow timing noise (two runs of one file differ by a few per cent here).
 WHOLE_FILE_GAIN = 0.95
+# The accuracy search keeps at most this many layers float, or a quarter of the candidates when
+# that is more (``float_layer_cap``): the spectrotemporal sequence's four layer norms need 12 of
+# its 150 int8 ops float (each norm's MEAN and SQUARED_DIFFERENCE), more than a fixed 8.
 DEFAULT_MAX_FLOAT_LAYERS = 8
+# The candidates are ranked at the model's output (``output_errors``: one run of the ranking
+# samples per op) up to this many ops; a larger graph by the debugger's error at each op.
+MAX_OUTPUT_RANKED_OPS = 400
+RANKING_SAMPLES = 16
 
 
 @dataclass
@@ -206,7 +213,7 @@ def op_of(calibrated_blob: bytes, node: str) -> str:
 
 def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *,
            accept: Callable[[bytes], list[str]] | None = None, full_int8: bool = False,
-           max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS, speed: bool = True, log=None) -> tuple[bytes, dict]:
+           max_float_layers: int | None = None, speed: bool = True, log=None) -> tuple[bytes, dict]:
     """(the int8 file, facts for its manifest entry: which nodes stayed float and why, and what
     each choice measured). ``speed``: ops may stay float because int8 runs them slower on this
     machine (only when the file is for this machine)."""
@@ -238,11 +245,9 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
             kept, blob, blob_us = kept + slow, mixed, mixed_us
     failures = accept(blob) if accept else []
     if failures:
-        ranked = [FloatLayer(n, op_of(calibrated_blob, n), "accuracy",
-                             f"int8 adds RMSE {e:.2f} quantization steps here")
-                  for n, e in layer_errors(calibrated_blob, input_specs, calibration, [k.node for k in kept])]
+        ranked = ranked_for_accuracy(calibrated_blob, input_specs, calibration, [k.node for k in kept], log)
         blob = keep_float_until_held(ranked, kept, lambda nodes: quantize_keeping(calibrated_blob, nodes), accept,
-                                     failures, max_float_layers, log) or blob
+                                     failures, float_layer_cap(max_float_layers, ranked), log) or blob
     if speed:
         facts["mixed_us_here"] = round(whole_us(blob), 1) if kept else facts["full_int8_us_here"]
     facts["float_layers"] = [asdict(k) for k in kept]
@@ -250,25 +255,128 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
     return blob, facts
 
 
+def float_layer_cap(max_float_layers: int | None, ranked: list) -> int:
+    """The user's cap, or by default ``DEFAULT_MAX_FLOAT_LAYERS`` or a quarter of the ranked
+    candidates, whichever is more."""
+    return max(DEFAULT_MAX_FLOAT_LAYERS, len(ranked) // 4) if max_float_layers is None else max_float_layers
+
+
+def outputs_of(blob: bytes, input_specs: dict, samples: list[dict]) -> list[np.ndarray]:
+    """The first output of a .tflite file on each sample, in float (an int8 input quantized and
+    an int8 output dequantized with the file's own scales), batch 1."""
+    from edgeaffect.runtime.litert import interpreter_class
+
+    Interpreter, _ = interpreter_class()
+    it = Interpreter(model_content=blob, num_threads=1)
+    it.allocate_tensors()
+    out_d = it.get_output_details()[0]
+    outs = []
+    for sample in samples:
+        for d in it.get_input_details():
+            name = next((n for n in input_specs if n in d["name"]), d["name"])
+            x = np.asarray(sample[name], np.float32).reshape(d["shape"])
+            scale, zero = d["quantization"]
+            if d["dtype"] != np.float32:
+                info = np.iinfo(d["dtype"])
+                x = np.clip(np.round(x / scale) + zero, info.min, info.max)
+            it.set_tensor(d["index"], x.astype(d["dtype"]))
+        it.invoke()
+        y = it.get_tensor(out_d["index"]).astype(np.float64)
+        scale, zero = out_d["quantization"]
+        outs.append((y - zero) * scale if out_d["dtype"] != np.float32 else y)
+    return outs
+
+
+def relative_rmse(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    return float(np.mean([np.sqrt(np.mean((g - w) ** 2)) / (np.sqrt(np.mean(w ** 2)) + 1e-12)
+                          for g, w in zip(got, want)]))
+
+
+def int8_ops(blob: bytes) -> list[tuple[str, str]]:
+    """(output tensor name, op type) of every op computing in int8 (its output int8; the
+    QUANTIZE / DEQUANTIZE at the edges and the shape arithmetic left out): the candidates."""
+    from edgeaffect.runtime.litert_ops import _schema, op_type, read_model
+
+    int8 = _schema().TensorType.INT8
+    model = read_model(blob)
+    graph = model.subgraphs[0]
+    out = []
+    for op in graph.operators:
+        kind = op_type(model, op)
+        tensor = graph.tensors[op.outputs[0]]
+        if kind not in ("QUANTIZE", "DEQUANTIZE") and tensor.type == int8:
+            out.append((tensor.name.decode(), kind))
+    return out
+
+
+def output_errors(calibrated_blob: bytes, input_specs: dict, samples: list[dict],
+                  kept: list[str] = ()) -> list[FloatLayer] | None:
+    """The int8 ops, the one whose int8 alone (every other candidate float) moves the model's
+    output most first: relative RMSE against the file with every candidate float. None for a
+    graph of more than ``MAX_OUTPUT_RANKED_OPS``. Judged at the output, not at the op: the
+    spectrotemporal sequence's layer-norm MEANs add little where they are and move its score
+    by tens of points, which the debugger's per-op error ranks low."""
+    candidates = [(n, k) for n, k in int8_ops(quantize_keeping(calibrated_blob, list(kept))) if n not in kept]
+    if len(candidates) > MAX_OUTPUT_RANKED_OPS:
+        return None
+    names = [n for n, _ in candidates]
+    samples = samples[:RANKING_SAMPLES]
+    want = outputs_of(quantize_keeping(calibrated_blob, [*kept, *names]), input_specs, samples)
+    ranked = []
+    for name, kind in candidates:
+        alone = quantize_keeping(calibrated_blob, [*kept, *(n for n in names if n != name)])
+        e = relative_rmse(outputs_of(alone, input_specs, samples), want)
+        ranked.append((e, FloatLayer(name, kind, "accuracy",
+                                     f"int8 here alone moves the output by {100 * e:.2f} % relative RMSE")))
+    return [layer for _, layer in sorted(ranked, key=lambda t: -t[0])]
+
+
+def ranked_for_accuracy(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], kept: list[str],
+                        log=None) -> list[FloatLayer]:
+    """The candidates for the accuracy search, most harmful first: at the model's output where
+    the graph is small enough, else by the debugger's error at each op."""
+    if log is not None:
+        print("    int8 fails its bounds; ranking its ops by what each moves the output", file=log, flush=True)
+    ranked = output_errors(calibrated_blob, input_specs, calibration, kept)
+    if ranked is not None:
+        return ranked
+    return [FloatLayer(n, op_of(calibrated_blob, n), "accuracy", f"int8 adds RMSE {e:.2f} quantization steps here")
+            for n, e in layer_errors(calibrated_blob, input_specs, calibration, kept)]
+
+
 def keep_float_until_held(ranked: list[FloatLayer], kept: list[FloatLayer], write: Callable[[list[str]], bytes],
                           accept: Callable[[bytes], list[str]], failures: list[str], max_float_layers: int,
                           log=None) -> bytes | None:
-    """Greedy: while the file fails, keep the next node of ``ranked`` (most sensitive first) float
-    too, up to ``max_float_layers`` more than ``kept`` already holds; ``kept`` grows in place. The last file written, or
-    None when none was."""
-    blob = None
-    added = 0
-    for layer in ranked:
-        if not failures or added >= max_float_layers:
+    """The fewest of ``ranked`` (most harmful first), taken in order, that make the file hold,
+    at most ``max_float_layers`` more than ``kept`` holds: 1, 2, 4 ... layers until one holds,
+    then bisection between the last that failed and it (a few files judged instead of one per
+    layer). ``kept`` grows in place. The file for the layers kept (the largest tried when none
+    held), or None when none was written."""
+    known = {k.node for k in kept}
+    order = [layer for layer in ranked if layer.node not in known][:max_float_layers]
+    if not failures or not order:
+        return None
+    tried: dict[int, tuple[bytes, list[str]]] = {}
+
+    def attempt(n: int) -> bool:
+        if n not in tried:
+            blob = write([k.node for k in kept] + [layer.node for layer in order[:n]])
+            tried[n] = (blob, accept(blob))
+            if log is not None:
+                print(f"    mixed precision: {len(kept) + n} float layer(s), "
+                      f"{'holds' if not tried[n][1] else 'fails: ' + '; '.join(tried[n][1])}", file=log, flush=True)
+        return not tried[n][1]
+
+    low, high = 0, 1  # low: most that failed; high: the next to try
+    while not attempt(high):
+        if high == len(order):
             break
-        if layer.node in {k.node for k in kept}:
-            continue
+        low, high = high, min(2 * high, len(order))
+    if attempt(high):
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if attempt(mid) else (mid, high)
+    for layer in order[:high]:
         layer.detail += f"; the file failed: {'; '.join(failures)}"
-        kept.append(layer)
-        added += 1
-        blob = write([k.node for k in kept])
-        failures = accept(blob)
-        if log is not None:
-            print(f"    mixed precision: {len(kept)} float layer(s), "
-                  f"{'holds' if not failures else 'fails: ' + '; '.join(failures)}", file=log, flush=True)
-    return blob
+    kept.extend(order[:high])
+    return tried[high][0]

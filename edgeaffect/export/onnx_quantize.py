@@ -110,7 +110,7 @@ def write_static_int8(model, input_specs, calibration, path, *, accept=None, ful
             ranked = [mp.FloatLayer(name, op, "accuracy", detail)
                       for name, op, _, detail in noise_added(float_onnx, q_onnx, calibration)]
             mp.keep_float_until_held(ranked, kept, write, accept, failures,
-                                     mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
+                                     mp.float_layer_cap(max_float_layers, ranked),
                                      log)
         # the quantizer may raise the opset (per-channel Q/DQ needs 13): record what it wrote
         facts["onnx_opset"] = opset_of(onnx.load(str(q_onnx)))

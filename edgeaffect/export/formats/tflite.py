@@ -129,7 +129,7 @@ def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8:
     calibrated = calibrated_float(model, input_specs, calibration, output_range)
     check = (lambda blob: accept(without_lstm_cell_clip(blob))) if accept else None
     blob, facts = mp.choose(calibrated, input_specs, calibration, accept=check, full_int8=full_int8,
-                            max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers,
+                            max_float_layers=max_float_layers,
                             speed=speed_here, log=log)
     with atomic_path(path) as tmp:
         tmp.write_bytes(without_lstm_cell_clip(blob))
@@ -155,7 +155,6 @@ def write_dynamic_int8(model, input_specs, calibration, path, *, accept=None, fu
     (the file itself needs no representative data). ``output_range`` and ``speed_here`` are not
     used: the output stays float, and no op is kept float for speed."""
     from edgeaffect.export import dynamic_range as dr
-    from edgeaffect.export import mixed_precision as mp
 
     def configure(t, c):
         c.optimizations = [t.lite.Optimize.DEFAULT]
@@ -163,8 +162,7 @@ def write_dynamic_int8(model, input_specs, calibration, path, *, accept=None, fu
     dynamic = _converted(model, input_specs, configure)
     blob, facts = dr.choose(dynamic, lambda: _converted(model, input_specs, lambda t, c: None), input_specs,
                             calibration[:4], accept=accept, full_int8=full_int8, log=log,
-                            max_float_layers=mp.DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None
-                            else max_float_layers)
+                            max_float_layers=max_float_layers)
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
     return facts
