@@ -116,14 +116,10 @@ def test_the_bundle_predicts_a_score_its_band_and_per_sequence_scores(bundle, tm
     assert r.exit_code == 0 and r.output.startswith("BDI-II ") and "per sequence:" in r.output
 
 
-@pytest.mark.parametrize("what, y, sr, message", [
-    ("short", speech(10.0, 2.0, 1), 8000, "too short"),
-    ("silent", np.zeros(48000, np.float32), 8000, "silent"),
-    ("low rate", speech(10.0, 6.0, 1)[::2], 4000, "sampled at 4000 Hz"),
-])
 def test_the_pi_bundle_has_a_quantized_litert_chain_that_gates(bundle):
     """LiteRT dynamic range (``int8_fallbacks``) holds on every kernel set of both stages (the
-    reference kernels, which record int8 without gating, included) and as a chain, where the sequence's full int8 is recorded only."""
+    reference kernels, which record int8 without gating, included) and as a chain, where the
+    sequence's full int8 is recorded only."""
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert "tflite-dynamic-int8" in manifest["formats"]
     chain = {v["format"]: v for v in manifest["verification"]}["tflite-dynamic-int8"]
@@ -136,6 +132,11 @@ def test_the_pi_bundle_has_a_quantized_litert_chain_that_gates(bundle):
         assert all(v["passed"] and (v["gating"] or v["kernels"] == "reference") for v in verdicts), verdicts
 
 
+@pytest.mark.parametrize("what, y, sr, message", [
+    ("short", speech(10.0, 2.0, 1), 8000, "too short"),
+    ("silent", np.zeros(48000, np.float32), 8000, "silent"),
+    ("low rate", speech(10.0, 6.0, 1)[::2], 4000, "sampled at 4000 Hz"),
+])
 def test_bad_recordings_are_one_line_and_exit_2(bundle, tmp_path, what, y, sr, message):
     import subprocess
     import sys
