@@ -372,3 +372,20 @@ def test_ablation_tables_say_which_partition_their_figures_are_on(tmp_path):
     assert "aver-ravdess: paper split, seed 1, figures on <b>test</b>" in section  # an older file: test figures
     assert "50.00" in section and "25.00" in section and "n/a" in section  # percent; a missing figure is n/a
     assert "edgeaffect ablation spectrotemporal-tiny" in section
+
+
+def test_bench_rows_show_int8_against_float_and_this_cpus_int8(tmp_path):
+    """Issue 26: each quantized row says its time, size and metric against the float32 file of
+    the same run, and the page says what int8 gains on the benchmark's CPU."""
+    b = tmp_path / "b"
+    b.mkdir()
+    row = {"model": "m", "format": "tflite-int8", "runtime": "litert", "status": "ok", "bytes": 2048,
+           "p50_ms": 0.2, "vs_float": {"format": "tflite-fp32", "latency_ratio": 1.18, "size_ratio": 0.27,
+                                       "metric_diff": -0.0125, "float_layers": 1}}
+    (b / "bench.json").write_text(json.dumps({
+        "machine": "cpu X", "threads": 1, "rows": [row, {**row, "format": "tflite-fp32", "vs_float": "odd"}],
+        "int8_reference": {"line": "this CPU's int8 reference (plain conv net): int8 is 1.34x SLOWER"}}))
+    page = write_report([b], tmp_path / "out", papers=False).read_text()
+    section = page[page.index("Benchmark"):]
+    assert "1.18x time, 0.27x size, -0.0125 metric, 1 float" in section
+    assert "This CPU's int8:</b> this CPU&#x27;s int8 reference (plain conv net): int8 is 1.34x SLOWER" in section

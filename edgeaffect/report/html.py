@@ -444,6 +444,22 @@ def section_verification(g: Gathered) -> str:
     return "\n".join(parts)
 
 
+def _vs_float(v) -> str:
+    """A quantized row against the float32 file of its model, measured in the same run."""
+    if not isinstance(v, dict):
+        return "-"
+    return (f"{_num(v.get('latency_ratio'), '.2f')}x time, {_num(v.get('size_ratio'), '.2f')}x size, "
+            f"{_num(v.get('metric_diff'), '+.4f')} metric, {_num(v.get('float_layers'))} float")
+
+
+def _int8_reference(ref) -> str:
+    """What int8 gains on the benchmark's CPU (a plain conv net, the same run): the ratios above
+    are read against it."""
+    if not isinstance(ref, dict) or not ref.get("line"):
+        return ""
+    return f'<p class="how"><b>This CPU\'s int8:</b> {esc(ref["line"])}.</p>'
+
+
 def section_bench(g: Gathered) -> str:
     parts = []
     for b in g.visit(g.bench):
@@ -457,7 +473,8 @@ def section_bench(g: Gathered) -> str:
                          (f"{esc(r.get('metric_name', 'accuracy'))} {_num(r.get(r.get('metric_name', 'accuracy')))}"
                           if r.get(r.get("metric_name", "accuracy")) is not None else "-"),
                          _num(r.get("p50_ms"), ".4f"), _num(r.get("p99_ms"), ".4f"),
-                         _num(r.get("throughput_per_s"), ".1f"), _num(r.get("peak_rss_mib"), ".1f")])
+                         _num(r.get("throughput_per_s"), ".1f"), _num(r.get("peak_rss_mib"), ".1f"),
+                         _vs_float(r.get("vs_float"))])
             base = r.get("baseline")
             if base:
                 gate.append([esc(r.get("model")), esc(r.get("format")), _num(base.get("ratio"), ".3f"),
@@ -473,8 +490,9 @@ def section_bench(g: Gathered) -> str:
         sources = sorted({r["accuracy_source"] for r in d.get("rows", []) if r.get("accuracy_source")})
         parts.append(f"<article><h3>Benchmark {_code(b.path)}</h3>"
                      + _table(["model", "format", "runtime", "status", "size KiB", "accuracy", "p50 ms", "p99 ms",
-                               "per s", "peak RSS MiB"], rows, "bench")
+                               "per s", "peak RSS MiB", "vs float32 (time, size, metric, layers float)"], rows, "bench")
                      + (f"<p>Accuracy: {esc('; '.join(sources))}.</p>" if sources else "")
+                     + _int8_reference(d.get("int8_reference"))
                      + _how(how, d.get("machine")))
         budgets = d.get("budgets") or []
         if budgets:
