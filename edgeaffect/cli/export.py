@@ -25,7 +25,7 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
                max_batch: Annotated[Optional[int], typer.Option(help="Target option (Jetson): largest batch of the engine profile.")] = None,
                strategy: Annotated[str, typer.Option(help="QAT fine-tune on: default (one device) | mirrored (this machine's GPUs).")] = "default",
                full_int8: Annotated[bool, typer.Option(help="Every op of the int8 files that choose their float layers (TFLite int8, post-training ONNX Q/DQ) int8: none left float for speed or accuracy.")] = False,
-               max_float_layers: Annotated[Optional[int], typer.Option(help="At most this many layers of each int8 file left float for accuracy (default 8; those left float for speed are each timed and kept only when the file is faster).")] = None):
+               max_float_layers: Annotated[Optional[int], typer.Option(help="At most this many layers of each int8 file left float for accuracy (default 8 or half of the int8 ops, whichever is more; those left float for speed are each timed and kept only when the file is faster).")] = None):
     """QAT, export and verify every format against the Keras model; with --target, a
     self-contained device bundle. All or nothing."""
     from edgeaffect.export import get_format
