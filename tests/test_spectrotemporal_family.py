@@ -305,11 +305,14 @@ def test_litert_targets_get_a_dynamic_range_chain_before_float():
     dynamic range (``int8_fallbacks``) before its first float format: a Pi bundle has a
     quantized chain that can gate. TensorRT targets keep their list (no dynamic quantization)."""
     from edgeaffect.contract import get_family
-    from edgeaffect.export.targets import get_target
+    from edgeaffect.export.targets import bundle_formats, get_target
 
     family = get_family("spectrotemporal")
     host, rpi4, rpi5, orin = (get_target(k) for k in ("host", "rpi4", "rpi5", "jetson-orin-nano"))
-    assert family.target_formats(rpi4) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
-    assert family.target_formats(rpi5) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
-    assert family.target_formats(host) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32", "onnx-fp32", "onnx-qdq")
-    assert family.target_formats(orin) == orin.formats
+    assert bundle_formats(family, rpi4) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
+    assert bundle_formats(family, rpi5) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32")
+    assert bundle_formats(family, host) == ("tflite-int8", "tflite-dynamic-int8", "tflite-fp32", "onnx-fp32",
+                                            "onnx-qdq")
+    assert bundle_formats(family, orin) == orin.formats
+    # a family without fallbacks keeps its list
+    assert bundle_formats(get_family("speechnet"), rpi4) == rpi4.formats

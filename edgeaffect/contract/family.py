@@ -379,23 +379,16 @@ class Family:
 
     # Quantized formats that hold for this family where a target's own int8 scheme may not (a
     # stage records it only: ``Stage.recorded_only``), e.g. LiteRT's dynamic range with float
-    # weights kept where it breaks. ``target_formats`` adds them to the targets that run them.
+    # weights kept where it breaks: the exporter adds them to the targets whose install runs
+    # them, before their float formats (``edgeaffect.export.targets.bundle_formats``).
     int8_fallbacks: tuple[str, ...] = ()
 
     def target_formats(self, target) -> tuple[str, ...]:
         """The formats a bundle for ``target`` holds, in the order its default is chosen (the
-        first whose verification gates): the target's list with ``int8_fallbacks`` added before
-        its first float format, each where the target's install runs the fallback's runtime.
-        Not for TensorRT targets: its ONNX parser takes no dynamic quantization."""
-        from edgeaffect.export.formats import get_format
-
-        names = list(target.formats)
-        if target.is_jetson:
-            return tuple(names)
-        runtimes = {get_format(n).runtime for n in names}
-        added = [n for n in self.int8_fallbacks if n not in names and get_format(n).runtime in runtimes]
-        first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
-        return tuple(names[:first_float] + added + names[first_float:])
+        first whose verification gates): the target's list, unless the family adds a format
+        registered for models like it (e.g. one int8 scheme that holds where the target's
+        does not); ``int8_fallbacks`` are added after this."""
+        return tuple(target.formats)
 
     def recording_inputs(self, run, dataset, part: str) -> list[tuple[dict, float]]:
         """(the adapter's ``inputs`` for each recording of a part, its target): what the

@@ -16,6 +16,7 @@ from pathlib import Path
 from edgeaffect.export import manifest as manifests
 from edgeaffect.export.formats import get_format, writer_options
 from edgeaffect.export.stages import plan
+from edgeaffect.export.targets import bundle_formats
 from edgeaffect.export.verify import gates, judge, refuse_failed, run_batched
 from edgeaffect.io import atomic_dir
 from edgeaffect.runtime import kernel_variants, load_runner
@@ -33,8 +34,8 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
     that choose their float layers (``ExportFormat.writer``). ``predict``: (precision) -> a
     calibrated latency estimate on the target's device or None, for its default format
     (``bundle.choose_default``; the roofline layer above this one makes it)."""
-    if target is not None:  # the family may add formats to a target's list (Family.target_formats)
-        target = replace(target, formats=run.family.target_formats(target))
+    if target is not None:  # the family may add formats to a target's list (targets.bundle_formats)
+        target = replace(target, formats=bundle_formats(run.family, target))
         formats = target.formats
     fmts = [get_format(f) for f in formats]
     p = plan(run, data)

@@ -59,6 +59,7 @@ class FloatLayer:
     op: str
     why: str  # "speed" or "accuracy"
     detail: str
+    error: float | None = None  # what ranked it (output_errors: relative RMSE at the output)
 
 
 def calibrated(concrete, variables, input_specs: dict, calibration: list[dict],
@@ -328,7 +329,7 @@ def output_errors(calibrated_blob: bytes, input_specs: dict, samples: list[dict]
         alone = quantize_keeping(calibrated_blob, [*kept, *(n for n in names if n != name)])
         e = relative_rmse(outputs_of(alone, input_specs, samples), want)
         ranked.append((e, FloatLayer(name, kind, "accuracy",
-                                     f"int8 here alone moves the output by {100 * e:.2f} % relative RMSE")))
+                                     f"int8 here alone moves the output by {100 * e:.2f} % relative RMSE", e)))
     return [layer for _, layer in sorted(ranked, key=lambda t: -t[0])]
 
 

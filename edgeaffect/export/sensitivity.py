@@ -29,6 +29,8 @@ class Ranked:
     error: float
     unit: str
     metric_alone_float: float | None
+    # relative RMSE at the model's output when this layer alone is int8 (None: not measured)
+    output_error: float | None = None
 
 
 def sensitivity(run, data, format_name: str, top: int = 10, log=None) -> dict:
@@ -58,7 +60,11 @@ def sensitivity(run, data, format_name: str, top: int = 10, log=None) -> dict:
             if log is not None:
                 print(f"  {p.describe(stage)}: ranking {f.name}'s layers", file=log, flush=True)
             with f.sensitivity(stage.model, stage.inputs, calibration) as ranking:
-                rows = [Ranked(stage.name, node, op, err, ranking.unit, None) for node, op, err in ranking.layers]
+                at_output = ranking.at_output or {}
+                rows = [Ranked(stage.name, node, op, err, ranking.unit, None, at_output.get(node))
+                        for node, op, err in ranking.layers]
+                if at_output:  # the export's search order: what each moves the output
+                    rows.sort(key=lambda r: -(r.output_error if r.output_error is not None else -1.0))
                 for row in rows[:top]:
                     row.metric_alone_float = metric(ranking.write([row.node]))
                 result["stages"].append({"stage": stage.name, "int8_metric": metric(ranking.write([])),
@@ -75,15 +81,18 @@ def _formats_with_sensitivity() -> list[str]:
 def format_table(result: dict, top: int = 10) -> str:
     """The ranked table, one block per stage."""
     m = result["metric"]
-    lines = [f"{result['format']}: layers ranked by the error int8 adds there; {m} on the test split "
-             f"(float model {result['float_metric']:.4f}), post-training from the trained weights"]
+    lines = [f"{result['format']}: layers ranked by what each moves the output when it alone is int8 (the "
+             f"export's search order) where measured, else by the error int8 adds at the layer; {m} on the test "
+             f"split (float model {result['float_metric']:.4f}), post-training from the trained weights"]
     for s in result["stages"]:
         unit = s["layers"][0]["unit"] if s["layers"] else ""
-        lines.append(f"\n{s['stage']}: every layer int8 -> {m} {s['int8_metric']:.4f}; int8 error: {unit}")
-        rows = [("rank", "layer", "op", "int8 error", f"{m} with it alone float")]
+        lines.append(f"\n{s['stage']}: every layer int8 -> {m} {s['int8_metric']:.4f}; int8 error at the layer: "
+                     f"{unit}; at the output: relative RMSE with the layer alone int8")
+        rows = [("rank", "layer", "op", "int8 error at the layer", "at the output", f"{m} with it alone float")]
         for i, r in enumerate(s["layers"][:top], 1):
             alone = "" if r["metric_alone_float"] is None else f"{r['metric_alone_float']:.4f}"
-            rows.append((str(i), short_name(r["node"]), r["op"], f"{r['error']:.3g}", alone))
+            out = "-" if r.get("output_error") is None else f"{100 * r['output_error']:.2f} %"
+            rows.append((str(i), short_name(r["node"]), r["op"], f"{r['error']:.3g}", out, alone))
         widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
         lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
         if len(s["layers"]) > top:

@@ -87,3 +87,19 @@ def resolve_options(target: Target, given: dict) -> dict:
         if o in opts and int(opts[o]) < 1:
             raise InputError(f"{OPTION_FLAGS[o]} must be >= 1, given {opts[o]}")
     return opts
+
+
+def bundle_formats(family, target: Target) -> tuple[str, ...]:
+    """The formats of ``family``'s bundle for ``target``: the family's list for it
+    (``Family.target_formats``) with its ``int8_fallbacks`` added before the first float
+    format, each where the target's install runs the fallback's runtime. Not on TensorRT
+    targets: TensorRT's ONNX parser takes no dynamic quantization."""
+    from edgeaffect.export.formats import get_format
+
+    names = list(family.target_formats(target))
+    if target.is_jetson:
+        return tuple(names)
+    runtimes = {get_format(n).runtime for n in names}
+    added = [n for n in family.int8_fallbacks if n not in names and get_format(n).runtime in runtimes]
+    first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
+    return tuple(names[:first_float] + added + names[first_float:])

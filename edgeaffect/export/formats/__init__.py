@@ -57,6 +57,9 @@ class Ranking:
     layers: list[tuple[str, str, float]]  # (node, op type, error)
     unit: str  # what the error measures
     write: Callable
+    # node -> relative RMSE at the model's output with that node alone int8 (the order the
+    # export's search takes them in), where the format measures it; None: it does not
+    at_output: dict[str, float] | None = None
 
 
 def register_format(fmt: ExportFormat) -> ExportFormat:

@@ -138,13 +138,16 @@ def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8:
 
 @contextmanager
 def int8_sensitivity(model, input_specs, calibration):
-    """Every op's int8 error (QuantizationDebugger's RMSE in quantization steps), largest first."""
+    """Every op's int8 error (QuantizationDebugger's RMSE in quantization steps), largest first,
+    and what each alone in int8 moves the output (the export's search order)."""
     from edgeaffect.export import mixed_precision as mp
 
     calibrated = calibrated_float(model, input_specs, calibration)
     layers = [(n, mp.op_of(calibrated, n), e) for n, e in mp.layer_errors(calibrated, input_specs, calibration)]
+    at_output = mp.output_errors(calibrated, input_specs, calibration)
     yield Ranking(layers, "RMSE in quantization steps (TFLite's QuantizationDebugger)",
-                  lambda nodes: without_lstm_cell_clip(mp.quantize_keeping(calibrated, list(nodes))))
+                  lambda nodes: without_lstm_cell_clip(mp.quantize_keeping(calibrated, list(nodes))),
+                  None if at_output is None else {layer.node: layer.error for layer in at_output})
 
 
 def write_dynamic_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
