@@ -37,6 +37,7 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
     if target is None:
         if any(v is not None for v in given.values()):
             raise InputError("--threads, --precision, --workspace-mib and --max-batch are target options: add --target")
+        # no --formats: the defaults with the family's int8 fallbacks (export_run adds them)
         names = [f.strip() for f in (formats or ",".join(DEFAULT_FORMATS)).split(",") if f.strip()]
         t, opts = None, {}
     else:
@@ -56,7 +57,8 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder."
 
     with distribute.using(strategy):  # the QAT fine-tune's replicas (edgeaffect.train.qat)
         r = load_run(run)
-        manifest = export_run(r, run_dataset(r), out, names, qat_epochs=qat_epochs, target=t, options=opts,
+        manifest = export_run(r, run_dataset(r), out, names if formats or t else None, qat_epochs=qat_epochs,
+                              target=t, options=opts,
                               quantization={"full_int8": full_int8, "max_float_layers": max_float_layers},
                               predict=_device_prediction(r.spec.name, t))
     names = manifest.get("formats") or list(manifest["files"])  # what was written (a family may add formats)

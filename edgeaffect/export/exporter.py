@@ -16,7 +16,7 @@ from pathlib import Path
 from edgeaffect.export import manifest as manifests
 from edgeaffect.export.formats import get_format, writer_options
 from edgeaffect.export.stages import plan
-from edgeaffect.export.targets import bundle_formats
+from edgeaffect.export.targets import bundle_formats, with_int8_fallbacks
 from edgeaffect.export.verify import gates, judge, refuse_failed, run_batched
 from edgeaffect.io import atomic_dir
 from edgeaffect.runtime import kernel_variants, load_runner
@@ -26,10 +26,11 @@ from edgeaffect.train.runs import Run
 DEFAULT_FORMATS = ("tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32", "onnx-qdq")
 
 
-def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, qat_epochs: int = 20,
+def export_run(run: Run, data, out_dir: str | Path, formats=None, *, qat_epochs: int = 20,
                target=None, options: dict | None = None, quantization: dict | None = None, predict=None,
                log=sys.stderr) -> dict:
-    """Export ``formats`` (or, with ``target``, the target's formats plus its bundle files).
+    """Export ``formats`` (None: ``DEFAULT_FORMATS`` with the family's ``int8_fallbacks``; with
+    ``target``, the target's formats plus its bundle files).
     ``quantization``: ``full_int8`` (no op left float) and ``max_float_layers``, for the formats
     that choose their float layers (``ExportFormat.writer``). ``predict``: (precision) -> a
     calibrated latency estimate on the target's device or None, for its default format
@@ -37,6 +38,8 @@ def export_run(run: Run, data, out_dir: str | Path, formats=DEFAULT_FORMATS, *, 
     if target is not None:  # the family may add formats to a target's list (targets.bundle_formats)
         target = replace(target, formats=bundle_formats(run.family, target))
         formats = target.formats
+    elif formats is None:
+        formats = with_int8_fallbacks(run.family, DEFAULT_FORMATS)
     fmts = [get_format(f) for f in formats]
     p = plan(run, data)
     qat_models = _qat_models(run, p, fmts, qat_epochs, log)

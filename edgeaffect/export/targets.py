@@ -94,11 +94,16 @@ def bundle_formats(family, target: Target) -> tuple[str, ...]:
     (``Family.target_formats``) with its ``int8_fallbacks`` added before the first float
     format, each where the target's install runs the fallback's runtime. Not on TensorRT
     targets: TensorRT's ONNX parser takes no dynamic quantization."""
+    names = tuple(family.target_formats(target))
+    return names if target.is_jetson else with_int8_fallbacks(family, names)
+
+
+def with_int8_fallbacks(family, names) -> tuple[str, ...]:
+    """``names`` with ``family.int8_fallbacks`` added before the first float format, each whose
+    runtime one of ``names`` already runs (what the install of those formats has)."""
     from edgeaffect.export.formats import get_format
 
-    names = list(family.target_formats(target))
-    if target.is_jetson:
-        return tuple(names)
+    names = list(names)
     runtimes = {get_format(n).runtime for n in names}
     added = [n for n in family.int8_fallbacks if n not in names and get_format(n).runtime in runtimes]
     first_float = next((i for i, n in enumerate(names) if get_format(n).precision != "int8"), len(names))
