@@ -17,7 +17,7 @@ app = typer.Typer()
 def export_cmd(run: Annotated[Path, typer.Argument(help="A training run folder.")],
                out: Annotated[Path, typer.Option(help="Export / bundle folder to write.")],
                target: Annotated[Optional[str], typer.Option(help="rpi4 | rpi5 | jetson-nano | jetson-orin-nano | jetson-orin-nano-super | host: a device bundle.")] = None,
-               formats: Annotated[Optional[str], typer.Option(help="Comma-separated export formats (without --target).")] = None,
+               formats: Annotated[Optional[str], typer.Option(help="Comma-separated export formats (without --target; default: tflite-int8, tflite-fp16, tflite-fp32, onnx-fp32, onnx-qdq and the int8 formats the model's family adds, e.g. tflite-dynamic-int8).")] = None,
                qat_epochs: int = 20,
                threads: Annotated[Optional[int], typer.Option(help="Target option: inference threads (Raspberry Pi, host).")] = None,
                precision: Annotated[Optional[str], typer.Option(help="Target option (Jetson): fp16 | int8 | int8-calibrated.")] = None,
