@@ -15,8 +15,11 @@ The choice:
    faster than full int8. An op that cannot be timed alone (a fused LSTM keeps state) stays
    float when the whole file is faster with it float (SpeechNet's int8 LSTM runs outside
    XNNPACK on LiteRT's integer kernel).
-2. accuracy: while the file fails its task bounds (``accept``), the node with the largest
-   error not yet float is added, up to ``max_float_layers``.
+2. accuracy: when the file fails its task bounds (``accept``), its int8 ops are ranked by
+   what each alone in int8 moves the model's output (``output_errors``; a large graph by the
+   debugger's error at each op), and the fewest from the top of that list that make the file
+   hold stay float (1, 2, 4 ... then bisection: ``keep_float_until_held``), up to
+   ``max_float_layers`` (``float_layer_cap``).
 ``full_int8`` skips both: every op int8, as the quantizer gives it.
 """
 
