@@ -36,3 +36,17 @@ def test_the_reference_is_measured_from_two_real_files():
     ref = cpu_reference(budget_s=0.02)
     assert ref["float32 us"] > 0 and ref["int8, every op us"] > 0
     assert ref["exported / float32"] == pytest.approx(ref["int8, every op us"] / ref["float32 us"])
+
+
+def test_the_per_op_table_of_an_int8_file_says_whether_this_cpu_gains_from_int8(tmp_path):
+    """Where an int8 file is slower than float, its per-op table says why it can be: the CPU's
+    int8 dot-product instructions (or their absence)."""
+    from edgeaffect.measure.int8_speed import _reference_files
+    from edgeaffect.measure.profile import profile
+
+    fp32, int8 = _reference_files(16)
+    (tmp_path / "int8.tflite").write_bytes(int8)
+    (tmp_path / "fp32.tflite").write_bytes(fp32)
+    note = profile(tmp_path / "int8.tflite", budget_s=0.05)["op_profile_note"]
+    assert "int8 dot-product" in note and "bench-int8" in note or "has int8 dot-product" in note
+    assert "dot-product" not in profile(tmp_path / "fp32.tflite", budget_s=0.05)["op_profile_note"]

@@ -165,7 +165,23 @@ def profile(artifact: str | Path, *, runtime: str | None = None, threads: int | 
             f"LiteRT, {timed['kernels']} kernels: each op cut out into a model of its own and timed alone (median, "
             f"one interpreter call included); whole model {timed['whole_us']:.1f} us, sum of ops "
             f"{timed['sum_us']:.1f} us, {timed['partitions']} delegate partition(s)")
+        if any("int8" in (o.dtype or "") for o in timed["ops"]):
+            result["op_profile_note"] += "; " + _int8_here()
     return result
+
+
+def _int8_here() -> str:
+    """Why an int8 op may be slower than float on this CPU: whether it has the int8
+    dot-product instructions XNNPACK's int8 kernels gain from."""
+    from edgeaffect.machine import int8_dot_product
+
+    dot = int8_dot_product()
+    if dot is None:
+        return "this CPU's int8 dot-product instructions: unknown (`edgeaffect bench-int8` measures int8 here)"
+    if dot:
+        return f"this CPU has int8 dot-product instructions ({', '.join(dot)})"
+    return ("this CPU has no int8 dot-product instruction (AVX-512 VNNI, AVX-VNNI or Arm SDOT), so int8 convs and "
+            "matmuls can be slower than float here (`edgeaffect bench-int8` measures a plain conv net both ways)")
 
 
 def _us(us) -> str:
