@@ -95,3 +95,30 @@ def test_reproduce_recipe_sets_the_paper_beside_the_macro_figures():
         assert all("macro" in m["paper_row"] or "no paper figure" in m["paper_row"] or "no AUC" in m["paper_row"]
                    for m in proto["metrics"])
         assert {m["metric"] for m in proto["metrics"]} <= set(TASK.summary_keys())
+
+
+def test_one_flipped_decision_bounds_f1_by_what_it_moves_on_this_set():
+    """On 4 participants (TP 1, FP 1, TN 2) one flip takes F1 from 2/3 to 0: the verification
+    allows that one near-tie, as it allows one of n decisions to disagree; a second flip fails."""
+    from edgeaffect.export.formats import get_format
+    from edgeaffect.export.verify import judge
+
+    task = DetectionTask("depressed", "not depressed")
+    targets = np.array([1, 0, 0, 0])
+    reference = np.array([[0.52], [0.9], [0.1], [0.2]])  # TP, FP, TN, TN
+    assert task.metric(reference, targets) == pytest.approx(2 / 3)
+    assert task.metric_resolution(4, reference, targets) == pytest.approx(2 / 3)
+    assert task.metric_resolution(4) == pytest.approx(0.5)  # without the set: about 2/n
+    # exact by brute force on a larger random set
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 40), rng.uniform(0, 1, (40, 1))
+    base = task.metric(p, y)
+    flipped = [task.metric(np.where(np.arange(40)[:, None] == i, 1 - p, p), y) for i in range(40)]
+    assert task.metric_resolution(40, p, y) == pytest.approx(max(abs(f - base) for f in flipped))
+    fmt = get_format("tflite-int8")
+    one = np.array([[0.48], [0.9], [0.1], [0.2]])  # the near-tie flipped: F1 0
+    v = judge(task, fmt, one, reference, reference, targets, runtime="litert")
+    assert not [f for f in v.failures if f.startswith("f1")], v.failures
+    two = np.array([[0.48], [0.9], [0.6], [0.2]])  # and a second decision: agreement fails too
+    v = judge(task, fmt, two, reference, reference, targets, runtime="litert")
+    assert any(f.startswith("decisions agree") for f in v.failures), v.failures

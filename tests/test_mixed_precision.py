@@ -147,7 +147,7 @@ def test_an_op_that_cannot_be_timed_alone_is_judged_by_the_whole_file():
     rng = np.random.default_rng(0)
     calibration = [{"seq": rng.standard_normal((1, 12, 8)).astype(np.float32)} for _ in range(8)]
     calibrated = calibrated_float(model, {"seq": (12, 8)}, calibration)
-    slow, untimed, float_us, int8_us = mp.slower_in_int8(calibrated, mp.quantize_keeping(calibrated, []))
+    slow, outside, untimed, float_us, int8_us = mp.slower_in_int8(calibrated, mp.quantize_keeping(calibrated, []))
     assert [u.op for u in untimed] == ["UNIDIRECTIONAL_SEQUENCE_LSTM"], untimed
     assert "not cut out" in untimed[0].detail and float_us > 0 and int8_us > 0
     blob, facts = mp.choose(calibrated, {"seq": (12, 8)}, calibration)

@@ -43,6 +43,14 @@ def test_bench_table_outputs_and_the_host_budget_check(export_dir, tmp_path):
     assert {row["format"] for row in b["rows"]} == {"tflite-int8", "tflite-fp16", "tflite-fp32", "onnx-fp32",
                                                    "onnx-qdq"}
     assert all(row["status"] == "ok" and row["accuracy"] > 0.8 for row in b["rows"])
+    # each quantized file against its float32 file, timed interleaved, with the interval
+    vs = {row["format"]: row["vs_float"] for row in b["rows"] if row.get("vs_float")}
+    assert set(vs) == {"tflite-int8", "tflite-fp16", "onnx-qdq"}, set(vs)
+    assert vs["onnx-qdq"]["format"] == "onnx-fp32" and vs["tflite-int8"]["format"] == "tflite-fp32"
+    for v in vs.values():
+        assert 0 < v["latency_low"] <= v["latency_ratio"] <= v["latency_high"], v
+        assert v["timing"].startswith("interleaved with"), v
+    assert "timed interleaved in this run" in r.stdout
     kinds = {c["kind"] for c in b["budgets"]}
     assert "measured" in kinds and "prediction (roofline lower bound)" in kinds
     md = (tmp_path / "b.md").read_text()

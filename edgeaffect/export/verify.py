@@ -68,11 +68,11 @@ def judge(task, fmt: ExportFormat, outputs: np.ndarray, reference: np.ndarray, f
     # flipped near-tie is allowed, so it is not called a regression.
     if b.agreement is not None and agree < min(b.agreement, 1.0 - 1.0 / n) - 1e-9:
         failures.append(f"decisions agree {agree:.4f} < {b.agreement} (or all but one of {n})")
-    one_sample = task.metric_resolution(n)
-    checks = [("its source model", ref_value, b.max_metric_drop)]
+    checks = [("its source model", ref_value, b.max_metric_drop, reference)]
     if b.max_quantization_drop is not None:
-        checks.append(("the float model", float_value, b.max_quantization_drop))
-    for what, against, bound in checks:
+        checks.append(("the float model", float_value, b.max_quantization_drop, float_outputs))
+    for what, against, bound, their_outputs in checks:
+        one_sample = task.metric_resolution(n, their_outputs, targets)
         drop, allowed = task.metric_drop(value, against), max(bound, one_sample)
         if drop > allowed + 1e-9:
             failures.append(f"{task.metric_name} {value:.4f} is {drop:.4f} worse than {what} ({against:.4f}; "

@@ -121,14 +121,19 @@ def bench_exports(export_dirs, *, threads: int = 1, budget_s: float = 2.0, data:
             print(f"  {row['model']} {fmt:12s} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms",
                   file=log, flush=True)
     for row in rows:
-        add_vs_float(row, rows)
+        add_vs_float(row, rows, threads=threads, budget_s=budget_s, log=log)
     return rows
 
 
-def add_vs_float(row: dict, rows: list[dict]) -> None:
-    """A quantized row against the float32 file of the same model and runtime, measured in the
-    same run: latency and size ratios, metric difference, layers kept float."""
+def add_vs_float(row: dict, rows: list[dict], *, threads: int = 1, budget_s: float | None = None,
+                 log=sys.stderr) -> None:
+    """A quantized row against the float32 file of the same model and runtime: latency and
+    size ratios, metric difference, layers kept float. With ``budget_s`` the latency ratio is
+    timed again, the two files interleaved (``measure.gate.compare_files``, with its interval):
+    two p50s taken one after the other on a shared machine differ by more than int8 gains on
+    a small model. Without it, the ratio of the rows' own p50s."""
     from edgeaffect.export.formats import get_format, list_formats
+    from edgeaffect.measure.gate import compare_files
 
     if row["format"] not in list_formats() or get_format(row["format"]).precision == "float32":
         return
@@ -141,7 +146,13 @@ def add_vs_float(row: dict, rows: list[dict]) -> None:
         else None
     row["vs_float"] = {"format": base["format"], "latency_ratio": row["p50_ms"] / base["p50_ms"],
                        "size_ratio": row["bytes"] / base["bytes"], "metric_diff": diff,
-                       "float_layers": row.get("float_layers", 0)}
+                       "float_layers": row.get("float_layers", 0), "timing": "p50 of each row"}
+    if budget_s:
+        c = compare_files(Path(base["path"]), Path(row["path"]), row["runtime"], threads=threads, budget_s=budget_s)
+        row["vs_float"].update(latency_ratio=c.ratio, latency_low=c.low, latency_high=c.high,
+                               timing=f"interleaved with {base['format']}: {c.line}")
+        print(f"  {row['model']} {row['format']:12s} / {base['format']}: {c.ratio:.2f}x "
+              f"[{c.low:.2f}-{c.high:.2f}] (interleaved)", file=log, flush=True)
 
 
 def _vs_float(r: dict) -> str:
@@ -149,7 +160,8 @@ def _vs_float(r: dict) -> str:
     if not v:
         return "-"
     diff = "" if v["metric_diff"] is None else f", {v['metric_diff']:+.4f}"
-    return f"{v['latency_ratio']:.2f}x time, {v['size_ratio']:.2f}x size{diff}, {v['float_layers']} float"
+    interval = f" [{v['latency_low']:.2f}-{v['latency_high']:.2f}]" if "latency_low" in v else ""
+    return f"{v['latency_ratio']:.2f}x{interval} time, {v['size_ratio']:.2f}x size{diff}, {v['float_layers']} float"
 
 
 def gate_rows(rows: list[dict], baseline_root: Path, *, threads: int = 1, budget_s: float = 2.0,
@@ -197,10 +209,15 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+VS_FLOAT_NOTE = ("vs fp32 time: the quantized file / the float32 file of the same model and runtime, "
+                 "timed interleaved in this run (median ratio, [99 % interval]); below 1.00x the quantized file is faster.")
+
+
 def to_text(rows: list[dict]) -> str:
     t = table_rows(rows)
     widths = [max(len(r[i]) for r in t) for i in range(len(t[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in t)
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in t)
+    return text + ("\n" + VS_FLOAT_NOTE if any("latency_low" in (r.get("vs_float") or {}) for r in rows) else "")
 
 
 def to_markdown(rows: list[dict], checks=None, header: str = "") -> str:
@@ -211,6 +228,8 @@ def to_markdown(rows: list[dict], checks=None, header: str = "") -> str:
     sources = sorted({r["accuracy_source"] for r in rows if r.get("accuracy_source")})
     if sources:
         lines += ["", "Accuracy: " + "; ".join(sources) + "."]
+    if any("latency_low" in (r.get("vs_float") or {}) for r in rows):
+        lines += ["", VS_FLOAT_NOTE]
     if checks:
         lines += ["", "| budget | metric | value | limit | kind | result |", "|---|---|---|---|---|---|"]
         lines += [f"| {c.budget} | {c.metric} | {_fmt(c.value, '.4g')} | {c.limit:g} | {c.kind} | "

@@ -21,19 +21,21 @@ def _concrete(model, input_specs: dict[str, tuple], batch: int | None):
     return fn.get_concrete_function()
 
 
-def fixed_batch(model) -> int | None:
-    """The batch the model was built for, if it fixes one (a static shape keeps a large graph's
-    normalisation on XNNPACK); else 1 for models with a recurrent layer: with a free batch the
-    converter cannot fuse the LSTM (it fails on TensorListReserve); with batch 1 it emits
-    UNIDIRECTIONAL_SEQUENCE_LSTM."""
-    from edgeaffect.keras_backend import keras
-
+def fixed_batch(model) -> int:
+    """The batch a TFLite file is written for: the one the model was built for if it fixes one,
+    else 1 -- what a device runs, and the runners take a larger batch a sample at a time
+    (``runtime.base.one_at_a_time``). A free batch costs speed and sometimes conversion:
+    - a Keras ``Reshape`` reshapes to ``(tf.shape(x)[0], *target)`` and attention splits its
+      heads the same way: a free batch leaves SHAPE, STRIDED_SLICE, PACK and dynamic RESHAPE
+      ops, which XNNPACK does not take, so each cuts the graph. The spectrotemporal extractor
+      (35 squeeze-and-excitation blocks) ran in 8 delegate partitions and its sequence stage
+      in 7, int8 tensors handed to the built-in kernels and back at each cut; at batch 1 the
+      converter folds the shapes and each is one partition;
+    - a recurrent layer: with a free batch the converter cannot fuse the LSTM (it fails on
+      TensorListReserve); with batch 1 it emits UNIDIRECTIONAL_SEQUENCE_LSTM."""
     inputs = getattr(model, "inputs", None) or []  # a subclassed model has none until called
     built = inputs[0].shape[0] if inputs else None
-    if built is not None:
-        return int(built)
-    rnn = keras().layers.RNN
-    return 1 if any(isinstance(m, rnn) for m in model.submodules) else None
+    return 1 if built is None else int(built)
 
 
 def without_lstm_cell_clip(blob: bytes) -> bytes:
