@@ -160,6 +160,40 @@ def test_an_op_that_cannot_be_timed_alone_is_judged_by_the_whole_file():
     assert "full_int8_us_here" not in facts and blob == mp.quantize_keeping(calibrated, [])
 
 
+def test_speed_choices_stay_within_the_size_cap():
+    """Float weights cost size: the speed candidates, in the order tried, are kept while their
+    float weights add at most SPEED_SIZE_GROWTH of the full int8 file; the rest stay int8 and
+    the manifest facts name them."""
+    from edgeaffect.export import mixed_precision as mp
+    from edgeaffect.export.formats.tflite import calibrated_float
+    from edgeaffect.keras_backend import keras
+
+    k = keras()
+    x = k.layers.Input((64,), name="v")
+    h = x
+    for i in range(4):
+        h = k.layers.Dense(64, activation="relu", name=f"small{i}")(h)
+    model = k.Model(x, k.layers.Dense(256, name="big")(h))
+    rng = np.random.default_rng(0)
+    calibration = [{"v": rng.standard_normal((1, 64)).astype(np.float32)} for _ in range(8)]
+    calibrated = calibrated_float(model, {"v": (64,)}, calibration)
+    full = mp.quantize_keeping(calibrated, [])
+    cost = mp.added_bytes(calibrated)
+    node = {name: next(n for n in cost if f"{name}/" in n) for name in ("small0", "small1")}
+    node["big"] = next(n for n in cost if "small" not in n)  # the output op, named by the signature
+    assert cost[node["big"]] == pytest.approx(64 * 256 * 3, rel=0.02)  # 3 of every 4 float bytes
+    room = mp.SPEED_SIZE_GROWTH * len(full)
+    assert cost[node["small0"]] <= room < cost[node["small0"]] + cost[node["small1"]] and cost[node["big"]] > room
+    layers = {n: mp.FloatLayer(node[n], "FULLY_CONNECTED", "speed", n) for n in node}
+    facts = {}
+    first, second = mp._within_size(calibrated, len(full), [layers["big"], layers["small0"]], [layers["small1"]],
+                                    facts=facts)
+    assert first == [layers["small0"]] and second == []
+    assert facts["left_int8_for_size"].count("FULLY_CONNECTED") == 2 and "+50%" in facts["left_int8_for_size"]
+    kept = mp.quantize_keeping(calibrated, [layers["small0"].node])
+    assert len(kept) <= len(full) + room
+
+
 def test_bench_int8_times_each_file_at_any_size(tmp_path):
     from edgeaffect.measure.int8_speed import format_rows, int8_speed
 

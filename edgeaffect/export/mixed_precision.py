@@ -14,7 +14,9 @@ The choice:
    float one here), most time lost first. The mixed file is kept only if the whole file is
    faster than full int8. An op that cannot be timed alone (a fused LSTM keeps state) stays
    float when the whole file is faster with it float (SpeechNet's int8 LSTM runs outside
-   XNNPACK on LiteRT's integer kernel).
+   XNNPACK on LiteRT's integer kernel). So do, as a second candidate, the int8 ops XNNPACK
+   does not take while it takes them in float (each splits the delegate's graph). Float
+   weights cost size: the choices together grow the file by at most ``SPEED_SIZE_GROWTH``.
 2. accuracy: when the file fails its task bounds (``accept``), its int8 ops are ranked by
    what each alone in int8 moves the model's output (``output_errors``; a large graph by the
    debugger's error at each op), and the fewest from the top of that list that make the file
@@ -50,6 +52,11 @@ WHOLE_FILE_GAIN = 0.95
 # 2.0 backbone's TFLite int8 held with 32 of its ~120 candidates float, after 28 kept for speed;
 # with a quarter as the cap it ended at p95 0.0509 against 0.05, recorded).
 DEFAULT_MAX_FLOAT_LAYERS = 8
+# Speed choices together may grow the file by at most this share of the full int8 file: an int8
+# file is also chosen for its size. SpeechNet's capsule routing BATCH_MATMUL (337k weights) runs
+# 5x faster float on x86 (int8 BATCH_MATMUL is not XNNPACK's), but float made the file 3.3x the
+# full int8 one (1652 KiB against 502) for 16 % of its time; its fused LSTM float (+29 %) saves 70 %.
+SPEED_SIZE_GROWTH = 0.5
 # The candidates are ranked at the model's output (``output_errors``: one run of the ranking
 # samples per op) up to this many ops; a larger graph by the debugger's error at each op.
 MAX_OUTPUT_RANKED_OPS = 400
@@ -240,7 +247,8 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
         facts = {"speed_choices": "none: the file is for another device, where this machine's timings do not hold"}
     kept, blob, blob_us = [], full, full_us
     # Speed choices are not capped by ``max_float_layers`` (that caps the accuracy search): each
-    # is measured, and kept only when the whole file is faster for it.
+    # is measured, and kept only when the whole file is faster for it and the file not too large.
+    untimed, slow, outside = _within_size(calibrated_blob, len(full), untimed, slow, outside, facts=facts)
     for layer in untimed:  # not timed alone: judged by the whole file with it float
         candidate = quantize_keeping(calibrated_blob, [k.node for k in kept] + [layer.node])
         candidate_us = whole_us(candidate)
@@ -261,6 +269,43 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
     facts["float_layers"] = [asdict(k) for k in kept]
     facts["mixed_precision"] = (f"{len(kept)} layer(s) float" if kept else "none needed: every op int8")
     return blob, facts
+
+
+def added_bytes(calibrated_blob: bytes) -> dict[str, int]:
+    """Node -> the bytes its constant inputs add when it stays float (float32 instead of int8:
+    three quarters of their float size)."""
+    from edgeaffect.runtime.litert_ops import _is_constant, read_model
+
+    model = read_model(calibrated_blob)
+    graph = model.subgraphs[0]
+    out = {}
+    for op in graph.operators:
+        consts = [graph.tensors[i] for i in op.inputs if i >= 0 and _is_constant(model, graph.tensors[i])]
+        size = sum(len(model.buffers[t.buffer].data) for t in consts if model.buffers[t.buffer].data is not None)
+        out[graph.tensors[op.outputs[0]].name.decode()] = size * 3 // 4
+    return out
+
+
+def _within_size(calibrated_blob: bytes, full_bytes: int, *groups: list[FloatLayer],
+                 facts: dict) -> list[list[FloatLayer]]:
+    """``groups`` (in the order they are tried, each most time saved first) without the layers
+    whose float weights would take the speed choices past ``SPEED_SIZE_GROWTH`` of the full
+    int8 file; those stay int8 and are named in ``facts["left_int8_for_size"]``."""
+    cost, room = added_bytes(calibrated_blob), int(SPEED_SIZE_GROWTH * full_bytes)
+    kept_groups, left = [], []
+    for group in groups:
+        kept_groups.append([])
+        for layer in group:
+            extra = cost.get(layer.node, 0)
+            if extra > room:
+                left.append(f"{layer.op} (+{extra / 1024:.0f} KiB float)")
+                continue
+            room -= extra
+            kept_groups[-1].append(layer)
+    if left:
+        facts["left_int8_for_size"] = (f"{', '.join(left)}: faster float here, left int8 to keep the speed "
+                                       f"choices within +{SPEED_SIZE_GROWTH:.0%} of the full int8 file")
+    return kept_groups
 
 
 def _fastest_speed_choice(calibrated_blob: bytes, kept: list[FloatLayer], slow: list[FloatLayer],
