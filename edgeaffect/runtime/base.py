@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,17 +19,34 @@ class TensorInfo:
     zero_point: int = 0
 
 
+@functools.lru_cache(maxsize=None)
+def _limits(dtype: str) -> tuple[np.float32, np.float32]:
+    i = np.iinfo(dtype)
+    return np.float32(i.min), np.float32(i.max)
+
+
 def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """round(x / scale) + zero_point, saturated, in float32 as before, but in place with
+    float32 scalars: the plain expression took 9-10 us for a 6x256 input (np.clip and Python
+    scalars' casts), more than the spectrotemporal sequence's whole int8 invoke (12 us)."""
     if info.scale == 0.0:
         return x.astype(info.dtype)
-    lo, hi = np.iinfo(info.dtype).min, np.iinfo(info.dtype).max
-    return np.clip(np.round(x / info.scale) + info.zero_point, lo, hi).astype(info.dtype)
+    lo, hi = _limits(info.dtype)
+    y = np.divide(x, np.float32(info.scale), dtype=np.float32)
+    np.rint(y, out=y)
+    y += np.float32(info.zero_point)
+    np.minimum(y, hi, out=y)
+    np.maximum(y, lo, out=y)
+    return y.astype(info.dtype)
 
 
 def dequantize(q: np.ndarray, info: TensorInfo) -> np.ndarray:
     if info.scale == 0.0:
         return q.astype(np.float32)
-    return (info.scale * (q.astype(np.float32) - info.zero_point)).astype(np.float32)
+    y = q.astype(np.float32)
+    y -= np.float32(info.zero_point)
+    y *= np.float32(info.scale)
+    return y
 
 
 def fixed_to_one(inputs: dict[str, TensorInfo]) -> bool:
