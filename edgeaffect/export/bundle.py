@@ -13,8 +13,9 @@ from edgeaffect.io import atomic_write_text
 
 
 def tflite_quantization(path: Path) -> dict:
-    """Input / output scale and zero point of an int8 TFLite model (what the device needs to
-    feed it and read it)."""
+    """Input / output type, scale and zero point of an int8 TFLite model (what the device needs
+    to feed it and read it): float32 with scale 0 where the file quantizes inside its graph, as
+    ``tflite-int8`` does."""
     from edgeaffect.runtime.litert import LiteRTRunner
 
     r = LiteRTRunner(path)

@@ -1,4 +1,4 @@
-"""TFLite: float32, float16 weights, full int8 (int8 in and out) from the QAT model, and
+"""TFLite: float32, float16 weights, full int8 (float in and out, quantized inside) from the QAT model, and
 dynamic-range int8 (int8 weights, float activations quantized at run time)."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def calibrated_float(model, input_specs, calibration, output_range=None) -> byte
 
 def write_int8(model, input_specs, calibration, path, *, accept=None, full_int8: bool = False,
                max_float_layers: int | None = None, log=None, output_range=None, speed_here: bool = True) -> dict:
-    """Int8 (int8 in and out) with the ops int8 makes slower here, and the fewest that make a
+    """Int8 (float in and out) with the ops int8 makes slower here, and the fewest that make a
     failing file hold (``accept``: the bound failures of a candidate file), left float
     (``edgeaffect.export.mixed_precision``); ``full_int8``: every op int8. ``output_range``:
     the span the output must cover (a regression's score range), beyond the calibration's.
@@ -178,7 +178,7 @@ register_format(ExportFormat("tflite-fp32", ".tflite", "float", "litert", "float
 register_format(ExportFormat("tflite-fp16", ".tflite", "float", "litert", "float16", write_fp16,
                              "TFLite with float16 weights (float32 compute on CPU)"))
 register_format(ExportFormat("tflite-int8", ".tflite", "qat", "litert", "int8", write_int8,
-                             "TFLite int8 (int8 input and output) from the QAT model's weights, post-training "
+                             "TFLite int8 (float32 input and output, quantized inside the graph) from the QAT model's weights, post-training "
                              "calibrated; the ops int8 makes slower or that break its bounds left float",
                              QUANTIZATION_OPTIONS, searches=True, sensitivity=int8_sensitivity))
 # Post-training from the float model: conv and dense weights int8, activations quantized on
