@@ -128,3 +128,39 @@ def test_naming_an_op_that_is_not_there_changes_nothing():
     dynamic, fp = _files(_model())
     same = dr.with_float_weights(dynamic, fp, ["no/such/op"])
     assert dr.hybrid_ops(read_model(same)) == dr.hybrid_ops(read_model(dynamic))
+
+
+def test_a_hybrid_depthwise_conv_xnnpack_does_not_take_gets_its_float_weights_back():
+    """The spectrotemporal extractor's hybrid DEPTHWISE_CONV_2D ran on the built-in kernel, each
+    one a cut in XNNPACK's graph (5 partitions, 1.15x the fp32 time); with its float weights back
+    XNNPACK takes it. A structural choice, so it holds for every target, and the output stays
+    what dynamic range gives elsewhere."""
+    from edgeaffect.export import dynamic_range as dr
+    from edgeaffect.export.formats.tflite import _converted
+    from edgeaffect.keras_backend import keras
+    from edgeaffect.runtime.litert_ops import op_times
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    x = k.layers.Input((16, 16, 8), batch_size=1, name="image")
+    h = k.layers.Conv2D(64, 1, activation="relu", name="expand")(x)
+    # 5x5x64 weights: the converter leaves a weight under 1024 values float in dynamic range
+    h = k.layers.DepthwiseConv2D(5, padding="same", activation="relu", name="dw")(h)
+    model = k.Model(x, k.layers.Conv2D(8, 1, name="project")(h))
+    specs = {"image": (16, 16, 8)}
+    dynamic = _converted(model, specs, lambda t, c: setattr(c, "optimizations", [t.lite.Optimize.DEFAULT]))
+    outside = dr.outside_the_delegate(dynamic)
+    assert sorted(t for _, t in outside.values()) == ["DEPTHWISE_CONV_2D"], outside
+    fp = _converted(model, specs, lambda t, c: None)
+    blob, facts = dr.choose(dynamic, lambda: fp, specs, [], accept=lambda b: [])
+    assert [(f["op"], f["why"]) for f in facts["float_layers"]] == [("DEPTHWISE_CONV_2D", "speed")], facts
+    assert dr.outside_the_delegate(blob) == {}
+    with __import__("tempfile").TemporaryDirectory() as d:
+        before, after = (__import__("pathlib").Path(d) / n for n in ("before.tflite", "after.tflite"))
+        before.write_bytes(dynamic)
+        after.write_bytes(blob)
+        assert op_times(before, budget_s=0.001, ops=False)["partitions"] > 1
+        assert op_times(after, budget_s=0.001, ops=False)["partitions"] == 1
+    sample = np.random.default_rng(0).standard_normal((1, 16, 16, 8)).astype(np.float32)
+    want = _run(fp, sample)
+    assert np.abs(_run(blob, sample) - want).max() <= 0.05 * np.abs(want).max()

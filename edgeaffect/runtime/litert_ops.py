@@ -137,6 +137,28 @@ def _delegated(interp) -> bool:
     return any(o["op_name"] == "DELEGATE" for o in interp._get_ops_details())
 
 
+def delegated_ops(blob: bytes, indices: list[int]) -> dict[int, bool | None]:
+    """Op index -> whether XNNPACK takes the op (its one-op model gets a DELEGATE node); None
+    where it cannot be cut out or does not load alone. A structural fact of the runtime, not a
+    timing: the same on every CPU that runs this LiteRT build."""
+    from edgeaffect.runtime.litert import _resolver_options, interpreter_class
+
+    Interpreter, _ = interpreter_class()
+    model = read_model(blob)
+    out = {}
+    for i in indices:
+        try:
+            small = one_op_model(model, i)
+            it = None if small is None else Interpreter(model_content=write_model(small), num_threads=1,
+                                                        **_resolver_options("xnnpack"))
+            if it is not None:
+                it.allocate_tensors()
+            out[i] = None if it is None else _delegated(it)
+        except (ValueError, RuntimeError, TypeError, IndexError, KeyError):
+            out[i] = None
+    return out
+
+
 @dataclass
 class OpTime:
     index: int
