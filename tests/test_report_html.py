@@ -388,4 +388,9 @@ def test_bench_rows_show_int8_against_float_and_this_cpus_int8(tmp_path):
     page = write_report([b], tmp_path / "out", papers=False).read_text()
     section = page[page.index("Benchmark"):]
     assert "1.18x time, 0.27x size, -0.0125 metric, 1 float" in section
+    # timed interleaved by the bench: the interval is shown
+    row["vs_float"].update(latency_low=1.15, latency_high=1.21)
+    (b / "bench.json").write_text(json.dumps({"machine": "cpu X", "threads": 1, "rows": [row]}))
+    page = write_report([b], tmp_path / "out2", papers=False).read_text()
+    assert "1.18x [1.15-1.21] time, 0.27x size" in page
     assert "This CPU's int8:</b> this CPU&#x27;s int8 reference (plain conv net): int8 is 1.34x SLOWER" in section

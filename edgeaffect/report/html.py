@@ -445,10 +445,14 @@ def section_verification(g: Gathered) -> str:
 
 
 def _vs_float(v) -> str:
-    """A quantized row against the float32 file of its model, measured in the same run."""
+    """A quantized row against the float32 file of its model, measured in the same run (timed
+    interleaved, with its interval, where the bench did)."""
     if not isinstance(v, dict):
         return "-"
-    return (f"{_num(v.get('latency_ratio'), '.2f')}x time, {_num(v.get('size_ratio'), '.2f')}x size, "
+    low, high = v.get("latency_low"), v.get("latency_high")
+    interval = (f" [{_num(low, '.2f')}-{_num(high, '.2f')}]"
+                if isinstance(low, (int, float)) and isinstance(high, (int, float)) else "")
+    return (f"{_num(v.get('latency_ratio'), '.2f')}x{interval} time, {_num(v.get('size_ratio'), '.2f')}x size, "
             f"{_num(v.get('metric_diff'), '+.4f')} metric, {_num(v.get('float_layers'))} float")
 
 
