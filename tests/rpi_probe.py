@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from edgeaffect.device.predict import ExportedModel
+from edgeaffect.runtime.litert_ops import output_step
 
 bundle, inputs_npz, clip = sys.argv[1:4]
 with np.load(inputs_npz) as z:
@@ -22,7 +23,7 @@ for fmt in ("tflite-int8", "tflite-fp32"):
     t2 = time.perf_counter()
     out[fmt] = {"raw": raw.tolist(), "label": pred.label, "probabilities": pred.probabilities,
                 "inference_s": t1 - t0, "clip_s": t2 - t1,
-                "output_scale": m.runner.output.scale}
+                "output_scale": output_step(m.runner.path)}
 loaded = [name for name in ("tensorflow", "tf_keras", "librosa", "tf2onnx") if name in sys.modules]
 out["desktop_modules_loaded"] = loaded
 print(json.dumps(out))

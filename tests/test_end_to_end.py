@@ -65,6 +65,10 @@ def test_int8_tflite_quantizes_inside_its_graph(export_dir):
     assert sum(o.type == "QUANTIZE" and o.dtype == "float32->int8" for o in ops) >= 2  # face and mfcc
     assert any(o.type == "DEQUANTIZE" and o.dtype == "int8->float32" for o in ops)
     assert any(o.type == "CONV_2D" and o.dtype == "int8->int8" for o in ops)
+    # the step of the int8 output inside (TFLite's int8 softmax: 1/256), as verification reports it
+    from edgeaffect.runtime.litert_ops import output_step
+
+    assert output_step(path) == 1 / 256 and output_step(export_dir / "aver-ravdess-tflite-fp32.tflite") == 0.0
 
 
 def test_predict_matches_the_true_label(export_dir, corpus):

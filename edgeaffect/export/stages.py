@@ -88,8 +88,11 @@ class OneModel:
     def judged_as(self, fmt, runner) -> dict:
         """The file's own output is what the task judges: record the package that ran it and,
         for an int8 output, how many of its quantization steps the difference is."""
-        output = getattr(runner, "output", None)
-        scale = getattr(output, "scale", 0.0) if output is not None and output.dtype in ("int8", "uint8") else 0.0
+        scale = 0.0
+        if fmt.runtime == "litert" and fmt.precision == "int8" and getattr(runner, "path", None) is not None:
+            from edgeaffect.runtime.litert_ops import output_step
+
+            scale = output_step(runner.path)  # int8 inside, float out: the step of the int8 output tensor
         return {"runtime": getattr(runner, "package", fmt.runtime), "output_scale": scale}
 
     def where(self, stage) -> str:

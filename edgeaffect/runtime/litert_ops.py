@@ -137,6 +137,25 @@ def _delegated(interp) -> bool:
     return any(o["op_name"] == "DELEGATE" for o in interp._get_ops_details())
 
 
+def output_step(path: str | Path) -> float:
+    """The quantization step of a file's first output: its own scale for an int8 output, else
+    the scale of the int8 tensor a final DEQUANTIZE reads (a file quantized inside its graph,
+    as ``tflite-int8`` is); 0 for a float output."""
+    def scale_of(t) -> float:
+        q = t.quantization
+        return float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else 0.0
+
+    model = read_model(Path(path).read_bytes())
+    graph = model.subgraphs[0]
+    out = graph.outputs[0]
+    if scale_of(graph.tensors[out]):
+        return scale_of(graph.tensors[out])
+    for op in graph.operators:
+        if out in list(op.outputs) and op_type(model, op) == "DEQUANTIZE":
+            return scale_of(graph.tensors[op.inputs[0]])
+    return 0.0
+
+
 def delegated_ops(blob: bytes, indices: list[int]) -> dict[int, bool | None]:
     """Op index -> whether XNNPACK takes the op (its one-op model gets a DELEGATE node); None
     where it cannot be cut out or does not load alone. A structural fact of the runtime, not a
