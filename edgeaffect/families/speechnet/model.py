@@ -26,6 +26,11 @@ from edgeaffect.contract.registry import ModelSpec, register_model
 PAPER = ("Zhang, Pang et al. Pre-attentive speech signal processing with adaptive routing for emotion "
          "recognition (SpeechNet). BSPC 2026")
 ROUTING_MODES = ("modified", "dynamic", "none")
+# How the routing's votes (one d x C*o matrix per input capsule) are computed; the same
+# weights and numbers either way. "grouped_conv": a 1x1 convolution in n_in groups, which
+# XNNPACK runs in int8; "batch_matmul": an einsum, which converts to an int8 BATCH_MATMUL
+# XNNPACK does not take (5x slower than float on x86). See the model card.
+VOTES_OPS = ("grouped_conv", "batch_matmul")
 PAPER_MARGINS = (0.5, 0.5, 0.5)
 MARGINS = {"sabour": (0.9, 0.5, 0.1), "paper": PAPER_MARGINS}
 
@@ -49,6 +54,7 @@ class SpeechNetConfig:
     capsule_dim: int = 16  # d
     class_capsule_dim: int = 16
     routing_iterations: int = 2
+    votes_op: str = "grouped_conv"  # VOTES_OPS: a graph choice for the runtime, not the paper's
     dropout: float = 0.5  # one dropout, on the refined map before routing (the paper does not say where)
     # Ablation switches (Table 2). routing: "modified" (the paper's), "dynamic" (Sabour et
     # al.'s, = "w/o modified speech routing"), "none" (= "w/o speech routing": flatten + Dense).
@@ -73,6 +79,8 @@ class SpeechNetConfig:
     def __post_init__(self):
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"routing must be one of {ROUTING_MODES}, not '{self.routing}'")
+        if self.votes_op not in VOTES_OPS:
+            raise ValueError(f"votes_op must be one of {VOTES_OPS}, not '{self.votes_op}'")
         if self.refinement and self.max_frames < self.conv_kernel:
             raise ValueError("max_frames must be at least conv_kernel")
 
@@ -185,9 +193,11 @@ def _routing_layer(k):
         converts to int8 TFLite builtins.
         """
 
-        def __init__(self, n_classes, out_dim, iterations, mode, **kw):
+        def __init__(self, n_classes, out_dim, iterations, mode, votes_op="batch_matmul", **kw):
+            # votes_op defaults to the einsum so that files saved before it existed load as they were
             super().__init__(**kw)
             self.n_classes, self.out_dim, self.iterations, self.mode = n_classes, out_dim, iterations, mode
+            self.votes_op = votes_op
 
         def build(self, shape):
             n_in, d = int(shape[1]), int(shape[2])
@@ -199,11 +209,20 @@ def _routing_layer(k):
             inv = tf.math.rsqrt(1.0 + n2)  # 1 / sqrt(1 + |s|^2)
             return s * n2 * tf.math.rsqrt(n2 + 1e-7) * tf.square(inv), n2
 
+        def _votes(self, u):
+            """(B, n_in, d) x (n_in, d, C*o) -> (B, n_in, C*o), one matrix per input capsule."""
+            n_in, d, ck = (int(s) for s in self.w.shape)
+            if self.votes_op == "batch_matmul":
+                return tf.einsum("bid,idk->bik", u, self.w)
+            # A 1x1 convolution over n_in groups of d channels: group i applies capsule i's
+            # matrix. Kernel (1, 1, d, n_in*C*o), output channel i*C*o + k reads group i.
+            kernel = tf.reshape(tf.transpose(self.w, (1, 0, 2)), (1, 1, d, n_in * ck))
+            grouped = tf.nn.conv2d(tf.reshape(u, (-1, 1, 1, n_in * d)), kernel, 1, "VALID")
+            return tf.reshape(grouped, (-1, n_in, ck))
+
         def call(self, u):
             n_in = self.w.shape[0]
-            # (B, n_in, 1, d) x (n_in, d, C*o) -> (B, n_in, C, o), one matrix per input capsule
-            votes = tf.einsum("bid,idk->bik", u, self.w)
-            votes = tf.reshape(votes, (-1, n_in, self.n_classes, self.out_dim))
+            votes = tf.reshape(self._votes(u), (-1, n_in, self.n_classes, self.out_dim))
             if self.mode == "dynamic":
                 logits = tf.zeros_like(votes[..., 0])
                 for r in range(self.iterations):
@@ -226,7 +245,7 @@ def _routing_layer(k):
 
         def get_config(self):
             return {**super().get_config(), "n_classes": self.n_classes, "out_dim": self.out_dim,
-                    "iterations": self.iterations, "mode": self.mode}
+                    "iterations": self.iterations, "mode": self.mode, "votes_op": self.votes_op}
 
     return CapsuleRouting
 
@@ -270,7 +289,7 @@ def build_speechnet(c: SpeechNetConfig):
             L.Lambda(lambda t: t[:, : n_caps * c.capsule_dim], name="whole_capsules")(flat)
             if n_caps * c.capsule_dim != flat.shape[-1] else flat)
         out = _routing_layer(k)(c.n_classes, c.class_capsule_dim, c.routing_iterations, c.routing,
-                                name="routing")(caps)
+                                c.votes_op, name="routing")(caps)
     return k.Model(x_in, out, name="speechnet")
 
 
