@@ -344,3 +344,21 @@ def test_cli_margins_option_is_checked(tmp_path):
     assert res.returncode == 2 and "unknown --margins 'wide'" in res.stderr
     res = _cli("train", "aver-ravdess", "--data", tmp_path, "--out", tmp_path / "r", "--margins", "paper")
     assert res.returncode == 2 and "--margins is not an option of the aver family" in res.stderr
+
+
+def test_votes_op_option_is_checked_and_travels_with_the_run_record(tmp_path):
+    from dataclasses import asdict
+
+    from edgeaffect.cli._options import family_options
+    from edgeaffect.contract import get_model
+
+    family = get_model("speechnet-emodb").family_plugin
+    assert family_options(family, ["--votes-op", "batch_matmul"]) == {"votes_op": "batch_matmul"}
+    res = _cli("train", "speechnet-emodb", "--data", tmp_path, "--out", tmp_path / "r", "--votes-op", "einsum")
+    assert res.returncode == 2 and "unknown --votes-op 'einsum'" in res.stderr
+    # a run's record rebuilds the form it was trained with; a record from before the option
+    # rebuilds the current default (the weights are the same array either way)
+    record = asdict(SpeechNetConfig(votes_op="batch_matmul"))
+    assert SpeechNetConfig.from_dict(record).votes_op == "batch_matmul"
+    record.pop("votes_op")
+    assert SpeechNetConfig.from_dict(record).votes_op == "grouped_conv"

@@ -53,9 +53,10 @@ WHOLE_FILE_GAIN = 0.95
 # with a quarter as the cap it ended at p95 0.0509 against 0.05, recorded).
 DEFAULT_MAX_FLOAT_LAYERS = 8
 # Speed choices together may grow the file by at most this share of the full int8 file: an int8
-# file is also chosen for its size. SpeechNet's capsule routing BATCH_MATMUL (337k weights) runs
-# 5x faster float on x86 (int8 BATCH_MATMUL is not XNNPACK's), but float made the file 3.3x the
-# full int8 one (1652 KiB against 502) for 16 % of its time; its fused LSTM float (+29 %) saves 70 %.
+# file is also chosen for its size. When SpeechNet's capsule routing was a BATCH_MATMUL (337k
+# weights; its votes_op now makes it a grouped conv XNNPACK runs in int8) it ran 5x faster float
+# on x86, but float made the file 3.3x the full int8 one (1652 KiB against 502) for 16 % of its
+# time; its fused LSTM float (+29 % then) saves 70 %.
 SPEED_SIZE_GROWTH = 0.5
 # The candidates are ranked at the model's output (``output_errors``: one run of the ranking
 # samples per op) up to this many ops; a larger graph by the debugger's error at each op.

@@ -13,7 +13,7 @@ from edgeaffect.contract import ClassificationTask, Family, PipelinePreset, Trai
 from edgeaffect.families.speechnet import model  # noqa: F401  (registers the speechnet-* variants)
 from edgeaffect.families.speechnet.corpora import CORPORA
 from edgeaffect.families.speechnet.device import SpeechAdapter
-from edgeaffect.families.speechnet.model import ABLATIONS, MARGINS
+from edgeaffect.families.speechnet.model import ABLATIONS, MARGINS, VOTES_OPS
 
 
 class SpeechNetFamily(Family):
@@ -24,7 +24,10 @@ class SpeechNetFamily(Family):
     split_kinds = ("paper", "speaker")
     ablations = ABLATIONS
     train_options = {"margins": TrainOption(f"loss margins: {' | '.join(MARGINS)} (see the model card)",
-                                            choices=tuple(MARGINS))}
+                                            choices=tuple(MARGINS)),
+                     "votes_op": TrainOption(f"how the routing's votes are computed: {' | '.join(VOTES_OPS)} "
+                                             "(grouped_conv: faster int8, batch_matmul: a smaller int8 file)",
+                                             choices=VOTES_OPS)}
     corpus_layouts = tuple(CORPORA)
     adapter = SpeechAdapter
     demo_folder, demo_make = "build/speechnet", "make demo-speech"
@@ -65,6 +68,8 @@ class SpeechNetFamily(Family):
         config = None
         if options.get("margins") is not None:
             config = replace(spec.config, margin_alphas=lookup("--margins", options["margins"], MARGINS))
+        if options.get("votes_op") is not None:
+            config = replace(config or spec.config, votes_op=options["votes_op"])
         return train_speechnet(spec.name, dataset, out, split=split, seed=seed, split_seed=split_seed, epochs=epochs,
                                deterministic=deterministic, ablation=ablation, config=config, log=log)
 
