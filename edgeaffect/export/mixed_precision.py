@@ -22,7 +22,9 @@ The choice:
    debugger's error at each op), and the fewest from the top of that list that make the file
    hold stay float (1, 2, 4 ... then bisection: ``keep_float_until_held``), up to
    ``max_float_layers`` (``float_layer_cap``).
-``full_int8`` skips both: every op int8, as the quantizer gives it.
+3. size: a convolution whose per-channel quantization parameters are a large share of the
+   file gets per-tensor weights, kept only if the file still holds (``per_tensor``).
+``full_int8`` skips all three: every op int8, as the quantizer gives it.
 """
 
 from __future__ import annotations
@@ -269,11 +271,32 @@ def choose(calibrated_blob: bytes, input_specs: dict, calibration: list[dict], *
         ranked = ranked_for_accuracy(calibrated_blob, input_specs, calibration, [k.node for k in kept], log)
         blob = keep_float_until_held(ranked, kept, lambda nodes: quantize_keeping(calibrated_blob, nodes), accept,
                                      failures, float_layer_cap(max_float_layers, ranked), log) or blob
+    if accept is not None:
+        blob = _smaller_if_it_holds(blob, accept, facts, log)
     if speed:
         facts["mixed_us_here"] = round(whole_us(blob), 1) if kept else facts["full_int8_us_here"]
     facts["float_layers"] = [asdict(k) for k in kept]
     facts["mixed_precision"] = (f"{len(kept)} layer(s) float" if kept else "none needed: every op int8")
     return blob, facts
+
+
+def _smaller_if_it_holds(blob: bytes, accept: Callable[[bytes], list[str]], facts: dict, log=None) -> bytes:
+    """The file with per-tensor weights where per-channel parameters are a large share of it
+    (``edgeaffect.export.per_tensor``), if it still holds its bounds; else ``blob``."""
+    from edgeaffect.export import per_tensor as pt
+
+    ops = pt.heavy_ops(blob)
+    if not ops:
+        return blob
+    candidate, names = pt.per_tensor(blob, ops)
+    failures = accept(candidate)
+    facts["per_tensor_weights"] = {"ops": names, "kept": not failures,
+                                   "bytes": [len(blob), len(candidate)], "failures": failures[:3]}
+    if log is not None:
+        outcome = "kept" if not failures else f"not kept ({failures[0]})"
+        print(f"  per-tensor weights for {', '.join(names)}: {len(blob) // 1024} -> {len(candidate) // 1024} KiB, "
+              f"{outcome}", file=log, flush=True)
+    return blob if failures else candidate
 
 
 def added_bytes(calibrated_blob: bytes) -> dict[str, int]:
