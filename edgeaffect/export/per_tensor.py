@@ -43,7 +43,8 @@ def heavy_ops(blob: bytes) -> list[int]:
         if op_type(model, op) not in _REWRITTEN or len(op.inputs) < 3 or op.inputs[2] < 0:
             continue
         weights = graph.tensors[op.inputs[1]]
-        channels, parameters = _per_channel(weights), _per_channel(weights) * BYTES_PER_CHANNEL
+        channels = _per_channel(weights)
+        parameters = channels * BYTES_PER_CHANNEL
         if (weights.type == int8 and channels > 1 and parameters > np.prod(weights.shape)
                 and parameters >= PARAMETER_SHARE * len(blob)):
             out.append(i)
